@@ -1,0 +1,134 @@
+"""One ``@app.websocket(path)`` route: its handler and callbacks, and the life of each
+connection on it (parameters, ``on_connect``, handler, ``on_close``, the closing frame)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from robyn._params import Dependencies, ParameterError, ParameterPlan
+from robyn._websocket import WebSocket, WebSocketDisconnect, dumps_json
+
+if TYPE_CHECKING:
+    from robyn._native import Connection
+
+_log = logging.getLogger("robyn.websocket")
+
+Callback = Callable[..., Any]
+
+
+class _Callback:
+    """A user function with its parameter plan, read once when it is registered."""
+
+    __slots__ = ("function", "plan")
+
+    def __init__(self, function: Callback) -> None:
+        if not callable(function):
+            raise TypeError(f"expected a function, got {type(function).__name__}")
+        self.function = function
+        self.plan = ParameterPlan(function)
+
+    def bind(self, websocket: WebSocket, dependencies: Dependencies) -> Callable[[], Any]:
+        """Resolves the parameters now (raising ``ParameterError``) and returns the call."""
+        kwargs = self.plan.resolve(websocket.query_params, dependencies)
+        if self.plan.takes_websocket:
+            return lambda: self.function(websocket, **kwargs)
+        return lambda: self.function(**kwargs)
+
+
+async def _invoke(call: Callable[[], Any]) -> Any:
+    """Runs a sync or async callback."""
+    result = call()
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _as_message(value: Any) -> str | bytes | None:
+    """What a callback's return value becomes on the wire: ``str`` as text, ``bytes`` as
+    binary, ``None`` as nothing, anything else as JSON text."""
+    if value is None or isinstance(value, str | bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    return dumps_json(value)
+
+
+class Endpoint:
+    """A WebSocket route. ``serve`` runs once per connection, as its own asyncio task."""
+
+    def __init__(self, path: str, handler: Callback, dependencies: Callable[[], Dependencies]) -> None:
+        self.path = path
+        self.handler = _Callback(handler)
+        self.on_connect: _Callback | None = None
+        self.on_close: _Callback | None = None
+        self._dependencies = dependencies
+
+    def attach(self, handler: Callback) -> Callback:
+        """Gives the handler Robyn's ``@handler.on_connect`` and ``@handler.on_close``."""
+
+        def on_connect(function: Callback) -> Callback:
+            self.on_connect = _Callback(function)
+            return function
+
+        def on_close(function: Callback) -> Callback:
+            self.on_close = _Callback(function)
+            return function
+
+        handler.on_connect = on_connect  # type: ignore[attr-defined]
+        handler.on_close = on_close  # type: ignore[attr-defined]
+        return handler
+
+    def with_prefix(self, prefix: str) -> Endpoint:
+        """The same route mounted under a router prefix."""
+        copy = Endpoint.__new__(Endpoint)
+        copy.__dict__.update(self.__dict__)
+        copy.path = prefix.rstrip("/") + self.path
+        return copy
+
+    async def serve(self, conn: Connection) -> None:
+        websocket = WebSocket(conn)
+        dependencies = self._dependencies()
+        try:
+            run_handler = self.handler.bind(websocket, dependencies)
+            run_on_connect = self.on_connect.bind(websocket, dependencies) if self.on_connect else None
+            run_on_close = self.on_close.bind(websocket, dependencies) if self.on_close else None
+        except ParameterError as error:
+            _log.info("rejected connection %s on %s: %s", conn.id, self.path, error)
+            conn.reject(f"Error: {error}")
+            return
+
+        failed = False
+        try:
+            if run_on_connect is not None:
+                greeting = _as_message(await _invoke(run_on_connect))
+                if greeting is not None:
+                    blocked = conn.send(greeting)
+                    if blocked is not None:
+                        await blocked
+            # Only now may broadcasts reach this client: nothing overtakes the greeting.
+            conn.join()
+            await _invoke(run_handler)
+        except (WebSocketDisconnect, asyncio.CancelledError):
+            pass
+        except Exception:
+            failed = True
+            _log.exception("%s on %s failed for connection %s", self._phase(run_on_connect, conn), self.path, conn.id)
+
+        farewell = None
+        if run_on_close is not None:
+            try:
+                farewell = _as_message(await _invoke(run_on_close))
+            except (WebSocketDisconnect, asyncio.CancelledError):
+                pass
+            except Exception:
+                failed = True
+                _log.exception("on_close on %s failed for connection %s", self.path, conn.id)
+        conn.finish(failed, farewell)
+
+    @staticmethod
+    def _phase(run_on_connect: Callable[[], Any] | None, conn: Connection) -> str:
+        return "handler" if run_on_connect is None or conn.joined else "on_connect"

@@ -1,0 +1,135 @@
+"""Easy-access parameters: typed query parameters and injected dependencies resolved from a
+callback's signature. The signature is read once, when the callback is registered; each
+connection then only runs the resulting list of small resolvers."""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any, Union, get_args, get_origin
+
+from robyn._query import QueryParams
+
+Dependencies = dict[str, dict[str, Any]]
+Resolver = Callable[[QueryParams, Dependencies], Any]
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+# The empty string counts as false, as in Robyn (an unchecked checkbox sends `flag=`).
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+_MISSING = object()
+
+
+class ParameterError(Exception):
+    """A required query parameter is missing, or its value does not convert to the annotated
+    type. The message is the text Robyn sends the client (after ``Error: ``)."""
+
+
+def _missing(name: str) -> ParameterError:
+    return ParameterError(f"Missing required parameter: '{name}'")
+
+
+def _to_bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError(value)
+
+
+def _converter(annotation: Any, name: str) -> Callable[[str], Any]:
+    """A function turning one raw query value into the annotated type, raising
+    ``ParameterError`` with Robyn's message when it does not convert."""
+    if annotation in (str, inspect.Parameter.empty, Any):
+        return lambda value: value
+    convert = _to_bool if annotation is bool else annotation
+    type_name = getattr(annotation, "__name__", str(annotation))
+
+    def checked(value: str) -> Any:
+        try:
+            return convert(value)
+        except (ValueError, TypeError):
+            raise ParameterError(f"Invalid value '{value}' for parameter '{name}': expected {type_name}") from None
+
+    return checked
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = get_args(annotation)
+        others = [arg for arg in args if arg is not type(None)]
+        if len(others) == 1 and len(args) == 2:
+            return others[0], True
+    return annotation, False
+
+
+def _query_resolver(param: inspect.Parameter) -> Resolver:
+    annotation, optional = _unwrap_optional(param.annotation)
+    name = param.name
+    has_default = param.default is not inspect.Parameter.empty
+    fallback = param.default if has_default else None
+
+    if get_origin(annotation) is list or annotation is list:
+        element_args = get_args(annotation)
+        convert = _converter(element_args[0] if element_args else str, name)
+
+        def resolve_list(query: QueryParams, _: Dependencies) -> Any:
+            values = query.get_all(name)
+            if values is not None:
+                return [convert(value) for value in values]
+            if has_default or optional:
+                return fallback
+            raise _missing(name)
+
+        return resolve_list
+
+    convert = _converter(annotation, name)
+
+    def resolve_one(query: QueryParams, _: Dependencies) -> Any:
+        value = query.get(name)
+        if value is not None:
+            return convert(value)
+        if has_default or optional:
+            return fallback
+        raise _missing(name)
+
+    return resolve_one
+
+
+def _resolver(param: inspect.Parameter) -> Resolver:
+    if param.name in ("global_dependencies", "router_dependencies"):
+        key = param.name
+        return lambda _, dependencies: dependencies[key]
+    if param.name == "query_params" or param.annotation is QueryParams:
+        return lambda query, _: query
+    return _query_resolver(param)
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature:
+    try:
+        # Resolves string annotations (`from __future__ import annotations`).
+        return inspect.signature(function, eval_str=True)
+    except (NameError, TypeError, SyntaxError):
+        return inspect.signature(function)
+
+
+class ParameterPlan:
+    """How to call one callback: whether it takes the websocket first, and a resolver for
+    each further parameter."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        params = [
+            param
+            for param in _signature(function).parameters.values()
+            if param.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self.takes_websocket = bool(params) and params[0].kind in positional
+        rest = params[1:] if self.takes_websocket else params
+        self._resolvers = [(param.name, _resolver(param)) for param in rest]
+
+    def resolve(self, query: QueryParams, dependencies: Dependencies) -> dict[str, Any]:
+        """Keyword arguments for one call; raises ``ParameterError`` for the first parameter
+        that is missing or does not convert."""
+        return {name: resolve(query, dependencies) for name, resolve in self._resolvers}

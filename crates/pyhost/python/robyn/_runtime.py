@@ -1,0 +1,105 @@
+"""The asyncio side of the server: one event loop, on one thread, runs every connection's
+task. The server's Rust side wakes it through a file descriptor only when a batch of events
+is waiting; ``Dispatcher.drain`` then hands the whole batch out in one call."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from robyn._app import Robyn
+from robyn._endpoint import Callback, Endpoint
+from robyn._websocket import WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from robyn._native import Connection, Dispatcher
+
+_log = logging.getLogger("robyn.server")
+
+
+class Runtime:
+    def __init__(self, app: Robyn) -> None:
+        self.app = app
+        # The server routes by index into this list; its order is fixed from here on.
+        self.endpoints: list[Endpoint] = list(app.endpoints)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def paths(self) -> list[str]:
+        return [endpoint.path for endpoint in self.endpoints]
+
+    def run(self, dispatcher: Dispatcher, ready: Callable[[str | None], None]) -> None:
+        """Runs the startup handlers, reports through ``ready`` (``None`` or the error), then
+        serves until the server sends Stop."""
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        dispatcher.configure(loop, WebSocketDisconnect, self._open, self._stop)
+        loop.add_reader(dispatcher.fileno(), dispatcher.drain)
+        try:
+            loop.run_until_complete(_run_all(self.app.startup_handlers))
+        except BaseException:
+            ready("".join(traceback.format_exc()))
+            loop.close()
+            return
+        ready(None)
+        try:
+            loop.run_forever()
+        finally:
+            loop.remove_reader(dispatcher.fileno())
+            loop.close()
+
+    def _open(self, index: int, conn: Connection) -> None:
+        task = self._loop.create_task(self.endpoints[index].serve(conn))  # type: ignore[union-attr]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _stop(self) -> None:
+        self._loop.create_task(self._finish())  # type: ignore[union-attr]
+
+    async def _finish(self) -> None:
+        # Reached when every connection has closed, or when the grace period ran out: the
+        # tasks still running are cancelled, which their endpoint treats as a disconnect.
+        pending = list(self._tasks)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _log.warning("%d connection(s) did not finish within the grace period", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            await _run_all(self.app.shutdown_handlers)
+        except Exception:
+            _log.exception("a shutdown handler failed")
+        self._loop.stop()  # type: ignore[union-attr]
+
+
+async def _run_all(handlers: list[Callback]) -> None:
+    for handler in handlers:
+        result = handler()
+        if inspect.isawaitable(result):
+            await result
+
+
+class ForwardToServerLog(logging.Handler):
+    """Sends Python log records to the server's own log, so both sides print one way."""
+
+    def __init__(self, emit: Callable[[int, str, str], None]) -> None:
+        super().__init__()
+        self._emit = emit
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._emit(record.levelno, record.name, self.format(record))
+        except Exception:
+            self.handleError(record)
+
+
+def install_log_forwarding(emit: Callable[[int, str, str], None], level: int) -> None:
+    root = logging.getLogger()
+    root.handlers[:] = [ForwardToServerLog(emit)]
+    root.setLevel(level)

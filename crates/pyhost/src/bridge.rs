@@ -1,0 +1,261 @@
+//! The crossing between the network side (tokio threads) and the interpreter side (the one
+//! thread that runs the asyncio loop).
+//!
+//! Inbound, network threads append events to one shared vector and ring an eventfd only when
+//! the vector goes from empty to non-empty; the loop thread takes the whole vector in a single
+//! swap. Many messages therefore cost one wake-up, and no tokio thread ever touches the GIL.
+//!
+//! Outbound, the interpreter side calls a connection's [`Peer`], which the network side
+//! implements with its own bounded queue; nothing crosses back through this module.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+
+/// Identifies one connection across the crossing; assigned by the network side.
+pub type ConnKey = u64;
+
+/// What the network side tells the interpreter side.
+pub enum Event {
+    /// Something happened on one connection.
+    Conn(ConnKey, Inbound),
+    /// The server is shutting down: every open connection is going away (1001).
+    ShuttingDown,
+    /// Every connection is gone (or the grace period is over): run the shutdown handlers and
+    /// stop the loop.
+    Stop,
+}
+
+/// One connection's events, in the order the network side saw them. `Disconnected` is always
+/// the last event of a connection.
+pub enum Inbound {
+    Open(Box<Opening>),
+    /// A text message; the network side has validated it as UTF-8.
+    Text(Bytes),
+    Binary(Bytes),
+    /// The outbound queue has room again after [`Peer::send`] answered [`SendError::Full`].
+    Writable,
+    /// The connection is over from the network's point of view: the client closed it (its
+    /// code), vanished (1006), or the server dropped it (for example 1013, slow consumer).
+    Disconnected { code: u16, reason: String },
+}
+
+/// A connection whose handshake has completed on an endpoint.
+pub struct Opening {
+    /// Index of the endpoint in the app's list of WebSocket routes.
+    pub endpoint: usize,
+    /// The connection's UUID4, as a string.
+    pub id: String,
+    /// Decoded query parameters, in URL order, repeated keys kept.
+    pub query: Vec<(String, String)>,
+    pub peer: std::sync::Arc<dyn Peer>,
+}
+
+/// A message the interpreter side wants delivered.
+pub enum Frame {
+    Text(String),
+    Binary(Bytes),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The outbound queue is at capacity; `Inbound::Writable` follows once it has room.
+    Full,
+    /// The connection is closed or closing; nothing more can be sent on it.
+    Gone,
+}
+
+/// The network side of one connection, as the interpreter side sees it. Every method is
+/// called on the loop thread and must not block.
+pub trait Peer: Send + Sync {
+    /// Queue one frame for this connection; a refused frame is handed back.
+    fn send(&self, frame: Frame) -> Result<(), (SendError, Frame)>;
+    /// Queue one frame for every joined connection on this endpoint, this one included.
+    fn broadcast(&self, frame: Frame);
+    /// Broadcasts reach this connection from now on (its greeting has been queued).
+    fn join(&self);
+    /// Broadcasts no longer reach this connection.
+    fn leave(&self);
+    /// Queue `last` whatever the queue's capacity (the farewell, and any sends that were
+    /// still waiting for room), then the Close frame, then end the connection. The last call
+    /// the interpreter side makes for a connection.
+    fn close(&self, code: u16, reason: &str, last: Vec<Frame>);
+}
+
+/// The shared event vector and its doorbell.
+pub struct Bridge {
+    pending: Mutex<Vec<Event>>,
+    /// True from the moment the doorbell is rung until the loop thread starts draining: while
+    /// it is set, producers append without a system call.
+    rung: AtomicBool,
+    doorbell: Doorbell,
+}
+
+impl Bridge {
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            pending: Mutex::new(Vec::new()),
+            rung: AtomicBool::new(false),
+            doorbell: Doorbell::new()?,
+        })
+    }
+
+    pub fn push(&self, event: Event) {
+        lock(&self.pending).push(event);
+        self.ring();
+    }
+
+    /// Appends a whole batch under one lock and at most one wake-up.
+    pub fn push_all(&self, events: &mut Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        lock(&self.pending).append(events);
+        self.ring();
+    }
+
+    fn ring(&self) {
+        if !self.rung.swap(true, Ordering::SeqCst) {
+            self.doorbell.ring();
+        }
+    }
+
+    /// Takes every pending event. Resets the doorbell first, then the flag, so a producer that
+    /// appends after the swap always rings again.
+    pub(crate) fn take(&self, into: &mut Vec<Event>) {
+        self.doorbell.reset();
+        self.rung.store(false, Ordering::SeqCst);
+        std::mem::swap(&mut *lock(&self.pending), into);
+    }
+
+    pub(crate) fn fileno(&self) -> RawFd {
+        self.doorbell.fd.as_raw_fd()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the vector half-updated.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A non-blocking eventfd the asyncio loop watches with `loop.add_reader`.
+struct Doorbell {
+    fd: OwnedFd,
+}
+
+impl Doorbell {
+    fn new() -> io::Result<Self> {
+        // SAFETY: eventfd has no memory-safety preconditions; a negative result is an error.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
+        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
+    }
+
+    fn ring(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64. The only possible failure is EAGAIN when the
+        // counter is saturated, which still leaves the fd readable: the wake-up is not lost.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    fn reset(&self) {
+        let mut count: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64. EAGAIN (not rung) is expected.
+        unsafe { libc::read(self.fd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readable(fd: RawFd) -> bool {
+        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut poll, 1, 0) == 1 }
+    }
+
+    fn text(key: ConnKey) -> Event {
+        Event::Conn(key, Inbound::Text(Bytes::from_static(b"x")))
+    }
+
+    #[test]
+    fn many_pushes_ring_the_doorbell_once_and_drain_in_order() {
+        let bridge = Bridge::new().unwrap();
+        assert!(!readable(bridge.fileno()));
+        for key in 0..100 {
+            bridge.push(text(key));
+        }
+        assert!(readable(bridge.fileno()));
+        let mut batch = Vec::new();
+        bridge.take(&mut batch);
+        assert!(!readable(bridge.fileno()), "taking the batch resets the doorbell");
+        let keys: Vec<ConnKey> = batch
+            .iter()
+            .map(|event| match event {
+                Event::Conn(key, _) => *key,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(keys, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_push_after_a_take_rings_again() {
+        let bridge = Bridge::new().unwrap();
+        bridge.push(text(1));
+        let mut batch = Vec::new();
+        bridge.take(&mut batch);
+        bridge.push(text(2));
+        assert!(readable(bridge.fileno()));
+        batch.clear();
+        bridge.take(&mut batch);
+        assert_eq!(batch.len(), 1);
+    }
+
+    #[test]
+    fn push_all_moves_the_whole_batch() {
+        let bridge = Bridge::new().unwrap();
+        let mut events = vec![text(1), text(2), Event::Stop];
+        bridge.push_all(&mut events);
+        assert!(events.is_empty());
+        let mut batch = Vec::new();
+        bridge.take(&mut batch);
+        assert_eq!(batch.len(), 3);
+    }
+
+    #[test]
+    fn concurrent_producers_lose_nothing() {
+        let bridge = std::sync::Arc::new(Bridge::new().unwrap());
+        let producers: Vec<_> = (0..4)
+            .map(|p| {
+                let bridge = bridge.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10_000 {
+                        bridge.push(text(p * 100_000 + i));
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        let mut batch = Vec::new();
+        while seen < 40_000 {
+            batch.clear();
+            bridge.take(&mut batch);
+            seen += batch.len();
+            if batch.is_empty() {
+                std::thread::yield_now();
+            }
+        }
+        for producer in producers {
+            producer.join().unwrap();
+        }
+        assert_eq!(seen, 40_000);
+    }
+}

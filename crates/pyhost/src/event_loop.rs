@@ -1,0 +1,73 @@
+//! The loop thread: the one thread that holds the GIL while the server runs. It runs the
+//! startup handlers, then the asyncio loop that every connection's handler lives on.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyTuple};
+
+use crate::bridge::Bridge;
+use crate::interpreter::{LoadedApp, StartupError, format_exception};
+use crate::native::{Dispatcher, log_python_error};
+
+/// The running loop thread.
+pub struct PythonLoop {
+    finished: mpsc::Receiver<()>,
+}
+
+impl LoadedApp {
+    /// Starts the loop thread and returns once the startup handlers have run and the loop is
+    /// serving events from `bridge`.
+    pub fn start(self, bridge: Arc<Bridge>) -> Result<PythonLoop, StartupError> {
+        let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StartupError>>(1);
+        let (finished_tx, finished) = mpsc::sync_channel(1);
+        let runtime = self.runtime;
+        let spawned = thread::Builder::new().name("python-loop".into()).spawn(move || {
+            Python::attach(|py| run(py, runtime, bridge, ready_tx));
+            let _ = finished_tx.send(());
+        });
+        if let Err(err) = spawned {
+            return Err(StartupError { details: None, message: format!("cannot start the Python thread: {err}") });
+        }
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(PythonLoop { finished }),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(StartupError { details: None, message: "the Python thread ended during start-up".into() }),
+        }
+    }
+}
+
+fn run(py: Python<'_>, runtime: Py<PyAny>, bridge: Arc<Bridge>, ready: mpsc::SyncSender<Result<(), StartupError>>) {
+    let startup_ready = ready.clone();
+    let report = move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, pyo3::types::PyDict>>| -> PyResult<()> {
+        let failure: Option<String> = args.get_item(0)?.extract()?;
+        let outcome = match failure {
+            None => Ok(()),
+            Some(traceback) => Err(StartupError { details: Some(traceback), message: "a startup handler failed".into() }),
+        };
+        let _ = startup_ready.send(outcome);
+        Ok(())
+    };
+    let outcome = PyCFunction::new_closure(py, None, None, report).and_then(|report| {
+        let dispatcher = Py::new(py, Dispatcher::new(bridge))?;
+        runtime.call_method1(py, "run", (dispatcher, report))
+    });
+    if let Err(err) = outcome {
+        // Only reaches anyone if start-up was still waiting; otherwise it is logged.
+        let failure = StartupError { details: Some(format_exception(py, &err)), message: "the asyncio loop failed".into() };
+        if ready.try_send(Err(failure)).is_err() {
+            log_python_error(py, "the asyncio loop failed", &err);
+        }
+    }
+}
+
+impl PythonLoop {
+    /// Waits for the loop thread to finish (after `Event::Stop`); false if it did not within
+    /// `timeout` (a handler blocking the loop, say).
+    pub fn wait(&self, timeout: Duration) -> bool {
+        self.finished.recv_timeout(timeout).is_ok()
+    }
+}

@@ -1,0 +1,136 @@
+//! Starting CPython inside the server and importing the user's app into it.
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::native;
+
+/// The embedded `robyn` package: module name and source, compiled into the binary so that
+/// `import robyn` always means this server's package, whatever else is installed.
+const PACKAGE: &[(&str, &str)] = &[
+    ("robyn", include_str!("../python/robyn/__init__.py")),
+    ("robyn._app", include_str!("../python/robyn/_app.py")),
+    ("robyn._endpoint", include_str!("../python/robyn/_endpoint.py")),
+    ("robyn._http", include_str!("../python/robyn/_http.py")),
+    ("robyn._loader", include_str!("../python/robyn/_loader.py")),
+    ("robyn._params", include_str!("../python/robyn/_params.py")),
+    ("robyn._query", include_str!("../python/robyn/_query.py")),
+    ("robyn._runtime", include_str!("../python/robyn/_runtime.py")),
+    ("robyn._websocket", include_str!("../python/robyn/_websocket.py")),
+    ("robyn.robyn", include_str!("../python/robyn/robyn.py")),
+    ("robyn.status_codes", include_str!("../python/robyn/status_codes.py")),
+];
+
+const BOOTSTRAP: &str = include_str!("../python/bootstrap.py");
+
+/// What to load, and how.
+pub struct Settings {
+    /// `module`, `module:attr`, `path/to/app.py` or `path/to/app.py:attr`.
+    pub target: String,
+    /// Where the module is looked up (put first on `sys.path`).
+    pub app_dir: PathBuf,
+    /// Python's level number (`logging.INFO` is 20) below which Python log records are
+    /// dropped before they are formatted.
+    pub log_level: i32,
+}
+
+/// Start-up cannot go on; printed as the details (a traceback, if any) then the message.
+#[derive(Debug)]
+pub struct StartupError {
+    pub details: Option<String>,
+    pub message: String,
+}
+
+impl StartupError {
+    fn internal(py: Python<'_>, doing: &str, err: &PyErr) -> Self {
+        Self { details: Some(format_exception(py, err)), message: format!("{doing} failed inside the server") }
+    }
+}
+
+/// The user's app, imported, with what the network side needs to know about it.
+pub struct LoadedApp {
+    /// The WebSocket routes; an event's endpoint index points into this list.
+    pub paths: Vec<String>,
+    /// Where `app.start(host=..., port=...)` asked to listen, if it was called.
+    pub start_host: Option<String>,
+    pub start_port: Option<u16>,
+    /// Routes and features of the app that this server does not serve (HTTP routes...).
+    pub unserved: Vec<String>,
+    pub(crate) runtime: Py<PyAny>,
+}
+
+/// Starts the interpreter and imports the app. Python tracebacks end up in the error.
+pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
+    Python::initialize();
+    Python::attach(|py| {
+        install_package(py, settings.log_level)
+            .map_err(|err| StartupError::internal(py, "installing the robyn package", &err))?;
+        let app_dir = settings.app_dir.to_string_lossy().into_owned();
+        let loader = py
+            .import("robyn._loader")
+            .map_err(|err| StartupError::internal(py, "importing robyn._loader", &err))?;
+        let runtime = loader
+            .call_method1("load", (settings.target.as_str(), app_dir))
+            .map_err(|err| load_error(py, &loader, err))?;
+        describe(&runtime).map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
+    })
+}
+
+fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {
+    let bootstrap = PyModule::from_code(
+        py,
+        &CString::new(BOOTSTRAP)?,
+        c"robyn-ws-server/bootstrap.py",
+        c"_robyn_ws_bootstrap",
+    )?;
+    let sources = PyDict::new(py);
+    for (name, source) in PACKAGE {
+        sources.set_item(name, source)?;
+    }
+    let native = native::module(py)?;
+    let emit = native.getattr("emit")?;
+    bootstrap.call_method1("install", (sources, native))?;
+    py.import("robyn._runtime")?
+        .call_method1("install_log_forwarding", (emit, log_level))?;
+    Ok(())
+}
+
+fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: PyErr) -> StartupError {
+    let is_load_error = loader
+        .getattr("AppLoadError")
+        .is_ok_and(|class| err.value(py).is_instance(&class).unwrap_or(false));
+    if !is_load_error {
+        return StartupError::internal(py, "loading the app", &err);
+    }
+    let value = err.value(py);
+    StartupError {
+        details: value.getattr("details").and_then(|d| d.extract()).unwrap_or(None),
+        message: value.str().map(|s| s.to_string()).unwrap_or_default(),
+    }
+}
+
+fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
+    let app = runtime.getattr("app")?;
+    Ok(LoadedApp {
+        paths: runtime.call_method0("paths")?.extract()?,
+        start_host: app.getattr("start_host")?.extract()?,
+        start_port: app.getattr("start_port")?.extract()?,
+        unserved: app.getattr("unserved")?.extract()?,
+        runtime: runtime.clone().unbind(),
+    })
+}
+
+/// An exception with its traceback, as Python would print it.
+pub(crate) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
+    let formatted = py
+        .import("traceback")
+        .and_then(|traceback| traceback.call_method1("format_exception", (err.value(py),)))
+        .and_then(|lines| lines.extract::<Vec<String>>());
+    match formatted {
+        Ok(lines) => lines.concat().trim_end().to_owned(),
+        Err(_) => err.to_string(),
+    }
+}

@@ -1,0 +1,10 @@
+//! The interpreter side of robyn-ws-server: CPython embedded with PyO3, the `robyn` package
+//! users import, and the bridge that carries events between tokio and the asyncio loop.
+
+pub mod bridge;
+mod event_loop;
+mod interpreter;
+mod native;
+
+pub use event_loop::PythonLoop;
+pub use interpreter::{LoadedApp, Settings, StartupError, load};

@@ -1,0 +1,128 @@
+//! Command-line flags.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "robyn-ws-server",
+    version,
+    about = "Serve a Robyn-style Python WebSocket app (`@app.websocket(...)` handlers) from a Rust server.",
+    after_help = "Example: robyn-ws-server --app pyapp.main --port 8080"
+)]
+pub struct Cli {
+    /// The app to serve: `module`, `module:attr` (naming the Robyn instance), or a path to a
+    /// .py file (optionally `:attr`).
+    #[arg(long, env = "ROBYN_APP", value_name = "MODULE[:ATTR]")]
+    pub app: String,
+
+    /// Directory the app is imported from; it goes first on sys.path.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub app_dir: PathBuf,
+
+    /// Address to listen on. [default: app.start(host=...) if called, else 127.0.0.1]
+    #[arg(long, env = "ROBYN_HOST")]
+    pub host: Option<String>,
+
+    /// Port to listen on. [default: app.start(port=...) if called, else 8080]
+    #[arg(long, env = "ROBYN_PORT")]
+    pub port: Option<u16>,
+
+    /// Least severe log messages shown, for the server and for Python's `logging`.
+    #[arg(long, value_enum, env = "ROBYN_LOG_LEVEL", default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Threads doing network I/O. [default: number of CPUs - 1, at least 1; the Python
+    /// handlers have a thread of their own]
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// Largest message (and frame) a client may send, in bytes (suffixes K, M, KiB, MiB
+    /// accepted); a bigger one is answered with Close 1009.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Frames a connection's outbound queue holds. A full queue makes `send_*` wait, and
+    /// drops a broadcast recipient with Close 1013 (slow consumer).
+    #[arg(long, value_name = "FRAMES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub send_queue: u32,
+
+    /// Seconds handlers get to finish after SIGINT/SIGTERM before the remaining connections
+    /// are closed without waiting for them.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub shutdown_timeout: f64,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn tracing(self) -> tracing::Level {
+        match self {
+            LogLevel::Error => tracing::Level::ERROR,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Trace => tracing::Level::TRACE,
+        }
+    }
+
+    /// The matching level number of Python's `logging`.
+    pub fn python(self) -> i32 {
+        match self {
+            LogLevel::Error => 40,
+            LogLevel::Warn => 30,
+            LogLevel::Info => 20,
+            LogLevel::Debug => 10,
+            LogLevel::Trace => 1,
+        }
+    }
+}
+
+/// `1048576`, `64K`, `64KiB`, `16M`, `16MiB` (binary multiples either way).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits.parse().map_err(|_| format!("{text:?} is not a size: use bytes, or a number with K/M/G"))?;
+    let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}: use K, M or G")),
+    };
+    match number.checked_mul(multiplier) {
+        Some(0) | None => Err(format!("{text:?} is not a usable size")),
+        Some(size) => Ok(size),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_and_without_units() {
+        assert_eq!(parse_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("2 gb"), Ok(2 << 30));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn the_flags_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,240 @@
+//! One task per connection, driving its socket in both directions from a single poll
+//! function: messages read go to the bridge in one batch per wake-up, frames the link queued
+//! are written as a batch and flushed once. One task (instead of a reader and a writer) keeps
+//! an idle connection small and needs no lock around the socket.
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::{Sink, Stream};
+use pyhost::bridge::{Event, Inbound, Opening};
+use tokio::time::Sleep;
+
+use crate::link::{Closing, Link, close_frame};
+use crate::state::ServerState;
+
+/// How long to wait for the client's answer to our Close frame before dropping the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Messages read per wake-up before the task yields, so one flooding client cannot hold a
+/// worker thread.
+const READ_BUDGET: usize = 64;
+
+/// Serves one upgraded connection until it is closed.
+pub async fn serve(state: Arc<ServerState>, endpoint: usize, socket: WebSocket, query: Vec<(String, String)>) {
+    let key = state.next_key();
+    let link = Arc::new(Link::new(key, endpoint, state.registry.clone(), state.limits.send_queue));
+    state.registry.insert(&link);
+    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().to_string(), query, peer: link.clone() };
+    state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
+
+    let mut driver = Driver {
+        state: state.clone(),
+        link: link.clone(),
+        socket,
+        outgoing: VecDeque::new(),
+        events: Vec::new(),
+        closing: None,
+        close_sent: false,
+        close_timer: None,
+        unflushed: false,
+        python_told: false,
+        read_failed: false,
+    };
+    poll_fn(|cx| driver.poll(cx)).await;
+    driver.tell_python(1006, "");
+    state.bridge.push_all(&mut driver.events);
+    link.set_gone();
+    state.registry.remove(&link);
+}
+
+struct Driver {
+    state: Arc<ServerState>,
+    link: Arc<Link>,
+    socket: WebSocket,
+    /// Frames taken from the link, not yet handed to the socket.
+    outgoing: VecDeque<Message>,
+    /// Events for the bridge, pushed together at the end of each poll.
+    events: Vec<Event>,
+    /// The Close frame to send once `outgoing` is written.
+    closing: Option<CloseFrame>,
+    close_sent: bool,
+    close_timer: Option<Pin<Box<Sleep>>>,
+    unflushed: bool,
+    /// The interpreter side knows this connection is over (`Inbound::Disconnected` queued, or
+    /// it asked for the close itself). Nothing more is reported after that.
+    python_told: bool,
+    /// Reading hit a protocol error: only the Close frame is still written.
+    read_failed: bool,
+}
+
+enum Step {
+    Continue,
+    Done,
+}
+
+impl Driver {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let step = self.read(cx);
+        let step = match step {
+            Step::Continue => self.write(cx),
+            Step::Done => Step::Done,
+        };
+        self.state.bridge.push_all(&mut self.events);
+        let timed_out = self.close_timer.as_mut().is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        match step {
+            Step::Done => Poll::Ready(()),
+            Step::Continue if timed_out => Poll::Ready(()),
+            Step::Continue => Poll::Pending,
+        }
+    }
+
+    fn read(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.read_failed {
+            return Step::Continue;
+        }
+        for _ in 0..READ_BUDGET {
+            let message = match Pin::new(&mut self.socket).poll_next(cx) {
+                Poll::Pending => return Step::Continue,
+                Poll::Ready(None) => return Step::Done,
+                Poll::Ready(Some(Err(error))) => return self.read_error(&error),
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            match message {
+                Message::Text(text) => self.deliver(Inbound::Text(text.into())),
+                Message::Binary(bytes) => self.deliver(Inbound::Binary(bytes)),
+                // tungstenite answers pings itself; the answer goes out with the next flush.
+                Message::Ping(_) | Message::Pong(_) => self.unflushed = true,
+                Message::Close(frame) => {
+                    let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
+                    self.tell_python(code, &reason);
+                    // Our answer (tungstenite queues it) goes out with the next flush; after
+                    // that the stream ends.
+                    self.unflushed = true;
+                }
+            }
+        }
+        // Budget spent with messages still coming: run again after others had their turn.
+        cx.waker().wake_by_ref();
+        Step::Continue
+    }
+
+    fn deliver(&mut self, inbound: Inbound) {
+        if !self.python_told {
+            self.events.push(Event::Conn(self.link.key, inbound));
+        }
+    }
+
+    fn read_error(&mut self, error: &axum::Error) -> Step {
+        let code = close_code_for(error);
+        tracing::debug!(key = self.link.key, code, %error, "connection read failed");
+        if code == 1006 {
+            return Step::Done;
+        }
+        // The client broke the protocol: tell it why in a Close frame, then drop it.
+        self.read_failed = true;
+        self.tell_python(code, "");
+        if self.closing.is_none() && !self.close_sent {
+            self.outgoing.clear();
+            self.closing = Some(close_frame(code, ""));
+        }
+        Step::Continue
+    }
+
+    fn write(&mut self, cx: &mut Context<'_>) -> Step {
+        if !self.close_sent {
+            let taken = self.link.take(cx.waker(), &mut self.outgoing);
+            if taken.writable && !self.python_told {
+                self.events.push(Event::Conn(self.link.key, Inbound::Writable));
+            }
+            if let Some(Closing { frame, by_app }) = taken.closing {
+                if by_app {
+                    // The interpreter side ended this connection; it needs no telling.
+                    self.python_told = true;
+                } else {
+                    self.tell_python(frame.code, &frame.reason);
+                }
+                if self.closing.is_none() {
+                    self.closing = Some(frame);
+                }
+            }
+        }
+        loop {
+            let next = match self.outgoing.pop_front() {
+                Some(message) => message,
+                None => match self.closing.take() {
+                    Some(frame) if !self.close_sent => {
+                        self.close_sent = true;
+                        self.close_timer = Some(Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
+                        Message::Close(Some(frame))
+                    }
+                    _ => break,
+                },
+            };
+            match Pin::new(&mut self.socket).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Step::Done,
+                Poll::Pending => {
+                    self.put_back(next);
+                    return Step::Continue;
+                }
+            }
+            if Pin::new(&mut self.socket).start_send(next).is_err() {
+                return Step::Done;
+            }
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            match Pin::new(&mut self.socket).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Step::Done,
+                Poll::Pending => {}
+            }
+        }
+        if self.read_failed && self.close_sent && !self.unflushed {
+            return Step::Done;
+        }
+        Step::Continue
+    }
+
+    fn put_back(&mut self, message: Message) {
+        match message {
+            Message::Close(frame) => {
+                self.close_sent = false;
+                self.close_timer = None;
+                self.closing = frame;
+            }
+            other => self.outgoing.push_front(other),
+        }
+    }
+
+    /// Queues `Inbound::Disconnected` once: the handler's pending receive raises
+    /// `WebSocketDisconnect(code, reason)`.
+    fn tell_python(&mut self, code: u16, reason: &str) {
+        if !self.python_told {
+            self.python_told = true;
+            self.events.push(Event::Conn(self.link.key, Inbound::Disconnected { code, reason: reason.to_owned() }));
+        }
+    }
+}
+
+/// The close code that matches a read error, per RFC 6455 section 7.4.1; 1006 when the
+/// connection itself is gone and no Close frame can be sent.
+fn close_code_for(error: &axum::Error) -> u16 {
+    use tungstenite::Error;
+    use tungstenite::error::{CapacityError, ProtocolError};
+    let inner = std::error::Error::source(error).and_then(|source| source.downcast_ref::<Error>());
+    match inner {
+        Some(Error::Utf8(_)) => 1007,
+        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => 1009,
+        Some(Error::Capacity(_)) => 1009,
+        Some(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => 1006,
+        Some(Error::Protocol(_)) => 1002,
+        _ => 1006,
+    }
+}

@@ -1,0 +1,266 @@
+//! A connection's link between the interpreter side and its socket task: the bounded
+//! outbound queue the loop thread fills and the socket task empties.
+//!
+//! A `Mutex<VecDeque>` rather than a tokio channel: the socket task takes the whole queue in
+//! one lock (so it can write a batch and flush once), and an idle connection holds no
+//! pre-allocated channel block.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::task::AtomicWaker;
+use pyhost::bridge::{ConnKey, Frame, Peer, SendError};
+
+use crate::registry::Registry;
+
+/// Close code for a client dropped because it did not read its broadcasts fast enough.
+pub const SLOW_CONSUMER: u16 = 1013;
+
+pub struct Link {
+    pub key: ConnKey,
+    pub endpoint: usize,
+    registry: Arc<Registry>,
+    outbox: Mutex<Outbox>,
+    /// The socket task, to wake when the queue changes.
+    waker: AtomicWaker,
+    joined: AtomicBool,
+}
+
+struct Outbox {
+    frames: VecDeque<Message>,
+    capacity: usize,
+    closing: Option<Closing>,
+    /// A send was refused for lack of room; tell the loop thread when there is room again.
+    want_writable: bool,
+    /// The socket task has ended; nothing is sent any more.
+    gone: bool,
+}
+
+/// The server decided to close the connection.
+#[derive(Clone)]
+pub struct Closing {
+    pub frame: CloseFrame,
+    /// The interpreter side asked for it (so it knows); otherwise the socket task must tell it.
+    pub by_app: bool,
+}
+
+/// What the socket task takes from the link in one go.
+pub struct Taken {
+    /// The loop thread is waiting for room in the queue, and now has it.
+    pub writable: bool,
+    /// Close after the frames taken.
+    pub closing: Option<Closing>,
+}
+
+impl Link {
+    pub fn new(key: ConnKey, endpoint: usize, registry: Arc<Registry>, capacity: usize) -> Self {
+        Self {
+            key,
+            endpoint,
+            registry,
+            outbox: Mutex::new(Outbox {
+                frames: VecDeque::new(),
+                capacity,
+                closing: None,
+                want_writable: false,
+                gone: false,
+            }),
+            waker: AtomicWaker::new(),
+            joined: AtomicBool::new(false),
+        }
+    }
+
+    fn outbox(&self) -> MutexGuard<'_, Outbox> {
+        // Nothing panics while holding this lock; a poisoned lock still holds a whole queue.
+        self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_joined(&self) -> bool {
+        self.joined.load(Ordering::Acquire)
+    }
+
+    /// Registers the socket task's waker, then moves every queued frame into `into`.
+    pub fn take(&self, waker: &std::task::Waker, into: &mut VecDeque<Message>) -> Taken {
+        self.waker.register(waker);
+        let mut outbox = self.outbox();
+        into.append(&mut outbox.frames);
+        let writable = std::mem::take(&mut outbox.want_writable);
+        Taken { writable, closing: outbox.closing.take() }
+    }
+
+    /// A broadcast frame for this connection. A client whose queue is full is not waited
+    /// for: its queue is dropped and it is closed with 1013, so no other client loses a
+    /// message to it.
+    pub fn offer(&self, message: Message) {
+        let mut outbox = self.outbox();
+        if outbox.gone || outbox.closing.is_some() {
+            return;
+        }
+        if outbox.frames.len() >= outbox.capacity {
+            outbox.frames.clear();
+            outbox.closing = Some(Closing { frame: close_frame(SLOW_CONSUMER, "slow consumer"), by_app: false });
+            self.joined.store(false, Ordering::Release);
+        } else {
+            outbox.frames.push_back(message);
+        }
+        drop(outbox);
+        self.waker.wake();
+    }
+
+    /// The server closes the connection on its own (shutdown grace period over, say).
+    pub fn force_close(&self, code: u16, reason: &str) {
+        let mut outbox = self.outbox();
+        if outbox.gone || outbox.closing.is_some() {
+            return;
+        }
+        outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: false });
+        drop(outbox);
+        self.joined.store(false, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// The socket task has ended: later sends are refused.
+    pub fn set_gone(&self) {
+        self.outbox().gone = true;
+        self.joined.store(false, Ordering::Release);
+    }
+}
+
+pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
+    CloseFrame { code, reason: Utf8Bytes::from(reason) }
+}
+
+pub fn message(frame: Frame) -> Message {
+    match frame {
+        Frame::Text(text) => Message::Text(Utf8Bytes::from(text)),
+        Frame::Binary(bytes) => Message::Binary(bytes),
+    }
+}
+
+impl Peer for Link {
+    fn send(&self, frame: Frame) -> Result<(), (SendError, Frame)> {
+        let mut outbox = self.outbox();
+        if outbox.gone || outbox.closing.is_some() {
+            return Err((SendError::Gone, frame));
+        }
+        if outbox.frames.len() >= outbox.capacity {
+            // Set under the same lock the socket task takes the queue with, so the room it
+            // makes next is always reported.
+            outbox.want_writable = true;
+            return Err((SendError::Full, frame));
+        }
+        outbox.frames.push_back(message(frame));
+        drop(outbox);
+        self.waker.wake();
+        Ok(())
+    }
+
+    fn broadcast(&self, frame: Frame) {
+        self.registry.broadcast(self.endpoint, message(frame));
+    }
+
+    fn join(&self) {
+        self.joined.store(true, Ordering::Release);
+    }
+
+    fn leave(&self) {
+        self.joined.store(false, Ordering::Release);
+    }
+
+    fn close(&self, code: u16, reason: &str, last: Vec<Frame>) {
+        let mut outbox = self.outbox();
+        if outbox.gone || outbox.closing.is_some() {
+            return;
+        }
+        outbox.frames.extend(last.into_iter().map(message));
+        outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: true });
+        drop(outbox);
+        self.joined.store(false, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::Waker;
+
+    fn link(capacity: usize) -> Arc<Link> {
+        let registry = Arc::new(Registry::new(1));
+        let link = Arc::new(Link::new(1, 0, registry.clone(), capacity));
+        registry.insert(&link);
+        link
+    }
+
+    fn text(s: &str) -> Frame {
+        Frame::Text(s.to_owned())
+    }
+
+    fn drain(link: &Link) -> (Vec<String>, Taken) {
+        let mut frames = VecDeque::new();
+        let taken = link.take(Waker::noop(), &mut frames);
+        let texts = frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect();
+        (texts, taken)
+    }
+
+    #[test]
+    fn a_full_queue_refuses_then_reports_room() {
+        let link = link(2);
+        link.send(text("a")).unwrap();
+        link.send(text("b")).unwrap();
+        let (error, frame) = link.send(text("c")).unwrap_err();
+        assert_eq!(error, SendError::Full);
+        assert!(matches!(frame, Frame::Text(ref t) if t == "c"), "the refused frame is handed back");
+        let (texts, taken) = drain(&link);
+        assert_eq!(texts, ["a", "b"]);
+        assert!(taken.writable);
+        assert!(!drain(&link).1.writable, "room is reported once");
+    }
+
+    #[test]
+    fn close_queues_the_last_frames_past_capacity_then_refuses_sends() {
+        let link = link(1);
+        link.send(text("a")).unwrap();
+        link.close(1000, "", vec![text("bye")]);
+        assert_eq!(link.send(text("late")).unwrap_err().0, SendError::Gone);
+        let (texts, taken) = drain(&link);
+        assert_eq!(texts, ["a", "bye"]);
+        let closing = taken.closing.unwrap();
+        assert_eq!(closing.frame.code, 1000);
+        assert!(closing.by_app);
+    }
+
+    #[test]
+    fn broadcast_reaches_joined_links_only_and_drops_a_slow_one() {
+        let registry = Arc::new(Registry::new(1));
+        let fast = Arc::new(Link::new(1, 0, registry.clone(), 4));
+        let slow = Arc::new(Link::new(2, 0, registry.clone(), 1));
+        let outside = Arc::new(Link::new(3, 0, registry.clone(), 4));
+        for link in [&fast, &slow, &outside] {
+            registry.insert(link);
+        }
+        fast.join();
+        slow.join();
+        fast.broadcast(text("one"));
+        fast.broadcast(text("two"));
+        assert_eq!(drain(&fast).0, ["one", "two"]);
+        assert!(drain(&outside).0.is_empty(), "not joined: no broadcasts");
+        let (texts, taken) = drain(&slow);
+        assert!(texts.is_empty(), "a slow consumer's queue is dropped");
+        let closing = taken.closing.unwrap();
+        assert_eq!(closing.frame.code, SLOW_CONSUMER);
+        assert!(!closing.by_app);
+        assert!(!slow.is_joined());
+    }
+
+    #[test]
+    fn a_gone_link_refuses_everything() {
+        let link = link(4);
+        link.set_gone();
+        assert_eq!(link.send(text("x")).unwrap_err().0, SendError::Gone);
+        link.offer(message(text("y")));
+        assert!(drain(&link).0.is_empty());
+    }
+}

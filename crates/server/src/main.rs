@@ -1,0 +1,117 @@
+//! robyn-ws-server: serves a Robyn-style Python WebSocket app. The network side (this crate:
+//! listener, handshake, routing, registries, broadcast, shutdown) runs on tokio; the handlers
+//! run on an embedded CPython (the `pyhost` crate), on one asyncio loop thread.
+
+mod cli;
+mod connection;
+mod handshake;
+mod link;
+mod listener;
+mod registry;
+mod routing;
+mod shutdown;
+mod state;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use clap::Parser;
+use pyhost::bridge::Bridge;
+use pyhost::{LoadedApp, Settings, StartupError};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::Cli;
+use crate::routing::Routes;
+use crate::state::{Limits, ServerState};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(cli.log_level.tracing()).init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            if let Some(details) = &error.details {
+                eprintln!("{details}");
+            }
+            eprintln!("error: {}", error.message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn failure(message: String) -> StartupError {
+    StartupError { details: None, message }
+}
+
+fn run(cli: Cli) -> Result<(), StartupError> {
+    let settings = Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
+    let app = pyhost::load(&settings)?;
+    let (routes, duplicates) = Routes::new(&app.paths);
+    announce(&app, &duplicates);
+
+    let host = cli.host.clone().or_else(|| app.start_host.clone()).unwrap_or_else(|| "127.0.0.1".into());
+    let port = cli.port.or(app.start_port).unwrap_or(8080);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.workers.unwrap_or_else(default_workers).max(1))
+        .thread_name("robyn-ws-io")
+        .enable_all()
+        .build()
+        .map_err(|error| failure(format!("cannot start the I/O threads: {error}")))?;
+    let listener = runtime.block_on(TcpListener::bind((host.as_str(), port))).map_err(|error| bind_failure(&host, port, &error))?;
+    let address = listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
+
+    let bridge = Arc::new(Bridge::new().map_err(|error| failure(format!("cannot create the event bridge: {error}")))?);
+    let limits = Limits { max_message_size: cli.max_message_size, send_queue: cli.send_queue as usize };
+    let python = app.start(bridge.clone())?;
+    let state = Arc::new(ServerState::new(routes, bridge, limits));
+    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
+    tracing::info!("serving {} on ws://{address}", cli.app);
+
+    let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10));
+    runtime.block_on(async {
+        let stop = CancellationToken::new();
+        let accepting = tokio::spawn(listener::accept_until(listener, router, stop.clone()));
+        shutdown::signalled().await;
+        stop.cancel();
+        let _ = accepting.await;
+        shutdown::close_all(&state, grace).await;
+    });
+    if !python.wait(Duration::from_secs(10)) {
+        tracing::warn!("the Python loop did not stop within 10 s (is a handler blocking it?): exiting anyway");
+    }
+    Ok(())
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+}
+
+fn announce(app: &LoadedApp, duplicates: &[String]) {
+    if app.paths.is_empty() {
+        tracing::warn!("the app has no @app.websocket routes: every request will get 404");
+    } else {
+        tracing::info!("WebSocket routes: {}", app.paths.join(", "));
+    }
+    for path in duplicates {
+        tracing::warn!("{path} has several handlers: the last one registered serves it");
+    }
+    if !app.unserved.is_empty() {
+        tracing::warn!(
+            "not served (robyn-ws-server serves WebSocket routes only): {}",
+            app.unserved.join(", ")
+        );
+    }
+}
+
+fn bind_failure(host: &str, port: u16, error: &std::io::Error) -> StartupError {
+    let hint = match error.kind() {
+        std::io::ErrorKind::AddrInUse => ": another process is listening there; stop it or pick another --port",
+        std::io::ErrorKind::PermissionDenied => ": ports below 1024 need privileges; pick another --port",
+        std::io::ErrorKind::AddrNotAvailable => ": this machine has no such address; check --host",
+        _ => "",
+    };
+    failure(format!("cannot listen on {host}:{port}: {error}{hint}"))
+}

@@ -1,0 +1,79 @@
+//! The open connections of each endpoint, and broadcast over them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use axum::extract::ws::Message;
+use pyhost::bridge::ConnKey;
+use tokio::sync::Notify;
+
+use crate::link::Link;
+
+type Links = HashMap<ConnKey, Arc<Link>>;
+
+pub struct Registry {
+    endpoints: Vec<RwLock<Links>>,
+    live: AtomicUsize,
+    emptied: Notify,
+}
+
+impl Registry {
+    pub fn new(endpoint_count: usize) -> Self {
+        Self {
+            endpoints: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
+            live: AtomicUsize::new(0),
+            emptied: Notify::new(),
+        }
+    }
+
+    fn read(&self, endpoint: usize) -> RwLockReadGuard<'_, Links> {
+        // Inserts and removes cannot panic half-way; a poisoned map is still whole.
+        self.endpoints[endpoint].read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self, endpoint: usize) -> RwLockWriteGuard<'_, Links> {
+        self.endpoints[endpoint].write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn insert(&self, link: &Arc<Link>) {
+        self.write(link.endpoint).insert(link.key, link.clone());
+        self.live.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn remove(&self, link: &Link) {
+        if self.write(link.endpoint).remove(&link.key).is_some() && self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.emptied.notify_waiters();
+        }
+    }
+
+    /// One frame to every joined connection of `endpoint`. The frame's bytes are shared by
+    /// every queue they go into; nothing waits on a slow client (see [`Link::offer`]).
+    pub fn broadcast(&self, endpoint: usize, message: Message) {
+        for link in self.read(endpoint).values() {
+            if link.is_joined() {
+                link.offer(message.clone());
+            }
+        }
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::Acquire)
+    }
+
+    /// Every open connection, across endpoints.
+    pub fn all(&self) -> Vec<Arc<Link>> {
+        (0..self.endpoints.len()).flat_map(|endpoint| self.read(endpoint).values().cloned().collect::<Vec<_>>()).collect()
+    }
+
+    /// Returns once no connection is left.
+    pub async fn until_empty(&self) {
+        loop {
+            let emptied = self.emptied.notified();
+            if self.live() == 0 {
+                return;
+            }
+            emptied.await;
+        }
+    }
+}

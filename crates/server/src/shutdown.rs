@@ -1,0 +1,39 @@
+//! Graceful shutdown: on SIGINT or SIGTERM, stop accepting, let every handler see
+//! `WebSocketDisconnect` (1001) and finish, then stop the interpreter side.
+
+use std::time::Duration;
+
+use pyhost::bridge::Event;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::state::ServerState;
+
+/// Returns when the process is asked to stop.
+pub async fn signalled() {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::error!("cannot install signal handlers: stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!("{name} received: closing connections");
+}
+
+/// Closes every connection with 1001 and waits for them, at most `grace` (then the rest are
+/// closed without waiting for their handlers), then tells the interpreter side to stop.
+pub async fn close_all(state: &ServerState, grace: Duration) {
+    state.begin_shutdown();
+    state.bridge.push(Event::ShuttingDown);
+    if tokio::time::timeout(grace, state.registry.until_empty()).await.is_err() {
+        let stuck = state.registry.all();
+        tracing::warn!("{} connection(s) still open after {grace:?}: closing them now", stuck.len());
+        for link in stuck {
+            link.force_close(1001, "server shutting down");
+        }
+        // Each gets the usual few seconds to answer our Close frame.
+        let _ = tokio::time::timeout(Duration::from_secs(6), state.registry.until_empty()).await;
+    }
+    state.bridge.push(Event::Stop);
+}
