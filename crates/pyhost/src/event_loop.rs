@@ -43,10 +43,10 @@ impl LoadedApp {
 fn run(py: Python<'_>, runtime: Py<PyAny>, bridge: Arc<Bridge>, ready: mpsc::SyncSender<Result<(), StartupError>>) {
     let startup_ready = ready.clone();
     let report = move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, pyo3::types::PyDict>>| -> PyResult<()> {
-        let failure: Option<String> = args.get_item(0)?.extract()?;
+        let failure: Option<(String, String)> = args.get_item(0)?.extract()?;
         let outcome = match failure {
             None => Ok(()),
-            Some(traceback) => Err(StartupError { details: Some(traceback), message: "a startup handler failed".into() }),
+            Some((traceback, message)) => Err(StartupError { details: Some(traceback), message }),
         };
         let _ = startup_ready.send(outcome);
         Ok(())

@@ -19,6 +19,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn._params", include_str!("../python/robyn/_params.py")),
     ("robyn._query", include_str!("../python/robyn/_query.py")),
     ("robyn._runtime", include_str!("../python/robyn/_runtime.py")),
+    ("robyn._tracebacks", include_str!("../python/robyn/_tracebacks.py")),
     ("robyn._websocket", include_str!("../python/robyn/_websocket.py")),
     ("robyn.robyn", include_str!("../python/robyn/robyn.py")),
     ("robyn.status_codes", include_str!("../python/robyn/status_codes.py")),

@@ -501,15 +501,16 @@ pub(crate) fn log_python_error(py: Python<'_>, context: &str, err: &PyErr) {
     tracing::error!(target: "robyn_ws_server::python", "{context}\n{traceback}");
 }
 
-/// `emit(levelno, logger, message)`: one Python log record, into the server's log.
+/// `emit(levelno, logger, message)`: one Python log record, into the server's log. The
+/// logger's name leads the message (a tracing target cannot be chosen at run time).
 #[pyfunction]
 fn emit(level: i32, logger: &str, message: &str) {
     match level {
-        40.. => tracing::error!(target: "python", logger, "{message}"),
-        30..=39 => tracing::warn!(target: "python", logger, "{message}"),
-        20..=29 => tracing::info!(target: "python", logger, "{message}"),
-        10..=19 => tracing::debug!(target: "python", logger, "{message}"),
-        _ => tracing::trace!(target: "python", logger, "{message}"),
+        40.. => tracing::error!(target: "python", "{logger}: {message}"),
+        30..=39 => tracing::warn!(target: "python", "{logger}: {message}"),
+        20..=29 => tracing::info!(target: "python", "{logger}: {message}"),
+        10..=19 => tracing::debug!(target: "python", "{logger}: {message}"),
+        _ => tracing::trace!(target: "python", "{logger}: {message}"),
     }
 }
 

@@ -45,6 +45,7 @@ pub async fn serve(state: Arc<ServerState>, endpoint: usize, socket: WebSocket, 
         unflushed: false,
         python_told: false,
         read_failed: false,
+        peer_closed: false,
     };
     poll_fn(|cx| driver.poll(cx)).await;
     driver.tell_python(1006, "");
@@ -71,6 +72,8 @@ struct Driver {
     python_told: bool,
     /// Reading hit a protocol error: only the Close frame is still written.
     read_failed: bool,
+    /// The client sent its Close frame: only tungstenite's answer to it is still written.
+    peer_closed: bool,
 }
 
 enum Step {
@@ -113,8 +116,13 @@ impl Driver {
                 Message::Close(frame) => {
                     let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                     self.tell_python(code, &reason);
-                    // Our answer (tungstenite queues it) goes out with the next flush; after
-                    // that the stream ends.
+                    // Frames still queued can no longer be sent; tungstenite has queued its
+                    // answer to the Close, which goes out with the next flush. Then the
+                    // stream ends.
+                    self.peer_closed = true;
+                    self.link.set_gone();
+                    self.outgoing.clear();
+                    self.closing = None;
                     self.unflushed = true;
                 }
             }
@@ -147,7 +155,7 @@ impl Driver {
     }
 
     fn write(&mut self, cx: &mut Context<'_>) -> Step {
-        if !self.close_sent {
+        if !self.close_sent && !self.peer_closed {
             let taken = self.link.take(cx.waker(), &mut self.outgoing);
             if taken.writable && !self.python_told {
                 self.events.push(Event::Conn(self.link.key, Inbound::Writable));

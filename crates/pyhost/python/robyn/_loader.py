@@ -7,11 +7,11 @@ import importlib
 import importlib.util
 import os
 import sys
-import traceback
 
 from robyn import _app
 from robyn._app import Robyn
 from robyn._runtime import Runtime
+from robyn._tracebacks import one_line, user_traceback
 
 
 class AppLoadError(Exception):
@@ -43,7 +43,7 @@ def _import(module_name: str, app_dir: str) -> object:
     except ModuleNotFoundError:
         spec = None
     except Exception as error:
-        raise AppLoadError(f"could not import {module_name!r}: {error}", _traceback(error)) from error
+        raise AppLoadError(f"could not import {module_name!r}: {one_line(error)}", user_traceback(error)) from error
     if spec is None:
         raise AppLoadError(
             f"no module named {module_name!r} in {os.path.abspath(app_dir)}: "
@@ -56,10 +56,9 @@ def _import(module_name: str, app_dir: str) -> object:
         return importlib.import_module(module_name)
     except SyntaxError as error:
         where = f"{error.filename}, line {error.lineno}" if error.filename else module_name
-        raise AppLoadError(f"syntax error in {where}: {error.msg}", _traceback(error)) from error
+        raise AppLoadError(f"syntax error in {where}: {error.msg}", user_traceback(error)) from error
     except BaseException as error:  # SystemExit and friends from module code are errors here too.
-        summary = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-        raise AppLoadError(f"importing {module_name!r} raised {summary}", _traceback(error)) from error
+        raise AppLoadError(f"importing {module_name!r} raised {one_line(error)}", user_traceback(error)) from error
 
 
 def _find_app(module: object, module_name: str, attr: str) -> Robyn:
@@ -80,11 +79,3 @@ def _find_app(module: object, module_name: str, attr: str) -> Robyn:
         return _app.created[0]
     raise AppLoadError(f"module {module_name!r} defines no Robyn app: create one with `app = Robyn(__file__)`")
 
-
-def _traceback(error: BaseException) -> str:
-    """The traceback as Python would print it, without the import machinery's own frames."""
-    summary = traceback.TracebackException.from_exception(error)
-    summary.stack = traceback.StackSummary.from_list(
-        [frame for frame in summary.stack if not frame.filename.startswith("<frozen importlib")]
-    )
-    return "".join(summary.format())

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from robyn._app import Robyn
 from robyn._endpoint import Callback, Endpoint
+from robyn._tracebacks import one_line, user_traceback
 from robyn._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -32,9 +32,9 @@ class Runtime:
     def paths(self) -> list[str]:
         return [endpoint.path for endpoint in self.endpoints]
 
-    def run(self, dispatcher: Dispatcher, ready: Callable[[str | None], None]) -> None:
-        """Runs the startup handlers, reports through ``ready`` (``None`` or the error), then
-        serves until the server sends Stop."""
+    def run(self, dispatcher: Dispatcher, ready: Callable[[tuple[str, str] | None], None]) -> None:
+        """Runs the startup handlers, reports through ``ready`` (``None``, or the traceback and
+        a one-line summary of the failure), then serves until the server sends Stop."""
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         self._loop = loop
@@ -42,8 +42,8 @@ class Runtime:
         loop.add_reader(dispatcher.fileno(), dispatcher.drain)
         try:
             loop.run_until_complete(_run_all(self.app.startup_handlers))
-        except BaseException:
-            ready("".join(traceback.format_exc()))
+        except BaseException as error:
+            ready((user_traceback(error), f"a startup handler raised {one_line(error)}"))
             loop.close()
             return
         ready(None)
@@ -84,13 +84,18 @@ async def _run_all(handlers: list[Callback]) -> None:
             await result
 
 
+class _Formatter(logging.Formatter):
+    def formatException(self, ei) -> str:  # noqa: N802 - logging's name
+        return user_traceback(ei[1]) if ei[1] is not None else super().formatException(ei)
+
+
 class ForwardToServerLog(logging.Handler):
     """Sends Python log records to the server's own log, so both sides print one way."""
 
     def __init__(self, emit: Callable[[int, str, str], None]) -> None:
         super().__init__()
         self._emit = emit
-        self.setFormatter(logging.Formatter("%(message)s"))
+        self.setFormatter(_Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

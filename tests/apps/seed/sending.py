@@ -1,0 +1,11 @@
+"""The seed's "Sending Messages" example, verbatim below the imports it assumes."""
+
+from robyn import Robyn, WebSocketDisconnect  # noqa: F401
+
+app = Robyn(__file__)
+
+@app.websocket("/ws")
+async def handler(websocket):
+    while True:
+        msg = await websocket.receive_text()
+        await websocket.send_text(f"Echo: {msg}")

@@ -1,0 +1,1 @@
+raise ImportError("the installed robyn package was imported instead of the server's own")

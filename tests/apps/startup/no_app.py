@@ -1,0 +1,3 @@
+"""A module without a Robyn app."""
+
+VALUE = 1

@@ -1,0 +1,6 @@
+from robyn import Robyn
+
+app = Robyn(__file__)
+
+def broken(:
+    pass

@@ -1,0 +1,11 @@
+from robyn import Robyn
+
+import venv_only_module
+
+app = Robyn(__file__)
+
+
+@app.websocket("/venv")
+async def from_venv(websocket):
+    await websocket.send_text(venv_only_module.WHERE)
+    await websocket.receive_text()

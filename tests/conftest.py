@@ -1,0 +1,184 @@
+"""Runs the real robyn-ws-server binary on test apps and drives it with the `websockets`
+client. Nothing here stands in for the server: every test talks to the built binary over a
+real socket on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "apps"
+TIMEOUT = 10.0
+
+
+@pytest.fixture(scope="session")
+def binary() -> Path:
+    """The release binary; built here (a no-op when up to date) unless ROBYN_WS_SERVER names one."""
+    configured = os.environ.get("ROBYN_WS_SERVER")
+    if configured:
+        return Path(configured)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "robyn-ws-server"], cwd=ROOT, check=True)
+    return ROOT / "target" / "release" / "robyn-ws-server"
+
+
+class Server:
+    """One server process. Its output is collected line by line so tests can wait for an
+    event (a line) instead of sleeping."""
+
+    def __init__(self, binary: Path, args: list[str], env: dict[str, str] | None, cwd: Path) -> None:
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.process = subprocess.Popen(
+            [str(binary), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=full_env,
+            cwd=cwd,
+        )
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._readers = [
+            threading.Thread(target=self._collect, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self._readers:
+            reader.start()
+        self.port = 0
+
+    def _collect(self, stream) -> None:
+        for line in stream:
+            with self._changed:
+                self._lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._lines.append("")  # wakes waiters at end of output
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self._lines)
+
+    def wait_for(self, pattern: str, timeout: float = TIMEOUT, count: int = 1) -> list[re.Match[str]]:
+        """Blocks until `count` output lines match `pattern`; fails if the process ends or the
+        time runs out first."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                matches = [m for m in map(regex.search, self._lines) if m]
+                if len(matches) >= count:
+                    return matches
+                if self.process.poll() is not None and all(not r.is_alive() for r in self._readers):
+                    raise AssertionError(f"server exited ({self.process.returncode}) before {pattern!r}:\n{self.output}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"no {count} line(s) matching {pattern!r} within {timeout}s:\n{self.output}")
+                self._changed.wait(min(remaining, 0.5))
+
+    async def until(self, pattern: str, timeout: float = TIMEOUT, count: int = 1) -> list[re.Match[str]]:
+        return await asyncio.to_thread(self.wait_for, pattern, timeout, count)
+
+    def count(self, pattern: str) -> int:
+        regex = re.compile(pattern)
+        with self._changed:
+            return sum(1 for line in self._lines if regex.search(line))
+
+    def started(self) -> Server:
+        match = self.wait_for(r"serving \S+ on ws://(\S+):(\d+)")[0]
+        self.port = int(match.group(2))
+        return self
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def connect(self, path: str, **kwargs) -> connect:
+        return connect(self.url(path), open_timeout=TIMEOUT, close_timeout=TIMEOUT, **kwargs)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            for reader in self._readers:
+                reader.join(timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def start_server(binary: Path) -> Iterator[Callable[..., Server]]:
+    """start_server("app_module", "--flag", ..., env={...}, ready=True) -> Server"""
+    servers: list[Server] = []
+
+    def start(
+        app: str,
+        *flags: str,
+        env: dict[str, str] | None = None,
+        ready: bool = True,
+        cwd: Path = APPS,
+        loopback: bool = True,
+    ) -> Server:
+        """`loopback` adds `--host 127.0.0.1 --port 0` unless the flags set them."""
+        args = ["--app", app, *flags]
+        if loopback and "--host" not in flags:
+            args += ["--host", "127.0.0.1"]
+        if loopback and "--port" not in flags:
+            args += ["--port", "0"]
+        server = Server(binary, args, env, cwd)
+        servers.append(server)
+        return server.started() if ready else server
+
+    yield start
+    for server in servers:
+        server.kill()
+        assert "panicked" not in server.output, f"the server panicked:\n{server.output}"
+
+
+@pytest.fixture(scope="module")
+def module_server(binary: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """One server for a whole test module, on the app named by the module's `APP`."""
+    args = ["--app", request.module.APP, "--host", "127.0.0.1", "--port", "0"]
+    server = Server(binary, args, None, APPS).started()
+    yield server
+    assert server.stop() == 0, server.output
+    assert "panicked" not in server.output, f"the server panicked:\n{server.output}"
+
+
+async def receive(ws: ClientConnection, timeout: float = TIMEOUT) -> str | bytes:
+    return await asyncio.wait_for(ws.recv(), timeout)
+
+
+async def closed_with(ws: ClientConnection, timeout: float = TIMEOUT) -> tuple[int, str]:
+    """Waits for the server's Close frame; returns its (code, reason). Fails on 1006 (no
+    Close frame at all)."""
+    await asyncio.wait_for(ws.wait_closed(), timeout)
+    assert ws.protocol.close_rcvd is not None, "the connection ended without a Close frame from the server"
+    return ws.protocol.close_rcvd.code, ws.protocol.close_rcvd.reason
+
+
+async def messages_until_close(ws: ClientConnection, timeout: float = TIMEOUT) -> list[str | bytes]:
+    """Every message the server sends before its Close frame."""
+    received: list[str | bytes] = []
+    async with asyncio.timeout(timeout):
+        try:
+            while True:
+                received.append(await ws.recv())
+        except ConnectionClosed:
+            return received

@@ -1,0 +1,95 @@
+"""What plain HTTP gets: the handshake's refusals, and HTTP routes that are not served."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from conftest import receive
+from websockets.exceptions import InvalidStatus
+
+APP = "mixed"
+
+
+def raw_exchange(port: int, request: str) -> tuple[str, bool]:
+    """Sends a raw request; returns the whole response and whether the server then closed
+    the connection (EOF) rather than leaving it open."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(request.encode())
+        data = b""
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+            closed = True
+        except TimeoutError:
+            closed = False
+    return data.decode(errors="replace"), closed
+
+
+def get(path: str, *headers: str) -> str:
+    lines = [f"GET {path} HTTP/1.1", "Host: localhost", *headers, "", ""]
+    return "\r\n".join(lines)
+
+
+async def test_an_unknown_path_is_404_at_once(module_server):
+    with pytest.raises(InvalidStatus) as refused:
+        async with module_server.connect("/nowhere"):
+            pass
+    assert refused.value.response.status_code == 404
+
+
+def test_a_refused_handshake_closes_the_socket(module_server):
+    upgrade = ("Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13")
+    response, closed = raw_exchange(module_server.port, get("/nowhere", *upgrade))
+    assert response.startswith("HTTP/1.1 404")
+    assert closed
+
+
+def test_a_plain_get_on_a_websocket_path_is_426(module_server):
+    response, closed = raw_exchange(module_server.port, get("/ws"))
+    assert response.startswith("HTTP/1.1 426")
+    assert "upgrade: websocket" in response.lower()
+    assert closed
+
+
+def test_a_wrong_websocket_version_is_426_naming_13(module_server):
+    headers = ("Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 8")
+    response, _ = raw_exchange(module_server.port, get("/ws", *headers))
+    assert response.startswith("HTTP/1.1 426")
+    assert "sec-websocket-version: 13" in response.lower()
+
+
+def test_a_missing_key_is_400(module_server):
+    response, closed = raw_exchange(module_server.port, get("/ws", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13"))
+    assert response.startswith("HTTP/1.1 400")
+    assert closed
+
+
+def test_a_post_to_a_websocket_path_is_405(module_server):
+    request = "POST /ws HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n"
+    response, _ = raw_exchange(module_server.port, request)
+    assert response.startswith("HTTP/1.1 405")
+    assert "allow: get" in response.lower()
+
+
+@pytest.mark.parametrize("path", ["/", "/items", "/api/status"])
+def test_http_routes_of_the_app_are_not_served(module_server, path):
+    response, _ = raw_exchange(module_server.port, get(path))
+    assert response.startswith("HTTP/1.1 404")
+
+
+async def test_the_server_says_once_which_routes_it_does_not_serve(module_server):
+    (line,) = await module_server.until(r"not served \(robyn-ws-server serves WebSocket routes only\): (.*)")
+    for item in ("GET /", "POST /items", "GET /api/status", "before_request middleware", "response header server"):
+        assert item in line.group(1)
+    assert module_server.count("not served") == 1
+
+
+async def test_the_websocket_route_of_a_mixed_app_works(module_server):
+    async with module_server.connect("/ws") as ws:
+        await ws.send("hi")
+        assert await receive(ws) == "hi"
+    # Refusals left the server serving.
+    async with module_server.connect("/ws") as ws:
+        await ws.send("again")
+        assert await receive(ws) == "again"

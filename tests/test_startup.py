@@ -1,0 +1,188 @@
+"""Starting the server: finding the app, where it listens, and every start-up mistake giving
+one clear line (plus the Python traceback where there is one) and a non-zero exit."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import APPS, receive
+
+
+def run_to_exit(binary: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = APPS) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=30, cwd=cwd, env={**_base_env(), **(env or {})}
+    )
+
+
+def _base_env() -> dict[str, str]:
+    import os
+
+    return {key: value for key, value in os.environ.items() if not key.startswith("ROBYN_")}
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def assert_no_panic(result: subprocess.CompletedProcess[str]) -> None:
+    assert "panicked" not in result.stderr and "RUST_BACKTRACE" not in result.stderr, result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("app", "message", "traceback_shows"),
+    [
+        ("not_a_module", r"error: no module named 'not_a_module' in .*: run from the directory that holds it, or pass --app-dir", None),
+        ("startup.syntax_error", r"error: syntax error in .*syntax_error\.py, line 5: .*", "def broken(:"),
+        ("startup.raises_at_import", r"error: importing 'startup.raises_at_import' raised KeyError: 'port'", 'port = settings["port"]'),
+        (
+            "startup.imports_missing",
+            r"error: importing 'startup.imports_missing' raised ModuleNotFoundError: No module named 'a_dependency_that_is_not_installed'",
+            "import a_dependency_that_is_not_installed",
+        ),
+        ("startup.no_app", r"error: module 'startup.no_app' defines no Robyn app: create one with `app = Robyn\(__file__\)`", None),
+        ("startup.two_apps", r"error: module 'startup.two_apps' defines several Robyn apps \(first, second\): name one with --app startup.two_apps:NAME", None),
+        ("startup.two_apps:third", r"error: module 'startup.two_apps' has no attribute 'third'", None),
+        ("startup.no_app:VALUE", r"error: startup.no_app:VALUE is a int, not a Robyn app", None),
+        ("startup/nothing_here.py", r"error: no such file: .*nothing_here\.py", None),
+        ("startup.failing_startup", r"error: a startup handler raised ConnectionRefusedError: database at 127.0.0.1:5432 refused the connection", "ConnectionRefusedError: database at 127.0.0.1:5432 refused the connection"),
+    ],
+)
+def test_start_up_mistakes_explain_themselves_and_exit_non_zero(binary, app, message, traceback_shows):
+    result = run_to_exit(binary, "--app", app, "--host", "127.0.0.1", "--port", "0")
+    assert result.returncode == 1, result.stderr
+    assert re.fullmatch(message, error_line(result)), result.stderr
+    if traceback_shows:
+        assert "Traceback (most recent call last)" in result.stderr or "SyntaxError" in result.stderr
+        assert traceback_shows in result.stderr
+        # The import machinery's own frames are left out; the user's file is there.
+        assert "<frozen importlib" not in result.stderr
+    else:
+        assert "Traceback" not in result.stderr
+    assert_no_panic(result)
+
+
+def test_a_port_in_use_is_one_clear_line(binary):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_to_exit(binary, "--app", "seed.request", "--host", "127.0.0.1", "--port", str(port))
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert line.endswith("another process is listening there; stop it or pick another --port")
+    assert_no_panic(result)
+
+
+def test_unknown_flags_are_usage_errors(binary):
+    result = run_to_exit(binary, "--app", "seed.request", "--frobnicate")
+    assert result.returncode == 2
+    assert "--frobnicate" in result.stderr
+
+
+def test_help_documents_every_flag(binary):
+    result = run_to_exit(binary, "--help")
+    assert result.returncode == 0
+    for flag in ("--app", "--app-dir", "--host", "--port", "--log-level", "--workers", "--max-message-size", "--send-queue", "--shutdown-timeout"):
+        assert flag in result.stdout
+    for variable in ("ROBYN_HOST", "ROBYN_PORT"):
+        assert variable in result.stdout
+
+
+async def test_module_attr_names_the_app(start_server):
+    server = start_server("startup.two_apps:second")
+    async with server.connect("/second") as ws:
+        assert await receive(ws) == "served by second"
+
+
+async def test_an_app_built_in_a_factory_is_found(start_server):
+    server = start_server("startup.built_by_factory")
+    async with server.connect("/factory") as ws:
+        assert await receive(ws) == "from the factory"
+
+
+async def test_a_file_path_works_as_the_app(start_server):
+    server = start_server("seed/request.py")
+    async with server.connect("/web_socket") as ws:
+        await ws.send("by path")
+        assert await receive(ws) == "Echo: by path"
+
+
+async def test_app_start_sets_the_address_and_does_not_block(start_server):
+    port = free_port()
+    server = start_server("startup.start_address", env={"START_PORT": str(port)}, loopback=False)
+    assert server.port == port
+    await server.until("app.start returned")
+    async with server.connect("/here") as ws:
+        assert await receive(ws) == "listening where app.start asked"
+
+
+async def test_flags_win_over_app_start(start_server):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        asked = taken.getsockname()[1]
+        # app.start asks for a port that is in use; --port must win, so start-up succeeds.
+        server = start_server("startup.start_address", env={"START_PORT": str(asked)})
+    assert server.port != asked
+    async with server.connect("/here") as ws:
+        assert await receive(ws) == "listening where app.start asked"
+
+
+async def test_robyn_host_and_port_come_from_the_environment(start_server):
+    server = start_server("seed.request", env={"ROBYN_HOST": "127.0.0.1", "ROBYN_PORT": "0"}, loopback=False)
+    async with server.connect("/web_socket") as ws:
+        await ws.send("env")
+        assert await receive(ws) == "Echo: env"
+
+
+async def test_the_servers_own_robyn_wins_over_any_other(start_server):
+    server = start_server("app", "--app-dir", str(APPS / "shadow"))
+    async with server.connect("/which") as ws:
+        assert await receive(ws) == "robyn-ws-server/robyn/__init__.py"
+
+
+async def test_the_apps_own_directory_is_importable(start_server):
+    server = start_server("siblings.app")
+    async with server.connect("/hello") as ws:
+        assert await receive(ws) == "hello from a sibling module"
+
+
+async def test_an_active_virtualenv_is_importable(start_server, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (venv / "lib" / version / "site-packages" / "venv_only_module.py").write_text('WHERE = "from the virtualenv"\n')
+    server = start_server("startup.uses_venv", env={"VIRTUAL_ENV": str(venv)})
+    async with server.connect("/venv") as ws:
+        assert await receive(ws) == "from the virtualenv"
+
+
+async def test_startup_handlers_run_before_the_first_connection(start_server):
+    server = start_server("startup.lifecycle_handlers")
+    # The server says it is serving only after the startup handler finished.
+    startup = server.output.index("startup handler ran")
+    assert startup < server.output.index("serving ")
+    async with server.connect("/ws") as ws:
+        assert await receive(ws) == "started=True"
+
+
+async def test_log_level_applies_to_python_logging(start_server):
+    default = start_server("startup.lifecycle_handlers")
+    assert "import info marker" in default.output
+    assert "import debug marker" not in default.output
+    verbose = start_server("startup.lifecycle_handlers", "--log-level", "debug")
+    assert "import debug marker" in verbose.output
