@@ -82,7 +82,9 @@ class Server:
                 if len(matches) >= count:
                     return matches
                 if self.process.poll() is not None and all(not r.is_alive() for r in self._readers):
-                    raise AssertionError(f"server exited ({self.process.returncode}) before {pattern!r}:\n{self.output}")
+                    raise AssertionError(
+                        f"server exited ({self.process.returncode}) before {pattern!r}:\n{self.output}"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise AssertionError(f"no {count} line(s) matching {pattern!r} within {timeout}s:\n{self.output}")

@@ -39,7 +39,12 @@ async def test_an_unknown_path_is_404_at_once(module_server):
 
 
 def test_a_refused_handshake_closes_the_socket(module_server):
-    upgrade = ("Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13")
+    upgrade = (
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    )
     response, closed = raw_exchange(module_server.port, get("/nowhere", *upgrade))
     assert response.startswith("HTTP/1.1 404")
     assert closed
@@ -53,14 +58,21 @@ def test_a_plain_get_on_a_websocket_path_is_426(module_server):
 
 
 def test_a_wrong_websocket_version_is_426_naming_13(module_server):
-    headers = ("Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 8")
+    headers = (
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 8",
+    )
     response, _ = raw_exchange(module_server.port, get("/ws", *headers))
     assert response.startswith("HTTP/1.1 426")
     assert "sec-websocket-version: 13" in response.lower()
 
 
 def test_a_missing_key_is_400(module_server):
-    response, closed = raw_exchange(module_server.port, get("/ws", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13"))
+    response, closed = raw_exchange(
+        module_server.port, get("/ws", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13")
+    )
     assert response.startswith("HTTP/1.1 400")
     assert closed
 

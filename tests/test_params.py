@@ -104,7 +104,10 @@ async def test_query_params_by_name_or_annotation_is_the_whole_object(module_ser
 async def test_dependencies_are_injected_into_handler_and_on_connect(module_server):
     async with module_server.connect("/dependencies") as ws:
         assert await receive(ws) == "connect global value / router value"
-        assert json.loads(await receive(ws)) == {"global_": {"GLOBAL": "global value"}, "router": {"ROUTER": "router value"}}
+        assert json.loads(await receive(ws)) == {
+            "global_": {"GLOBAL": "global value"},
+            "router": {"ROUTER": "router value"},
+        }
 
 
 async def test_a_subrouter_serves_under_its_prefix_with_its_own_dependencies(module_server):

@@ -13,7 +13,9 @@ import pytest
 from conftest import APPS, receive
 
 
-def run_to_exit(binary: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = APPS) -> subprocess.CompletedProcess[str]:
+def run_to_exit(
+    binary: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = APPS
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(binary), *args], capture_output=True, text=True, timeout=30, cwd=cwd, env={**_base_env(), **(env or {})}
     )
@@ -44,20 +46,43 @@ def free_port() -> int:
 @pytest.mark.parametrize(
     ("app", "message", "traceback_shows"),
     [
-        ("not_a_module", r"error: no module named 'not_a_module' in .*: run from the directory that holds it, or pass --app-dir", None),
+        (
+            "not_a_module",
+            r"error: no module named 'not_a_module' in .*: run from the directory that holds it, or pass --app-dir",
+            None,
+        ),
         ("startup.syntax_error", r"error: syntax error in .*syntax_error\.py, line 5: .*", "def broken(:"),
-        ("startup.raises_at_import", r"error: importing 'startup.raises_at_import' raised KeyError: 'port'", 'port = settings["port"]'),
+        (
+            "startup.raises_at_import",
+            r"error: importing 'startup.raises_at_import' raised KeyError: 'port'",
+            'port = settings["port"]',
+        ),
         (
             "startup.imports_missing",
-            r"error: importing 'startup.imports_missing' raised ModuleNotFoundError: No module named 'a_dependency_that_is_not_installed'",
+            r"error: importing 'startup.imports_missing' raised ModuleNotFoundError: "
+            r"No module named 'a_dependency_that_is_not_installed'",
             "import a_dependency_that_is_not_installed",
         ),
-        ("startup.no_app", r"error: module 'startup.no_app' defines no Robyn app: create one with `app = Robyn\(__file__\)`", None),
-        ("startup.two_apps", r"error: module 'startup.two_apps' defines several Robyn apps \(first, second\): name one with --app startup.two_apps:NAME", None),
+        (
+            "startup.no_app",
+            r"error: module 'startup.no_app' defines no Robyn app: create one with `app = Robyn\(__file__\)`",
+            None,
+        ),
+        (
+            "startup.two_apps",
+            r"error: module 'startup.two_apps' defines several Robyn apps \(first, second\): "
+            r"name one with --app startup.two_apps:NAME",
+            None,
+        ),
         ("startup.two_apps:third", r"error: module 'startup.two_apps' has no attribute 'third'", None),
-        ("startup.no_app:VALUE", r"error: startup.no_app:VALUE is a int, not a Robyn app", None),
+        ("startup.no_app:VALUE", r"error: startup.no_app:VALUE is an int, not a Robyn app", None),
         ("startup/nothing_here.py", r"error: no such file: .*nothing_here\.py", None),
-        ("startup.failing_startup", r"error: a startup handler raised ConnectionRefusedError: database at 127.0.0.1:5432 refused the connection", "ConnectionRefusedError: database at 127.0.0.1:5432 refused the connection"),
+        (
+            "startup.failing_startup",
+            r"error: a startup handler raised ConnectionRefusedError: "
+            r"database at 127.0.0.1:5432 refused the connection",
+            "ConnectionRefusedError: database at 127.0.0.1:5432 refused the connection",
+        ),
     ],
 )
 def test_start_up_mistakes_explain_themselves_and_exit_non_zero(binary, app, message, traceback_shows):
@@ -96,7 +121,17 @@ def test_unknown_flags_are_usage_errors(binary):
 def test_help_documents_every_flag(binary):
     result = run_to_exit(binary, "--help")
     assert result.returncode == 0
-    for flag in ("--app", "--app-dir", "--host", "--port", "--log-level", "--workers", "--max-message-size", "--send-queue", "--shutdown-timeout"):
+    for flag in (
+        "--app",
+        "--app-dir",
+        "--host",
+        "--port",
+        "--log-level",
+        "--workers",
+        "--max-message-size",
+        "--send-queue",
+        "--shutdown-timeout",
+    ):
         assert flag in result.stdout
     for variable in ("ROBYN_HOST", "ROBYN_PORT"):
         assert variable in result.stdout

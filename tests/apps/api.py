@@ -38,7 +38,9 @@ async def as_json(websocket):
         try:
             data = await websocket.receive_json()
         except json.JSONDecodeError as error:
-            await websocket.send_text(f"invalid JSON: {type(error).__name__}, a ValueError: {isinstance(error, ValueError)}")
+            await websocket.send_text(
+                f"invalid JSON: {type(error).__name__}, a ValueError: {isinstance(error, ValueError)}"
+            )
             continue
         await websocket.send_json({"got": data, "type": type(data).__name__})
 

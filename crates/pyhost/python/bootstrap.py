@@ -28,7 +28,9 @@ class EmbeddedPackage(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader)
                 f"({', '.join(sorted(self._sources))}), not the rest of Robyn",
                 name=fullname,
             )
-        return importlib.util.spec_from_loader(fullname, self, origin=self._filename(fullname), is_package=fullname == ROOT)
+        return importlib.util.spec_from_loader(
+            fullname, self, origin=self._filename(fullname), is_package=fullname == ROOT
+        )
 
     def is_package(self, fullname: str) -> bool:
         return fullname == ROOT

@@ -40,7 +40,10 @@ pub enum Inbound {
     Writable,
     /// The connection is over from the network's point of view: the client closed it (its
     /// code), vanished (1006), or the server dropped it (for example 1013, slow consumer).
-    Disconnected { code: u16, reason: String },
+    Disconnected {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// A connection whose handshake has completed on an endpoint.
@@ -55,6 +58,7 @@ pub struct Opening {
 }
 
 /// A message the interpreter side wants delivered.
+#[derive(Debug)]
 pub enum Frame {
     Text(String),
     Binary(Bytes),
@@ -138,7 +142,9 @@ impl Bridge {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock cannot leave the vector half-updated.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A non-blocking eventfd the asyncio loop watches with `loop.add_reader`.
@@ -154,7 +160,9 @@ impl Doorbell {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
+        Ok(Self {
+            fd: unsafe { OwnedFd::from_raw_fd(raw) },
+        })
     }
 
     fn ring(&self) {
@@ -176,7 +184,11 @@ mod tests {
     use super::*;
 
     fn readable(fd: RawFd) -> bool {
-        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd, zero timeout.
         unsafe { libc::poll(&mut poll, 1, 0) == 1 }
     }
@@ -195,7 +207,10 @@ mod tests {
         assert!(readable(bridge.fileno()));
         let mut batch = Vec::new();
         bridge.take(&mut batch);
-        assert!(!readable(bridge.fileno()), "taking the batch resets the doorbell");
+        assert!(
+            !readable(bridge.fileno()),
+            "taking the batch resets the doorbell"
+        );
         let keys: Vec<ConnKey> = batch
             .iter()
             .map(|event| match event {

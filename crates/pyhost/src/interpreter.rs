@@ -13,16 +13,31 @@ use crate::native;
 const PACKAGE: &[(&str, &str)] = &[
     ("robyn", include_str!("../python/robyn/__init__.py")),
     ("robyn._app", include_str!("../python/robyn/_app.py")),
-    ("robyn._endpoint", include_str!("../python/robyn/_endpoint.py")),
+    (
+        "robyn._endpoint",
+        include_str!("../python/robyn/_endpoint.py"),
+    ),
     ("robyn._http", include_str!("../python/robyn/_http.py")),
     ("robyn._loader", include_str!("../python/robyn/_loader.py")),
     ("robyn._params", include_str!("../python/robyn/_params.py")),
     ("robyn._query", include_str!("../python/robyn/_query.py")),
-    ("robyn._runtime", include_str!("../python/robyn/_runtime.py")),
-    ("robyn._tracebacks", include_str!("../python/robyn/_tracebacks.py")),
-    ("robyn._websocket", include_str!("../python/robyn/_websocket.py")),
+    (
+        "robyn._runtime",
+        include_str!("../python/robyn/_runtime.py"),
+    ),
+    (
+        "robyn._tracebacks",
+        include_str!("../python/robyn/_tracebacks.py"),
+    ),
+    (
+        "robyn._websocket",
+        include_str!("../python/robyn/_websocket.py"),
+    ),
     ("robyn.robyn", include_str!("../python/robyn/robyn.py")),
-    ("robyn.status_codes", include_str!("../python/robyn/status_codes.py")),
+    (
+        "robyn.status_codes",
+        include_str!("../python/robyn/status_codes.py"),
+    ),
 ];
 
 const BOOTSTRAP: &str = include_str!("../python/bootstrap.py");
@@ -47,7 +62,10 @@ pub struct StartupError {
 
 impl StartupError {
     fn internal(py: Python<'_>, doing: &str, err: &PyErr) -> Self {
-        Self { details: Some(format_exception(py, err)), message: format!("{doing} failed inside the server") }
+        Self {
+            details: Some(format_exception(py, err)),
+            message: format!("{doing} failed inside the server"),
+        }
     }
 }
 
@@ -76,7 +94,8 @@ pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
         let runtime = loader
             .call_method1("load", (settings.target.as_str(), app_dir))
             .map_err(|err| load_error(py, &loader, err))?;
-        describe(&runtime).map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
+        describe(&runtime)
+            .map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
     })
 }
 
@@ -108,7 +127,10 @@ fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: PyErr) -> Start
     }
     let value = err.value(py);
     StartupError {
-        details: value.getattr("details").and_then(|d| d.extract()).unwrap_or(None),
+        details: value
+            .getattr("details")
+            .and_then(|d| d.extract())
+            .unwrap_or(None),
         message: value.str().map(|s| s.to_string()).unwrap_or_default(),
     }
 }

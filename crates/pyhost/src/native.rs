@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
-use pyo3::intern;
 
 use crate::bridge::{Bridge, ConnKey, Event, Frame, Inbound, Opening, Peer, SendError};
 
@@ -26,9 +26,9 @@ struct Hooks {
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
 
 fn hooks(py: Python<'_>) -> PyResult<&Hooks> {
-    HOOKS
-        .get(py)
-        .ok_or_else(|| PyRuntimeError::new_err("robyn._native is not configured: the server's runtime starts it"))
+    HOOKS.get(py).ok_or_else(|| {
+        PyRuntimeError::new_err("robyn._native is not configured: the server's runtime starts it")
+    })
 }
 
 /// A `WebSocketDisconnect(code, reason)` ready to raise or to set on a future.
@@ -45,7 +45,9 @@ fn create_future(py: Python<'_>) -> PyResult<Py<PyAny>> {
 
 /// Resolves a future unless its awaiting task was cancelled meanwhile; answers whether it did.
 fn resolve(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) -> bool {
-    future.call_method1(py, intern!(py, "set_result"), (value,)).is_ok()
+    future
+        .call_method1(py, intern!(py, "set_result"), (value,))
+        .is_ok()
 }
 
 fn fail(py: Python<'_>, future: &Py<PyAny>, error: &PyErr) {
@@ -64,7 +66,8 @@ impl Received {
     fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
             Received::Text(bytes) => {
-                let text = std::str::from_utf8(&bytes).map_err(|err| PyValueError::new_err(err.to_string()))?;
+                let text = std::str::from_utf8(&bytes)
+                    .map_err(|err| PyValueError::new_err(err.to_string()))?;
                 Ok(PyString::new(py, text).into_any().unbind())
             }
             Received::Binary(bytes) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
@@ -216,10 +219,7 @@ fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
         return Ok(Frame::Text(text.to_str()?.to_owned()));
     }
     binary_of(data).ok_or_else(|| {
-        PyTypeError::new_err(format!(
-            "expected str or bytes, got {}",
-            type_name(data)
-        ))
+        PyTypeError::new_err(format!("expected str or bytes, got {}", type_name(data)))
     })
 }
 
@@ -238,7 +238,10 @@ fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
 }
 
 fn type_name(data: &Bound<'_, PyAny>) -> String {
-    data.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "?".into())
+    data.get_type()
+        .name()
+        .map(|name| name.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 /// RFC 6455, section 7.4: the codes an endpoint may put in a Close frame.
@@ -301,15 +304,23 @@ impl Connection {
     }
 
     /// Sends a text frame; returns None, or a future to await while the queue is full.
-    fn send_text(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
-        let text = data
-            .cast::<PyString>()
-            .map_err(|_| PyTypeError::new_err(format!("send_text() takes a str, got {}", type_name(data))))?;
+    fn send_text(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<PyAny>>> {
+        let text = data.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!("send_text() takes a str, got {}", type_name(data)))
+        })?;
         self.send_frame(py, Frame::Text(text.to_str()?.to_owned()))
     }
 
     /// Sends a binary frame; returns None, or a future to await while the queue is full.
-    fn send_bytes(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    fn send_bytes(
+        &mut self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<PyAny>>> {
         let frame = binary_of(data).ok_or_else(|| {
             PyTypeError::new_err(format!(
                 "send_bytes() takes bytes, bytearray or memoryview, got {}",
@@ -329,7 +340,10 @@ impl Connection {
     /// ended too, so a handler can tell the others that its client left.
     fn broadcast(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let frame = frame_of(data).map_err(|_| {
-            PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data)))
+            PyTypeError::new_err(format!(
+                "broadcast() takes str or bytes, got {}",
+                type_name(data)
+            ))
         })?;
         self.peer.broadcast(frame);
         Ok(())
@@ -377,7 +391,12 @@ impl Connection {
     /// then the Close frame. The code says how it ended: `close()`'s code, 1011 after an
     /// unhandled exception, 1001 when the server is going away, else 1000.
     #[pyo3(signature = (failed, farewell = None))]
-    fn finish(&mut self, py: Python<'_>, failed: bool, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn finish(
+        &mut self,
+        py: Python<'_>,
+        failed: bool,
+        farewell: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         if self.finished {
             return Ok(());
         }
@@ -411,7 +430,11 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub(crate) fn new(bridge: Arc<Bridge>) -> Self {
-        Self { bridge, connections: HashMap::new(), batch: Vec::new() }
+        Self {
+            bridge,
+            connections: HashMap::new(),
+            batch: Vec::new(),
+        }
     }
 
     fn dispatch(&mut self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -428,13 +451,17 @@ impl Dispatcher {
                 }
             }
             Event::Conn(key, inbound) => {
-                let Some(conn) = self.connections.get(&key) else { return Ok(()) };
+                let Some(conn) = self.connections.get(&key) else {
+                    return Ok(());
+                };
                 let mut conn = conn.borrow_mut(py);
                 match inbound {
                     Inbound::Text(bytes) => conn.deliver(py, Received::Text(bytes))?,
                     Inbound::Binary(bytes) => conn.deliver(py, Received::Binary(bytes))?,
                     Inbound::Writable => conn.writable(py),
-                    Inbound::Open(_) | Inbound::Disconnected { .. } => unreachable!("handled above"),
+                    Inbound::Open(_) | Inbound::Disconnected { .. } => {
+                        unreachable!("handled above")
+                    }
                 }
             }
             Event::ShuttingDown => {

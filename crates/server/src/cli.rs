@@ -89,9 +89,13 @@ impl LogLevel {
 /// `1048576`, `64K`, `64KiB`, `16M`, `16MiB` (binary multiples either way).
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: usize = digits.parse().map_err(|_| format!("{text:?} is not a size: use bytes, or a number with K/M/G"))?;
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: use bytes, or a number with K/M/G"))?;
     let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,

@@ -26,12 +26,29 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const READ_BUDGET: usize = 64;
 
 /// Serves one upgraded connection until it is closed.
-pub async fn serve(state: Arc<ServerState>, endpoint: usize, socket: WebSocket, query: Vec<(String, String)>) {
+pub async fn serve(
+    state: Arc<ServerState>,
+    endpoint: usize,
+    socket: WebSocket,
+    query: Vec<(String, String)>,
+) {
     let key = state.next_key();
-    let link = Arc::new(Link::new(key, endpoint, state.registry.clone(), state.limits.send_queue));
+    let link = Arc::new(Link::new(
+        key,
+        endpoint,
+        state.registry.clone(),
+        state.limits.send_queue,
+    ));
     state.registry.insert(&link);
-    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().to_string(), query, peer: link.clone() };
-    state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
+    let opening = Opening {
+        endpoint,
+        id: uuid::Uuid::new_v4().to_string(),
+        query,
+        peer: link.clone(),
+    };
+    state
+        .bridge
+        .push(Event::Conn(key, Inbound::Open(Box::new(opening))));
 
     let mut driver = Driver {
         state: state.clone(),
@@ -89,7 +106,10 @@ impl Driver {
             Step::Done => Step::Done,
         };
         self.state.bridge.push_all(&mut self.events);
-        let timed_out = self.close_timer.as_mut().is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        let timed_out = self
+            .close_timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
         match step {
             Step::Done => Poll::Ready(()),
             Step::Continue if timed_out => Poll::Ready(()),
@@ -114,7 +134,8 @@ impl Driver {
                 // tungstenite answers pings itself; the answer goes out with the next flush.
                 Message::Ping(_) | Message::Pong(_) => self.unflushed = true,
                 Message::Close(frame) => {
-                    let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
+                    let (code, reason) =
+                        frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
                     self.tell_python(code, &reason);
                     // Frames still queued can no longer be sent; tungstenite has queued its
                     // answer to the Close, which goes out with the next flush. Then the
@@ -158,7 +179,8 @@ impl Driver {
         if !self.close_sent && !self.peer_closed {
             let taken = self.link.take(cx.waker(), &mut self.outgoing);
             if taken.writable && !self.python_told {
-                self.events.push(Event::Conn(self.link.key, Inbound::Writable));
+                self.events
+                    .push(Event::Conn(self.link.key, Inbound::Writable));
             }
             if let Some(Closing { frame, by_app }) = taken.closing {
                 if by_app {
@@ -226,7 +248,13 @@ impl Driver {
     fn tell_python(&mut self, code: u16, reason: &str) {
         if !self.python_told {
             self.python_told = true;
-            self.events.push(Event::Conn(self.link.key, Inbound::Disconnected { code, reason: reason.to_owned() }));
+            self.events.push(Event::Conn(
+                self.link.key,
+                Inbound::Disconnected {
+                    code,
+                    reason: reason.to_owned(),
+                },
+            ));
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +24,10 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
         return refuse(StatusCode::NOT_FOUND, "no WebSocket route at this path\n");
     };
     if state.is_shutting_down() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down\n",
+        );
     }
     let query = parse_query(request.uri().query());
     let (mut parts, _body) = request.into_parts();
@@ -43,7 +46,11 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
 }
 
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    query.map_or_else(Vec::new, |query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+    query.map_or_else(Vec::new, |query| {
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    })
 }
 
 /// What a request to a WebSocket path gets when it is not a valid handshake.
@@ -51,22 +58,38 @@ fn reject_handshake(rejection: &WebSocketUpgradeRejection) -> Response {
     use WebSocketUpgradeRejection as R;
     match rejection {
         R::MethodNotGet(_) => {
-            let mut response = refuse(StatusCode::METHOD_NOT_ALLOWED, "WebSocket handshakes use GET\n");
-            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+            let mut response = refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "WebSocket handshakes use GET\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET"));
             response
         }
         R::InvalidWebSocketVersionHeader(_) => {
-            let mut response = refuse(StatusCode::UPGRADE_REQUIRED, "this server speaks WebSocket version 13\n");
-            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            let mut response = refuse(
+                StatusCode::UPGRADE_REQUIRED,
+                "this server speaks WebSocket version 13\n",
+            );
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
             response
         }
-        R::WebSocketKeyHeaderMissing(_) => refuse(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key header\n"),
+        R::WebSocketKeyHeaderMissing(_) => refuse(
+            StatusCode::BAD_REQUEST,
+            "missing Sec-WebSocket-Key header\n",
+        ),
         _ => {
             let mut response = refuse(
                 StatusCode::UPGRADE_REQUIRED,
                 "this path serves WebSocket connections only: connect with a WebSocket client\n",
             );
-            response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            response
+                .headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
             response
         }
     }
@@ -76,7 +99,9 @@ fn reject_handshake(rejection: &WebSocketUpgradeRejection) -> Response {
 /// socket open behind it.
 fn refuse(status: StatusCode, body: &'static str) -> Response {
     let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -87,7 +112,9 @@ mod tests {
     #[test]
     fn query_strings_are_decoded_with_repeats_kept() {
         assert_eq!(
-            parse_query(Some("name=gordon&role=commissioner&tag=a&tag=b%20c&sp=x+y&empty=")),
+            parse_query(Some(
+                "name=gordon&role=commissioner&tag=a&tag=b%20c&sp=x+y&empty="
+            )),
             [
                 ("name", "gordon"),
                 ("role", "commissioner"),

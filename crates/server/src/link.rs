@@ -74,7 +74,9 @@ impl Link {
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         // Nothing panics while holding this lock; a poisoned lock still holds a whole queue.
-        self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.outbox
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn is_joined(&self) -> bool {
@@ -87,7 +89,10 @@ impl Link {
         let mut outbox = self.outbox();
         into.append(&mut outbox.frames);
         let writable = std::mem::take(&mut outbox.want_writable);
-        Taken { writable, closing: outbox.closing.take() }
+        Taken {
+            writable,
+            closing: outbox.closing.take(),
+        }
     }
 
     /// A broadcast frame for this connection. A client whose queue is full is not waited
@@ -100,7 +105,10 @@ impl Link {
         }
         if outbox.frames.len() >= outbox.capacity {
             outbox.frames.clear();
-            outbox.closing = Some(Closing { frame: close_frame(SLOW_CONSUMER, "slow consumer"), by_app: false });
+            outbox.closing = Some(Closing {
+                frame: close_frame(SLOW_CONSUMER, "slow consumer"),
+                by_app: false,
+            });
             self.joined.store(false, Ordering::Release);
         } else {
             outbox.frames.push_back(message);
@@ -115,7 +123,10 @@ impl Link {
         if outbox.gone || outbox.closing.is_some() {
             return;
         }
-        outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: false });
+        outbox.closing = Some(Closing {
+            frame: close_frame(code, reason),
+            by_app: false,
+        });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
         self.waker.wake();
@@ -129,7 +140,10 @@ impl Link {
 }
 
 pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    CloseFrame { code, reason: Utf8Bytes::from(reason) }
+    CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason),
+    }
 }
 
 pub fn message(frame: Frame) -> Message {
@@ -175,7 +189,10 @@ impl Peer for Link {
             return;
         }
         outbox.frames.extend(last.into_iter().map(message));
-        outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: true });
+        outbox.closing = Some(Closing {
+            frame: close_frame(code, reason),
+            by_app: true,
+        });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
         self.waker.wake();
@@ -201,7 +218,10 @@ mod tests {
     fn drain(link: &Link) -> (Vec<String>, Taken) {
         let mut frames = VecDeque::new();
         let taken = link.take(Waker::noop(), &mut frames);
-        let texts = frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect();
+        let texts = frames
+            .into_iter()
+            .map(|m| m.into_text().unwrap().to_string())
+            .collect();
         (texts, taken)
     }
 
@@ -212,7 +232,10 @@ mod tests {
         link.send(text("b")).unwrap();
         let (error, frame) = link.send(text("c")).unwrap_err();
         assert_eq!(error, SendError::Full);
-        assert!(matches!(frame, Frame::Text(ref t) if t == "c"), "the refused frame is handed back");
+        assert!(
+            matches!(frame, Frame::Text(ref t) if t == "c"),
+            "the refused frame is handed back"
+        );
         let (texts, taken) = drain(&link);
         assert_eq!(texts, ["a", "b"]);
         assert!(taken.writable);

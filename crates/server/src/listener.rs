@@ -29,7 +29,9 @@ pub async fn accept_until(listener: TcpListener, router: Router, stop: Cancellat
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+            let connection = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }

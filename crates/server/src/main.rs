@@ -28,6 +28,9 @@ use crate::cli::Cli;
 use crate::routing::Routes;
 use crate::state::{Limits, ServerState};
 
+/// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
+const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -48,16 +51,27 @@ fn main() -> ExitCode {
 }
 
 fn failure(message: String) -> StartupError {
-    StartupError { details: None, message }
+    StartupError {
+        details: None,
+        message,
+    }
 }
 
 fn run(cli: Cli) -> Result<(), StartupError> {
-    let settings = Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
+    let settings = Settings {
+        target: cli.app.clone(),
+        app_dir: cli.app_dir.clone(),
+        log_level: cli.log_level.python(),
+    };
     let app = pyhost::load(&settings)?;
     let (routes, duplicates) = Routes::new(&app.paths);
     announce(&app, &duplicates);
 
-    let host = cli.host.clone().or_else(|| app.start_host.clone()).unwrap_or_else(|| "127.0.0.1".into());
+    let host = cli
+        .host
+        .clone()
+        .or_else(|| app.start_host.clone())
+        .unwrap_or_else(|| "127.0.0.1".into());
     let port = cli.port.or(app.start_port).unwrap_or(8080);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.workers.unwrap_or_else(default_workers).max(1))
@@ -65,27 +79,46 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         .enable_all()
         .build()
         .map_err(|error| failure(format!("cannot start the I/O threads: {error}")))?;
-    let listener = runtime.block_on(TcpListener::bind((host.as_str(), port))).map_err(|error| bind_failure(&host, port, &error))?;
-    let address = listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
+    let listener = runtime
+        .block_on(TcpListener::bind((host.as_str(), port)))
+        .map_err(|error| bind_failure(&host, port, &error))?;
+    let address = listener
+        .local_addr()
+        .map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
 
-    let bridge = Arc::new(Bridge::new().map_err(|error| failure(format!("cannot create the event bridge: {error}")))?);
-    let limits = Limits { max_message_size: cli.max_message_size, send_queue: cli.send_queue as usize };
+    let bridge = Arc::new(
+        Bridge::new()
+            .map_err(|error| failure(format!("cannot create the event bridge: {error}")))?,
+    );
+    let limits = Limits {
+        max_message_size: cli.max_message_size,
+        send_queue: cli.send_queue as usize,
+    };
     let python = app.start(bridge.clone())?;
     let state = Arc::new(ServerState::new(routes, bridge, limits));
-    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
+    let router = Router::new()
+        .fallback(handshake::handle)
+        .with_state(state.clone());
     tracing::info!("serving {} on ws://{address}", cli.app);
 
-    let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10));
+    let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0))
+        .unwrap_or(Duration::from_secs(10));
     runtime.block_on(async {
         let stop = CancellationToken::new();
         let accepting = tokio::spawn(listener::accept_until(listener, router, stop.clone()));
         shutdown::signalled().await;
         stop.cancel();
         let _ = accepting.await;
+        tracing::info!(
+            "no longer accepting connections; closing {} open connection(s)",
+            state.registry.live()
+        );
         shutdown::close_all(&state, grace).await;
     });
-    if !python.wait(Duration::from_secs(10)) {
-        tracing::warn!("the Python loop did not stop within 10 s (is a handler blocking it?): exiting anyway");
+    if !python.wait(PYTHON_STOP_TIMEOUT) {
+        tracing::warn!(
+            "the Python loop did not stop within {PYTHON_STOP_TIMEOUT:?} (is a handler blocking it?): exiting anyway"
+        );
     }
     Ok(())
 }
@@ -113,8 +146,12 @@ fn announce(app: &LoadedApp, duplicates: &[String]) {
 
 fn bind_failure(host: &str, port: u16, error: &std::io::Error) -> StartupError {
     let hint = match error.kind() {
-        std::io::ErrorKind::AddrInUse => ": another process is listening there; stop it or pick another --port",
-        std::io::ErrorKind::PermissionDenied => ": ports below 1024 need privileges; pick another --port",
+        std::io::ErrorKind::AddrInUse => {
+            ": another process is listening there; stop it or pick another --port"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            ": ports below 1024 need privileges; pick another --port"
+        }
         std::io::ErrorKind::AddrNotAvailable => ": this machine has no such address; check --host",
         _ => "",
     };

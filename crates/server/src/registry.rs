@@ -21,7 +21,9 @@ pub struct Registry {
 impl Registry {
     pub fn new(endpoint_count: usize) -> Self {
         Self {
-            endpoints: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
+            endpoints: (0..endpoint_count)
+                .map(|_| RwLock::new(HashMap::new()))
+                .collect(),
             live: AtomicUsize::new(0),
             emptied: Notify::new(),
         }
@@ -29,11 +31,15 @@ impl Registry {
 
     fn read(&self, endpoint: usize) -> RwLockReadGuard<'_, Links> {
         // Inserts and removes cannot panic half-way; a poisoned map is still whole.
-        self.endpoints[endpoint].read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.endpoints[endpoint]
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self, endpoint: usize) -> RwLockWriteGuard<'_, Links> {
-        self.endpoints[endpoint].write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.endpoints[endpoint]
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn insert(&self, link: &Arc<Link>) {
@@ -42,7 +48,9 @@ impl Registry {
     }
 
     pub fn remove(&self, link: &Link) {
-        if self.write(link.endpoint).remove(&link.key).is_some() && self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.write(link.endpoint).remove(&link.key).is_some()
+            && self.live.fetch_sub(1, Ordering::AcqRel) == 1
+        {
             self.emptied.notify_waiters();
         }
     }
@@ -63,7 +71,9 @@ impl Registry {
 
     /// Every open connection, across endpoints.
     pub fn all(&self) -> Vec<Arc<Link>> {
-        (0..self.endpoints.len()).flat_map(|endpoint| self.read(endpoint).values().cloned().collect::<Vec<_>>()).collect()
+        (0..self.endpoints.len())
+            .flat_map(|endpoint| self.read(endpoint).values().cloned().collect::<Vec<_>>())
+            .collect()
     }
 
     /// Returns once no connection is left.

@@ -19,7 +19,13 @@ impl Routes {
                 duplicates.push(path.clone());
             }
         }
-        (Self { by_path, count: paths.len() }, duplicates)
+        (
+            Self {
+                by_path,
+                count: paths.len(),
+            },
+            duplicates,
+        )
     }
 
     pub fn lookup(&self, path: &str) -> Option<usize> {

@@ -10,7 +10,10 @@ use crate::state::ServerState;
 
 /// Returns when the process is asked to stop.
 pub async fn signalled() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::error!("cannot install signal handlers: stop the server with SIGKILL");
         return std::future::pending().await;
     };
@@ -18,7 +21,7 @@ pub async fn signalled() {
         _ = interrupt.recv() => "SIGINT",
         _ = terminate.recv() => "SIGTERM",
     };
-    tracing::info!("{name} received: closing connections");
+    tracing::info!("{name} received: shutting down");
 }
 
 /// Closes every connection with 1001 and waits for them, at most `grace` (then the rest are
@@ -26,9 +29,15 @@ pub async fn signalled() {
 pub async fn close_all(state: &ServerState, grace: Duration) {
     state.begin_shutdown();
     state.bridge.push(Event::ShuttingDown);
-    if tokio::time::timeout(grace, state.registry.until_empty()).await.is_err() {
+    if tokio::time::timeout(grace, state.registry.until_empty())
+        .await
+        .is_err()
+    {
         let stuck = state.registry.all();
-        tracing::warn!("{} connection(s) still open after {grace:?}: closing them now", stuck.len());
+        tracing::warn!(
+            "{} connection(s) still open after {grace:?}: closing them now",
+            stuck.len()
+        );
         for link in stuck {
             link.force_close(1001, "server shutting down");
         }

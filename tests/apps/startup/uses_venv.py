@@ -1,6 +1,5 @@
-from robyn import Robyn
-
 import venv_only_module
+from robyn import Robyn
 
 app = Robyn(__file__)
 

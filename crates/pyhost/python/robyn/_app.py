@@ -177,7 +177,9 @@ class SubRouter(BaseRobyn):
         return self.prefix.rstrip("/") + endpoint if self.prefix else endpoint
 
     def _dependencies(self) -> Dependencies:
-        inherited = self.parent._dependencies() if self.parent else {"global_dependencies": {}, "router_dependencies": {}}
+        inherited = (
+            self.parent._dependencies() if self.parent else {"global_dependencies": {}, "router_dependencies": {}}
+        )
         return {
             "global_dependencies": {**inherited["global_dependencies"], **self.global_dependencies},
             "router_dependencies": {**inherited["router_dependencies"], **self.router_dependencies},

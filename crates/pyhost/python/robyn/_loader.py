@@ -67,15 +67,20 @@ def _find_app(module: object, module_name: str, attr: str) -> Robyn:
         if app is None:
             raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}")
         if not isinstance(app, Robyn):
-            raise AppLoadError(f"{module_name}:{attr} is a {type(app).__name__}, not a Robyn app")
+            raise AppLoadError(f"{module_name}:{attr} is {_article(type(app).__name__)}, not a Robyn app")
         return app
     named = {id(value): name for name, value in vars(module).items() if isinstance(value, Robyn)}
     if len(named) == 1:
         return next(value for value in vars(module).values() if isinstance(value, Robyn))
     if len(named) > 1:
         names = ", ".join(sorted(named.values()))
-        raise AppLoadError(f"module {module_name!r} defines several Robyn apps ({names}): name one with --app {module_name}:NAME")
+        raise AppLoadError(
+            f"module {module_name!r} defines several Robyn apps ({names}): name one with --app {module_name}:NAME"
+        )
     if len(_app.created) == 1:
         return _app.created[0]
     raise AppLoadError(f"module {module_name!r} defines no Robyn app: create one with `app = Robyn(__file__)`")
 
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
