@@ -1,12 +1,10 @@
 """Run once by the server before anything else is imported: puts the embedded ``robyn``
-package ahead of everything on ``sys.path`` and makes an active virtualenv importable."""
+package ahead of everything on ``sys.path``."""
 
 from __future__ import annotations
 
 import importlib.abc
 import importlib.util
-import os
-import site
 import sys
 from types import CodeType, ModuleType
 
@@ -54,9 +52,5 @@ class EmbeddedPackage(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader)
 
 def install(sources: dict[str, str], native: ModuleType) -> None:
     sys.argv = ["robyn-ws-server"]
-    venv = os.environ.get("VIRTUAL_ENV")
-    if venv:
-        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        site.addsitedir(os.path.join(venv, "lib", version, "site-packages"))
     sys.modules["robyn._native"] = native
     sys.meta_path.insert(0, EmbeddedPackage(sources))

@@ -1,8 +1,10 @@
 //! Starting CPython inside the server and importing the user's app into it.
 
-use std::ffi::CString;
-use std::path::PathBuf;
+use std::ffi::{CStr, CString};
+use std::mem::MaybeUninit;
+use std::path::{Path, PathBuf};
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -83,7 +85,7 @@ pub struct LoadedApp {
 
 /// Starts the interpreter and imports the app. Python tracebacks end up in the error.
 pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
-    Python::initialize();
+    initialize()?;
     Python::attach(|py| {
         install_package(py, settings.log_level)
             .map_err(|err| StartupError::internal(py, "installing the robyn package", &err))?;
@@ -97,6 +99,81 @@ pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
         describe(&runtime)
             .map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
     })
+}
+
+/// Which `python` the embedded interpreter takes its paths from: an active virtualenv's (so
+/// its packages are importable, through its `pyvenv.cfg`, as under its own `python`), else the
+/// one this binary was built against. Without it CPython would guess from whatever `python3`
+/// is first on PATH.
+fn program_name() -> Option<PathBuf> {
+    let built_with = option_env!("PYHOST_PYTHON").map(PathBuf::from);
+    if let Some(venv) = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from) {
+        let python = venv.join("bin").join("python");
+        let version = built_with.as_deref().and_then(version_of);
+        let matches = version.is_none_or(|version| venv.join("lib").join(version).is_dir());
+        if python.exists() && matches {
+            return Some(python);
+        }
+        tracing::warn!(
+            "ignoring VIRTUAL_ENV={}: it has no bin/python for this server's Python ({})",
+            venv.display(),
+            version.unwrap_or("unknown version")
+        );
+    }
+    built_with.filter(|python| python.exists())
+}
+
+/// `python3.11` from `/usr/local/bin/python3.11`, when the executable's name says it.
+fn version_of(executable: &Path) -> Option<&str> {
+    let name = executable.file_name()?.to_str()?;
+    (name.starts_with("python3.") && name.len() > "python3.".len()).then_some(name)
+}
+
+/// Starts CPython, leaving signal handling to the server, then releases the GIL so the loop
+/// thread can take it.
+fn initialize() -> Result<(), StartupError> {
+    // SAFETY: the PyConfig calls follow CPython's documented initialization sequence, on one
+    // thread, before anything else touches the interpreter; the config is cleared after use.
+    unsafe {
+        if ffi::Py_IsInitialized() != 0 {
+            return Ok(());
+        }
+        let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
+        let mut config = config.assume_init();
+        config.install_signal_handlers = 0;
+        config.parse_argv = 0;
+        let mut status = None;
+        if let Some(program) = program_name()
+            && let Ok(program) = CString::new(program.as_os_str().as_encoded_bytes())
+        {
+            let set = ffi::PyConfig_SetBytesString(
+                &mut config,
+                &mut config.program_name,
+                program.as_ptr(),
+            );
+            if ffi::PyStatus_Exception(set) != 0 {
+                status = Some(set);
+            }
+        }
+        let status = status.unwrap_or_else(|| ffi::Py_InitializeFromConfig(&config));
+        ffi::PyConfig_Clear(&mut config);
+        if ffi::PyStatus_Exception(status) != 0 {
+            let reason = if status.err_msg.is_null() {
+                "unknown error".into()
+            } else {
+                CStr::from_ptr(status.err_msg).to_string_lossy()
+            };
+            return Err(StartupError {
+                details: None,
+                message: format!(
+                    "cannot start Python: {reason} (set PYTHONHOME to the Python 3 installation this server was built with)"
+                ),
+            });
+        }
+        ffi::PyEval_SaveThread();
+    }
+    Ok(())
 }
 
 fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {

@@ -1,0 +1,34 @@
+# Tasks for robyn-ws-server. `just` itself: `python3 -m pip install rust-just`.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+binary := "target/release/robyn-ws-server"
+
+# List the tasks.
+default:
+    @just --list
+
+# Build the release binary.
+build:
+    cargo build --release --locked -p robyn-ws-server
+
+# Serve an app (default: the examples in pyapp/main.py), e.g. `just run pyapp.main --port 9000`.
+run app="pyapp.main" *flags: build
+    {{binary}} --app {{app}} {{flags}}
+
+# The Python tools the tests and linters use, in .venv.
+venv:
+    test -x .venv/bin/python || python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+# Every test: Rust unit tests, then the pytest suite against the built binary.
+test: venv
+    cargo test --release --locked
+    .venv/bin/python -m pytest
+
+# Formatting and lints, as CI runs them.
+lint: venv
+    cargo fmt --all -- --check
+    cargo clippy --release --locked --all-targets -- -D warnings
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
