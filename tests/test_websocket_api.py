@@ -213,3 +213,31 @@ async def test_broadcast_still_works_after_the_sender_left(module_server):
             leaver = (await receive(leaves)).split(":")[0]
             assert await receive(stays) == f"{leaver}: bye"
         assert await receive(stays) == f"{leaver} left"
+
+
+async def test_the_interpreter_side_forgets_every_ended_connection(module_server):
+    """Whoever closes (client, handler, close(), a failure), nothing stays behind."""
+
+    async def live_now() -> int:
+        async with module_server.connect("/live") as probe:
+            return int(await receive(probe))
+
+    before = await live_now()
+    for _ in range(20):
+        async with module_server.connect("/echo") as ws:  # client closes
+            await ws.send("x")
+            await receive(ws)
+        async with module_server.connect("/close") as ws:  # handler calls close()
+            await ws.send("close 1000")
+            await closed_with(ws)
+        async with module_server.connect("/identity") as ws:  # handler returns
+            await receive(ws)
+            await ws.send("done")
+            await closed_with(ws)
+        async with module_server.connect("/sends") as ws:  # vanished
+            ws.transport.abort()
+    # The probe connections themselves come and go too; allow the events to drain by
+    # asking until the count settles where it started.
+    async with asyncio.timeout(10):
+        while await live_now() != before:
+            pass

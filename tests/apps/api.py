@@ -157,3 +157,12 @@ async def left(websocket):
             await websocket.broadcast(f"{websocket.id}: {message}")
     finally:
         await websocket.broadcast(f"{websocket.id} left")
+
+
+@app.websocket("/live")
+async def live(websocket):
+    """How many connections the interpreter side still tracks, this one included."""
+    from robyn import _native
+
+    await websocket.send_text(str(_native.live_connections()))
+    await websocket.receive_text()

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -24,6 +25,9 @@ struct Hooks {
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
+
+/// Connections the dispatcher still routes events to; back to zero when all are gone.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 fn hooks(py: Python<'_>) -> PyResult<&Hooks> {
     HOOKS.get(py).ok_or_else(|| {
@@ -426,6 +430,8 @@ pub struct Dispatcher {
     bridge: Arc<Bridge>,
     connections: HashMap<ConnKey, Py<Connection>>,
     batch: Vec<Event>,
+    /// Set by `Event::ShuttingDown`: connections opened later are going away from the start.
+    shutting_down: bool,
 }
 
 impl Dispatcher {
@@ -434,6 +440,7 @@ impl Dispatcher {
             bridge,
             connections: HashMap::new(),
             batch: Vec::new(),
+            shutting_down: false,
         }
     }
 
@@ -441,12 +448,20 @@ impl Dispatcher {
         match event {
             Event::Conn(key, Inbound::Open(opening)) => {
                 let endpoint = opening.endpoint;
-                let conn = Py::new(py, Connection::open(py, *opening))?;
+                let mut opened = Connection::open(py, *opening);
+                if self.shutting_down {
+                    // Its handshake finished just as shutdown began.
+                    opened.going_away = true;
+                    opened.end(py, 1001, "server shutting down".into());
+                }
+                let conn = Py::new(py, opened)?;
                 self.connections.insert(key, conn.clone_ref(py));
+                LIVE.store(self.connections.len(), Ordering::Relaxed);
                 hooks(py)?.on_open.call1(py, (endpoint, conn))?;
             }
             Event::Conn(key, Inbound::Disconnected { code, reason }) => {
                 if let Some(conn) = self.connections.remove(&key) {
+                    LIVE.store(self.connections.len(), Ordering::Relaxed);
                     conn.borrow_mut(py).network_gone(py, code, reason);
                 }
             }
@@ -465,6 +480,7 @@ impl Dispatcher {
                 }
             }
             Event::ShuttingDown => {
+                self.shutting_down = true;
                 for conn in self.connections.values() {
                     let mut conn = conn.borrow_mut(py);
                     if conn.ended.is_none() {
@@ -541,11 +557,18 @@ fn emit(level: i32, logger: &str, message: &str) {
     }
 }
 
+/// How many connections the interpreter side still tracks.
+#[pyfunction]
+fn live_connections() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
 /// Builds the `robyn._native` module object.
 pub(crate) fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let module = PyModule::new(py, "robyn._native")?;
     module.add_class::<Connection>()?;
     module.add_class::<Dispatcher>()?;
     module.add_function(wrap_pyfunction!(emit, &module)?)?;
+    module.add_function(wrap_pyfunction!(live_connections, &module)?)?;
     Ok(module)
 }

@@ -61,11 +61,17 @@ pub async fn serve(
         close_timer: None,
         unflushed: false,
         python_told: false,
+        disconnect_sent: false,
         read_failed: false,
         peer_closed: false,
     };
     poll_fn(|cx| driver.poll(cx)).await;
     driver.tell_python(1006, "");
+    if !driver.disconnect_sent {
+        // The app closed it, so the handler knew; the interpreter side still needs the final
+        // event to forget the connection.
+        driver.push_disconnected(1000, "");
+    }
     state.bridge.push_all(&mut driver.events);
     link.set_gone();
     state.registry.remove(&link);
@@ -85,8 +91,10 @@ struct Driver {
     close_timer: Option<Pin<Box<Sleep>>>,
     unflushed: bool,
     /// The interpreter side knows this connection is over (`Inbound::Disconnected` queued, or
-    /// it asked for the close itself). Nothing more is reported after that.
+    /// it asked for the close itself). No messages are reported after that.
     python_told: bool,
+    /// `Inbound::Disconnected` was queued: it is always a connection's last event, exactly once.
+    disconnect_sent: bool,
     /// Reading hit a protocol error: only the Close frame is still written.
     read_failed: bool,
     /// The client sent its Close frame: only tungstenite's answer to it is still written.
@@ -248,12 +256,17 @@ impl Driver {
     fn tell_python(&mut self, code: u16, reason: &str) {
         if !self.python_told {
             self.python_told = true;
+            self.push_disconnected(code, reason);
+        }
+    }
+
+    fn push_disconnected(&mut self, code: u16, reason: &str) {
+        if !self.disconnect_sent {
+            self.disconnect_sent = true;
+            let reason = reason.to_owned();
             self.events.push(Event::Conn(
                 self.link.key,
-                Inbound::Disconnected {
-                    code,
-                    reason: reason.to_owned(),
-                },
+                Inbound::Disconnected { code, reason },
             ));
         }
     }

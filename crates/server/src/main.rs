@@ -99,6 +99,11 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     let router = Router::new()
         .fallback(handshake::handle)
         .with_state(state.clone());
+    let signals = {
+        let _runtime = runtime.enter();
+        shutdown::Signals::install()
+            .map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
+    };
     tracing::info!("serving {} on ws://{address}", cli.app);
 
     let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0))
@@ -106,7 +111,7 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     runtime.block_on(async {
         let stop = CancellationToken::new();
         let accepting = tokio::spawn(listener::accept_until(listener, router, stop.clone()));
-        shutdown::signalled().await;
+        signals.received().await;
         stop.cancel();
         let _ = accepting.await;
         tracing::info!(

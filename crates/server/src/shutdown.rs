@@ -1,27 +1,38 @@
 //! Graceful shutdown: on SIGINT or SIGTERM, stop accepting, let every handler see
 //! `WebSocketDisconnect` (1001) and finish, then stop the interpreter side.
 
+use std::io;
 use std::time::Duration;
 
 use pyhost::bridge::Event;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::state::ServerState;
 
-/// Returns when the process is asked to stop.
-pub async fn signalled() {
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::error!("cannot install signal handlers: stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = interrupt.recv() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
-    };
-    tracing::info!("{name} received: shutting down");
+/// SIGINT and SIGTERM, caught from the moment this exists: create it before saying the
+/// server is ready, so a signal sent right after that cannot kill the process outright.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    /// Must be called inside the tokio runtime.
+    pub fn install() -> io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Returns when the process is asked to stop.
+    pub async fn received(mut self) {
+        let name = tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        };
+        tracing::info!("{name} received: shutting down");
+    }
 }
 
 /// Closes every connection with 1001 and waits for them, at most `grace` (then the rest are
