@@ -56,43 +56,35 @@ fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
 /// What a request to a WebSocket path gets when it is not a valid handshake.
 fn reject_handshake(rejection: &WebSocketUpgradeRejection) -> Response {
     use WebSocketUpgradeRejection as R;
-    match rejection {
-        R::MethodNotGet(_) => {
-            let mut response = refuse(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "WebSocket handshakes use GET\n",
-            );
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
-            response
-        }
-        R::InvalidWebSocketVersionHeader(_) => {
-            let mut response = refuse(
-                StatusCode::UPGRADE_REQUIRED,
-                "this server speaks WebSocket version 13\n",
-            );
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-            response
-        }
-        R::WebSocketKeyHeaderMissing(_) => refuse(
+    let (status, body, hint) = match rejection {
+        R::MethodNotGet(_) => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "WebSocket handshakes use GET\n",
+            Some((header::ALLOW, "GET")),
+        ),
+        R::InvalidWebSocketVersionHeader(_) => (
+            StatusCode::UPGRADE_REQUIRED,
+            "this server speaks WebSocket version 13\n",
+            Some((header::SEC_WEBSOCKET_VERSION, "13")),
+        ),
+        R::WebSocketKeyHeaderMissing(_) => (
             StatusCode::BAD_REQUEST,
             "missing Sec-WebSocket-Key header\n",
+            None,
         ),
-        _ => {
-            let mut response = refuse(
-                StatusCode::UPGRADE_REQUIRED,
-                "this path serves WebSocket connections only: connect with a WebSocket client\n",
-            );
-            response
-                .headers_mut()
-                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-            response
-        }
+        _ => (
+            StatusCode::UPGRADE_REQUIRED,
+            "this path serves WebSocket connections only: connect with a WebSocket client\n",
+            Some((header::UPGRADE, "websocket")),
+        ),
+    };
+    let mut response = refuse(status, body);
+    if let Some((name, value)) = hint {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_static(value));
     }
+    response
 }
 
 /// An error response that also closes the TCP connection: a refused handshake leaves no
