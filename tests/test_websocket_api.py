@@ -165,6 +165,9 @@ async def test_query_params_has_robyns_interface(module_server):
 async def test_close_sends_that_code_and_ends_the_handlers_conversation(module_server, code, reason):
     async with module_server.connect("/close") as ws:
         await ws.send(f"close {code} {reason}".rstrip())
+        # Messages still on their way after close() must not reach the handler any more.
+        for n in range(200):
+            await ws.send(f"late {n}")
         assert await closed_with(ws) == (code, reason)
         conn_id = None
     for attempt in ("receive_text", "send_text"):

@@ -1,5 +1,6 @@
 """Endpoints exercising every method and property of the websocket object."""
 
+import asyncio
 import json
 
 from robyn import Robyn, WebSocketDisconnect
@@ -115,6 +116,8 @@ async def close(websocket):
         await websocket.send_text(f"ValueError: {error}")
         await websocket.receive_text()
         return
+    # Let messages the client sent after asking to close arrive: they must not be received.
+    await asyncio.sleep(0.05)
     for attempt in ("receive_text", "send_text"):
         try:
             if attempt == "receive_text":

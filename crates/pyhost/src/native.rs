@@ -88,7 +88,6 @@ struct Ended {
 /// One connection, as the loop thread sees it.
 #[pyclass(module = "robyn._native")]
 pub struct Connection {
-    endpoint: usize,
     id: Py<PyString>,
     query: Vec<(String, String)>,
     peer: Arc<dyn Peer>,
@@ -108,7 +107,6 @@ pub struct Connection {
 impl Connection {
     fn open(py: Python<'_>, opening: Opening) -> Self {
         Self {
-            endpoint: opening.endpoint,
             id: PyString::new(py, &opening.id).unbind(),
             query: opening.query,
             peer: opening.peer,
@@ -125,6 +123,10 @@ impl Connection {
     }
 
     fn deliver(&mut self, py: Python<'_>, message: Received) -> PyResult<()> {
+        if self.closed_by_handler.is_some() {
+            // Still on its way when the handler closed: the handler wants no more.
+            return Ok(());
+        }
         if let Some(waiter) = self.waiter.take()
             // Cloning shares the bytes; the copy is kept if the receiver was cancelled meanwhile.
             && resolve(py, &waiter, message.clone().into_py(py)?)
@@ -268,16 +270,6 @@ impl Connection {
     #[getter]
     fn query(&self) -> Vec<(String, String)> {
         self.query.clone()
-    }
-
-    #[getter]
-    fn endpoint(&self) -> usize {
-        self.endpoint
-    }
-
-    #[getter]
-    fn joined(&self) -> bool {
-        self.joined
     }
 
     /// The next message if one is waiting, else None; raises `WebSocketDisconnect` once the

@@ -102,6 +102,7 @@ class Endpoint:
             return
 
         failed = False
+        phase = "on_connect"
         try:
             if run_on_connect is not None:
                 greeting = _as_message(await _invoke(run_on_connect))
@@ -111,12 +112,13 @@ class Endpoint:
                         await blocked
             # Only now may broadcasts reach this client: nothing overtakes the greeting.
             conn.join()
+            phase = "handler"
             await _invoke(run_handler)
         except (WebSocketDisconnect, asyncio.CancelledError):
             pass
         except Exception:
             failed = True
-            _log.exception("%s on %s failed for connection %s", self._phase(run_on_connect, conn), self.path, conn.id)
+            _log.exception("%s on %s failed for connection %s", phase, self.path, conn.id)
 
         farewell = None
         if run_on_close is not None:
@@ -128,7 +130,3 @@ class Endpoint:
                 failed = True
                 _log.exception("on_close on %s failed for connection %s", self.path, conn.id)
         conn.finish(failed, farewell)
-
-    @staticmethod
-    def _phase(run_on_connect: Callable[[], Any] | None, conn: Connection) -> str:
-        return "handler" if run_on_connect is None or conn.joined else "on_connect"
