@@ -48,6 +48,10 @@ pub struct Cli {
     #[arg(long, value_name = "FRAMES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
 
+    /// Do not negotiate permessage-deflate compression, even with clients that offer it.
+    #[arg(long)]
+    pub no_deflate: bool,
+
     /// Seconds handlers get to finish after SIGINT/SIGTERM before the remaining connections
     /// are closed without waiting for them.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]

@@ -10,13 +10,29 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, Stream};
 use pyhost::bridge::{Event, Inbound, Opening};
 use tokio::time::Sleep;
 
+use crate::deflate::ClosedByLayer;
 use crate::link::{Closing, Link, close_frame};
 use crate::state::ServerState;
+
+/// A WebSocket as the connection task drives it: axum's (tungstenite) or a
+/// `deflate::DeflateSocket` (yawc).
+pub trait Socket:
+    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+{
+}
+
+impl<T> Socket for T where
+    T: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Unpin
+        + Send
+{
+}
 
 /// How long to wait for the client's answer to our Close frame before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -29,7 +45,7 @@ const READ_BUDGET: usize = 64;
 pub async fn serve(
     state: Arc<ServerState>,
     endpoint: usize,
-    socket: WebSocket,
+    socket: impl Socket,
     query: Vec<(String, String)>,
 ) {
     let key = state.next_key();
@@ -77,10 +93,10 @@ pub async fn serve(
     state.registry.remove(&link);
 }
 
-struct Driver {
+struct Driver<S> {
     state: Arc<ServerState>,
     link: Arc<Link>,
-    socket: WebSocket,
+    socket: S,
     /// Frames taken from the link, not yet handed to the socket.
     outgoing: VecDeque<Message>,
     /// Events for the bridge, pushed together at the end of each poll.
@@ -106,7 +122,7 @@ enum Step {
     Done,
 }
 
-impl Driver {
+impl<S: Socket> Driver<S> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let step = self.read(cx);
         let step = match step {
@@ -168,17 +184,22 @@ impl Driver {
     }
 
     fn read_error(&mut self, error: &axum::Error) -> Step {
-        let code = close_code_for(error);
-        tracing::debug!(key = self.link.key, code, %error, "connection read failed");
-        if code == 1006 {
+        let failure = read_failure(error);
+        tracing::debug!(key = self.link.key, code = failure.code, %error, "connection read failed");
+        if failure.code == 1006 {
             return Step::Done;
         }
         // The client broke the protocol: tell it why in a Close frame, then drop it.
         self.read_failed = true;
-        self.tell_python(code, "");
-        if self.closing.is_none() && !self.close_sent {
-            self.outgoing.clear();
-            self.closing = Some(close_frame(code, ""));
+        self.tell_python(failure.code, "");
+        self.outgoing.clear();
+        if failure.close_queued {
+            // The WebSocket layer queued that Close itself; it only needs flushing.
+            self.close_sent = true;
+            self.unflushed = true;
+            self.close_timer = Some(Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
+        } else if self.closing.is_none() && !self.close_sent {
+            self.closing = Some(close_frame(failure.code, ""));
         }
         Step::Continue
     }
@@ -272,18 +293,34 @@ impl Driver {
     }
 }
 
-/// The close code that matches a read error, per RFC 6455 section 7.4.1; 1006 when the
-/// connection itself is gone and no Close frame can be sent.
-fn close_code_for(error: &axum::Error) -> u16 {
+struct ReadFailure {
+    /// The close code that matches the error (RFC 6455 section 7.4.1); 1006 when the
+    /// connection itself is gone and no Close frame can be sent.
+    code: u16,
+    /// The WebSocket layer has already queued its Close frame with `code`.
+    close_queued: bool,
+}
+
+fn read_failure(error: &axum::Error) -> ReadFailure {
     use tungstenite::Error;
     use tungstenite::error::{CapacityError, ProtocolError};
-    let inner = std::error::Error::source(error).and_then(|source| source.downcast_ref::<Error>());
-    match inner {
+    let source = std::error::Error::source(error);
+    if let Some(closed) = source.and_then(|source| source.downcast_ref::<ClosedByLayer>()) {
+        return ReadFailure {
+            code: closed.code,
+            close_queued: true,
+        };
+    }
+    let code = match source.and_then(|source| source.downcast_ref::<Error>()) {
         Some(Error::Utf8(_)) => 1007,
         Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => 1009,
         Some(Error::Capacity(_)) => 1009,
         Some(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => 1006,
         Some(Error::Protocol(_)) => 1002,
         _ => 1006,
+    };
+    ReadFailure {
+        code,
+        close_queued: false,
     }
 }

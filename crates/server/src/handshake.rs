@@ -6,18 +6,19 @@ use std::sync::Arc;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::connection;
 use crate::state::ServerState;
+use crate::{connection, deflate};
 
 /// Read buffer per connection. tungstenite's default (128 KiB) would make every idle
 /// connection cost that much; 8 KiB reads a typical message in one system call.
-const READ_BUFFER: usize = 8 * 1024;
+pub const READ_BUFFER: usize = 8 * 1024;
 /// Frames accumulate up to this much before tungstenite writes; the connection task flushes
 /// once per batch anyway.
-const WRITE_BUFFER: usize = 16 * 1024;
+pub const WRITE_BUFFER: usize = 16 * 1024;
 
 pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let Some(endpoint) = state.routes.lookup(request.uri().path()) else {
@@ -29,11 +30,17 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
             "the server is shutting down\n",
         );
     }
-    let query = parse_query(request.uri().query());
     let (mut parts, _body) = request.into_parts();
+    if let Err(refusal) = check(&parts) {
+        return refusal;
+    }
+    let query = parse_query(parts.uri.query());
+    if state.limits.deflate && deflate::offered(&parts.headers) {
+        return deflate::upgrade(state, endpoint, parts, query).await;
+    }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return reject_handshake(&rejection),
+        Err(rejection) => return refuse(StatusCode::UPGRADE_REQUIRED, rejection_text(&rejection)),
     };
     let max = state.limits.max_message_size;
     upgrade
@@ -53,38 +60,63 @@ fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     })
 }
 
-/// What a request to a WebSocket path gets when it is not a valid handshake.
-fn reject_handshake(rejection: &WebSocketUpgradeRejection) -> Response {
-    use WebSocketUpgradeRejection as R;
-    let (status, body, hint) = match rejection {
-        R::MethodNotGet(_) => (
+/// RFC 6455 section 4.2.1: what makes a request an opening handshake, checked here once for
+/// both WebSocket layers, so every refusal looks the same.
+fn check(parts: &Parts) -> Result<(), Response> {
+    let has = |name: header::HeaderName, token: &str| {
+        parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(|value| {
+                value
+                    .split(',')
+                    .any(|item| item.trim().eq_ignore_ascii_case(token))
+            })
+    };
+    if parts.method != Method::GET {
+        return Err(refuse_with(
             StatusCode::METHOD_NOT_ALLOWED,
             "WebSocket handshakes use GET\n",
-            Some((header::ALLOW, "GET")),
-        ),
-        R::InvalidWebSocketVersionHeader(_) => (
-            StatusCode::UPGRADE_REQUIRED,
-            "this server speaks WebSocket version 13\n",
-            Some((header::SEC_WEBSOCKET_VERSION, "13")),
-        ),
-        R::WebSocketKeyHeaderMissing(_) => (
-            StatusCode::BAD_REQUEST,
-            "missing Sec-WebSocket-Key header\n",
-            None,
-        ),
-        _ => (
+            header::ALLOW,
+            "GET",
+        ));
+    }
+    if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
+        return Err(refuse_with(
             StatusCode::UPGRADE_REQUIRED,
             "this path serves WebSocket connections only: connect with a WebSocket client\n",
-            Some((header::UPGRADE, "websocket")),
-        ),
-    };
-    let mut response = refuse(status, body);
-    if let Some((name, value)) = hint {
-        response
-            .headers_mut()
-            .insert(name, HeaderValue::from_static(value));
+            header::UPGRADE,
+            "websocket",
+        ));
     }
-    response
+    if parts
+        .headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        return Err(refuse_with(
+            StatusCode::UPGRADE_REQUIRED,
+            "this server speaks WebSocket version 13\n",
+            header::SEC_WEBSOCKET_VERSION,
+            "13",
+        ));
+    }
+    if !parts.headers.contains_key(header::SEC_WEBSOCKET_KEY) {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "missing Sec-WebSocket-Key header\n",
+        ));
+    }
+    Ok(())
+}
+
+/// What axum still refuses after `check` passed: a connection hyper cannot upgrade.
+fn rejection_text(rejection: &WebSocketUpgradeRejection) -> &'static str {
+    tracing::debug!(%rejection, "WebSocket upgrade refused");
+    "this connection cannot be upgraded to a WebSocket\n"
 }
 
 /// An error response that also closes the TCP connection: a refused handshake leaves no
@@ -94,6 +126,20 @@ fn refuse(status: StatusCode, body: &'static str) -> Response {
     response
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// `refuse`, with the one header that tells the client what would be accepted.
+fn refuse_with(
+    status: StatusCode,
+    body: &'static str,
+    name: header::HeaderName,
+    value: &'static str,
+) -> Response {
+    let mut response = refuse(status, body);
+    response
+        .headers_mut()
+        .insert(name, HeaderValue::from_static(value));
     response
 }
 

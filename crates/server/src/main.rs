@@ -4,6 +4,7 @@
 
 mod cli;
 mod connection;
+mod deflate;
 mod handshake;
 mod link;
 mod listener;
@@ -93,6 +94,7 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     let limits = Limits {
         max_message_size: cli.max_message_size,
         send_queue: cli.send_queue as usize,
+        deflate: !cli.no_deflate,
     };
     let python = app.start(bridge.clone())?;
     let state = Arc::new(ServerState::new(routes, bridge, limits));

@@ -13,6 +13,8 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Frames a connection's outbound queue holds before sends wait.
     pub send_queue: usize,
+    /// Negotiate permessage-deflate with clients that offer it.
+    pub deflate: bool,
 }
 
 pub struct ServerState {
@@ -20,6 +22,8 @@ pub struct ServerState {
     pub registry: Arc<Registry>,
     pub bridge: Arc<Bridge>,
     pub limits: Limits,
+    /// Deflate state shared by every compressed connection between messages.
+    pub deflate_pool: yawc::DeflatePool,
     next_key: AtomicU64,
     shutting_down: AtomicBool,
 }
@@ -31,6 +35,7 @@ impl ServerState {
             routes,
             bridge,
             limits,
+            deflate_pool: crate::deflate::pool(),
             next_key: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
         }
