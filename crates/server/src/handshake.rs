@@ -31,7 +31,7 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
         );
     }
     let (mut parts, _body) = request.into_parts();
-    if let Err(refusal) = check(&parts) {
+    if let Some(refusal) = refusal(&parts) {
         return refusal;
     }
     let query = parse_query(parts.uri.query());
@@ -60,9 +60,9 @@ fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
     })
 }
 
-/// RFC 6455 section 4.2.1: what makes a request an opening handshake, checked here once for
-/// both WebSocket layers, so every refusal looks the same.
-fn check(parts: &Parts) -> Result<(), Response> {
+/// The answer to a request that is not an opening handshake (RFC 6455 section 4.2.1), if it
+/// is not one. Checked here once for both WebSocket layers, so every refusal looks the same.
+fn refusal(parts: &Parts) -> Option<Response> {
     let has = |name: header::HeaderName, token: &str| {
         parts
             .headers
@@ -76,7 +76,7 @@ fn check(parts: &Parts) -> Result<(), Response> {
             })
     };
     if parts.method != Method::GET {
-        return Err(refuse_with(
+        return Some(refuse_with(
             StatusCode::METHOD_NOT_ALLOWED,
             "WebSocket handshakes use GET\n",
             header::ALLOW,
@@ -84,7 +84,7 @@ fn check(parts: &Parts) -> Result<(), Response> {
         ));
     }
     if !has(header::CONNECTION, "upgrade") || !has(header::UPGRADE, "websocket") {
-        return Err(refuse_with(
+        return Some(refuse_with(
             StatusCode::UPGRADE_REQUIRED,
             "this path serves WebSocket connections only: connect with a WebSocket client\n",
             header::UPGRADE,
@@ -97,7 +97,7 @@ fn check(parts: &Parts) -> Result<(), Response> {
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        return Err(refuse_with(
+        return Some(refuse_with(
             StatusCode::UPGRADE_REQUIRED,
             "this server speaks WebSocket version 13\n",
             header::SEC_WEBSOCKET_VERSION,
@@ -105,15 +105,15 @@ fn check(parts: &Parts) -> Result<(), Response> {
         ));
     }
     if !parts.headers.contains_key(header::SEC_WEBSOCKET_KEY) {
-        return Err(refuse(
+        return Some(refuse(
             StatusCode::BAD_REQUEST,
             "missing Sec-WebSocket-Key header\n",
         ));
     }
-    Ok(())
+    None
 }
 
-/// What axum still refuses after `check` passed: a connection hyper cannot upgrade.
+/// What axum still refuses after `refusal` passed: a connection hyper cannot upgrade.
 fn rejection_text(rejection: &WebSocketUpgradeRejection) -> &'static str {
     tracing::debug!(%rejection, "WebSocket upgrade refused");
     "this connection cannot be upgraded to a WebSocket\n"
