@@ -184,3 +184,15 @@ async def messages_until_close(ws: ClientConnection, timeout: float = TIMEOUT) -
                 received.append(await ws.recv())
         except ConnectionClosed:
             return received
+
+
+SESSION_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Prints the Autobahn summary table when this run produced one."""
+    summary = ROOT / "out" / "autobahn" / "summary.md"
+    if summary.exists() and summary.stat().st_mtime >= SESSION_STARTED:
+        terminalreporter.write_sep("=", "Autobahn TestSuite")
+        terminalreporter.write_line(summary.read_text().rstrip())
+        terminalreporter.write_line(f"full report: {summary.parent / 'index.html'}")
