@@ -83,6 +83,9 @@ pub trait Peer: Send + Sync {
     fn join(&self);
     /// Broadcasts no longer reach this connection.
     fn leave(&self);
+    /// The handler has taken (or the connection dropped) `bytes` of received messages; the
+    /// network side reads from the client again once enough is taken.
+    fn consumed(&self, bytes: usize);
     /// Queue `last` whatever the queue's capacity (the farewell, and any sends that were
     /// still waiting for room), then the Close frame, then end the connection. The last call
     /// the interpreter side makes for a connection.
@@ -100,11 +103,7 @@ pub struct Bridge {
 
 impl Bridge {
     pub fn new() -> io::Result<Self> {
-        Ok(Self {
-            pending: Mutex::new(Vec::new()),
-            rung: AtomicBool::new(false),
-            doorbell: Doorbell::new()?,
-        })
+        Ok(Self { pending: Mutex::new(Vec::new()), rung: AtomicBool::new(false), doorbell: Doorbell::new()? })
     }
 
     pub fn push(&self, event: Event) {
@@ -142,9 +141,7 @@ impl Bridge {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock cannot leave the vector half-updated.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A non-blocking eventfd the asyncio loop watches with `loop.add_reader`.
@@ -160,9 +157,7 @@ impl Doorbell {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a freshly created descriptor that nothing else owns.
-        Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        })
+        Ok(Self { fd: unsafe { OwnedFd::from_raw_fd(raw) } })
     }
 
     fn ring(&self) {
@@ -184,11 +179,7 @@ mod tests {
     use super::*;
 
     fn readable(fd: RawFd) -> bool {
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, zero timeout.
         unsafe { libc::poll(&mut poll, 1, 0) == 1 }
     }
@@ -207,10 +198,7 @@ mod tests {
         assert!(readable(bridge.fileno()));
         let mut batch = Vec::new();
         bridge.take(&mut batch);
-        assert!(
-            !readable(bridge.fileno()),
-            "taking the batch resets the doorbell"
-        );
+        assert!(!readable(bridge.fileno()), "taking the batch resets the doorbell");
         let keys: Vec<ConnKey> = batch
             .iter()
             .map(|event| match event {

@@ -25,46 +25,28 @@ impl LoadedApp {
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StartupError>>(1);
         let (finished_tx, finished) = mpsc::sync_channel(1);
         let runtime = self.runtime;
-        let spawned = thread::Builder::new()
-            .name("python-loop".into())
-            .spawn(move || {
-                Python::attach(|py| run(py, runtime, bridge, ready_tx));
-                let _ = finished_tx.send(());
-            });
+        let spawned = thread::Builder::new().name("python-loop".into()).spawn(move || {
+            Python::attach(|py| run(py, runtime, bridge, ready_tx));
+            let _ = finished_tx.send(());
+        });
         if let Err(err) = spawned {
-            return Err(StartupError {
-                details: None,
-                message: format!("cannot start the Python thread: {err}"),
-            });
+            return Err(StartupError { details: None, message: format!("cannot start the Python thread: {err}") });
         }
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(PythonLoop { finished }),
             Ok(Err(err)) => Err(err),
-            Err(_) => Err(StartupError {
-                details: None,
-                message: "the Python thread ended during start-up".into(),
-            }),
+            Err(_) => Err(StartupError { details: None, message: "the Python thread ended during start-up".into() }),
         }
     }
 }
 
-fn run(
-    py: Python<'_>,
-    runtime: Py<PyAny>,
-    bridge: Arc<Bridge>,
-    ready: mpsc::SyncSender<Result<(), StartupError>>,
-) {
+fn run(py: Python<'_>, runtime: Py<PyAny>, bridge: Arc<Bridge>, ready: mpsc::SyncSender<Result<(), StartupError>>) {
     let startup_ready = ready.clone();
-    let report = move |args: &Bound<'_, PyTuple>,
-                       _: Option<&Bound<'_, pyo3::types::PyDict>>|
-          -> PyResult<()> {
+    let report = move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, pyo3::types::PyDict>>| -> PyResult<()> {
         let failure: Option<(String, String)> = args.get_item(0)?.extract()?;
         let outcome = match failure {
             None => Ok(()),
-            Some((traceback, message)) => Err(StartupError {
-                details: Some(traceback),
-                message,
-            }),
+            Some((traceback, message)) => Err(StartupError { details: Some(traceback), message }),
         };
         let _ = startup_ready.send(outcome);
         Ok(())
@@ -75,10 +57,8 @@ fn run(
     });
     if let Err(err) = outcome {
         // Only reaches anyone if start-up was still waiting; otherwise it is logged.
-        let failure = StartupError {
-            details: Some(format_exception(py, &err)),
-            message: "the asyncio loop failed".into(),
-        };
+        let failure =
+            StartupError { details: Some(format_exception(py, &err)), message: "the asyncio loop failed".into() };
         if ready.try_send(Err(failure)).is_err() {
             log_python_error(py, "the asyncio loop failed", &err);
         }

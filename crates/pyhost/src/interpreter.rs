@@ -15,31 +15,16 @@ use crate::native;
 const PACKAGE: &[(&str, &str)] = &[
     ("robyn", include_str!("../python/robyn/__init__.py")),
     ("robyn._app", include_str!("../python/robyn/_app.py")),
-    (
-        "robyn._endpoint",
-        include_str!("../python/robyn/_endpoint.py"),
-    ),
+    ("robyn._endpoint", include_str!("../python/robyn/_endpoint.py")),
     ("robyn._http", include_str!("../python/robyn/_http.py")),
     ("robyn._loader", include_str!("../python/robyn/_loader.py")),
     ("robyn._params", include_str!("../python/robyn/_params.py")),
     ("robyn._query", include_str!("../python/robyn/_query.py")),
-    (
-        "robyn._runtime",
-        include_str!("../python/robyn/_runtime.py"),
-    ),
-    (
-        "robyn._tracebacks",
-        include_str!("../python/robyn/_tracebacks.py"),
-    ),
-    (
-        "robyn._websocket",
-        include_str!("../python/robyn/_websocket.py"),
-    ),
+    ("robyn._runtime", include_str!("../python/robyn/_runtime.py")),
+    ("robyn._tracebacks", include_str!("../python/robyn/_tracebacks.py")),
+    ("robyn._websocket", include_str!("../python/robyn/_websocket.py")),
     ("robyn.robyn", include_str!("../python/robyn/robyn.py")),
-    (
-        "robyn.status_codes",
-        include_str!("../python/robyn/status_codes.py"),
-    ),
+    ("robyn.status_codes", include_str!("../python/robyn/status_codes.py")),
 ];
 
 const BOOTSTRAP: &str = include_str!("../python/bootstrap.py");
@@ -64,10 +49,7 @@ pub struct StartupError {
 
 impl StartupError {
     fn internal(py: Python<'_>, doing: &str, err: &PyErr) -> Self {
-        Self {
-            details: Some(format_exception(py, err)),
-            message: format!("{doing} failed inside the server"),
-        }
+        Self { details: Some(format_exception(py, err)), message: format!("{doing} failed inside the server") }
     }
 }
 
@@ -90,14 +72,12 @@ pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
         install_package(py, settings.log_level)
             .map_err(|err| StartupError::internal(py, "installing the robyn package", &err))?;
         let app_dir = settings.app_dir.to_string_lossy().into_owned();
-        let loader = py
-            .import("robyn._loader")
-            .map_err(|err| StartupError::internal(py, "importing robyn._loader", &err))?;
+        let loader =
+            py.import("robyn._loader").map_err(|err| StartupError::internal(py, "importing robyn._loader", &err))?;
         let runtime = loader
             .call_method1("load", (settings.target.as_str(), app_dir))
             .map_err(|err| load_error(py, &loader, err))?;
-        describe(&runtime)
-            .map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
+        describe(&runtime).map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
     })
 }
 
@@ -147,11 +127,7 @@ fn initialize() -> Result<(), StartupError> {
         if let Some(program) = program_name()
             && let Ok(program) = CString::new(program.as_os_str().as_encoded_bytes())
         {
-            let set = ffi::PyConfig_SetBytesString(
-                &mut config,
-                &mut config.program_name,
-                program.as_ptr(),
-            );
+            let set = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr());
             if ffi::PyStatus_Exception(set) != 0 {
                 status = Some(set);
             }
@@ -177,12 +153,8 @@ fn initialize() -> Result<(), StartupError> {
 }
 
 fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {
-    let bootstrap = PyModule::from_code(
-        py,
-        &CString::new(BOOTSTRAP)?,
-        c"robyn-ws-server/bootstrap.py",
-        c"_robyn_ws_bootstrap",
-    )?;
+    let bootstrap =
+        PyModule::from_code(py, &CString::new(BOOTSTRAP)?, c"robyn-ws-server/bootstrap.py", c"_robyn_ws_bootstrap")?;
     let sources = PyDict::new(py);
     for (name, source) in PACKAGE {
         sources.set_item(name, source)?;
@@ -190,24 +162,19 @@ fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {
     let native = native::module(py)?;
     let emit = native.getattr("emit")?;
     bootstrap.call_method1("install", (sources, native))?;
-    py.import("robyn._runtime")?
-        .call_method1("install_log_forwarding", (emit, log_level))?;
+    py.import("robyn._runtime")?.call_method1("install_log_forwarding", (emit, log_level))?;
     Ok(())
 }
 
 fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: PyErr) -> StartupError {
-    let is_load_error = loader
-        .getattr("AppLoadError")
-        .is_ok_and(|class| err.value(py).is_instance(&class).unwrap_or(false));
+    let is_load_error =
+        loader.getattr("AppLoadError").is_ok_and(|class| err.value(py).is_instance(&class).unwrap_or(false));
     if !is_load_error {
         return StartupError::internal(py, "loading the app", &err);
     }
     let value = err.value(py);
     StartupError {
-        details: value
-            .getattr("details")
-            .and_then(|d| d.extract())
-            .unwrap_or(None),
+        details: value.getattr("details").and_then(|d| d.extract()).unwrap_or(None),
         message: value.str().map(|s| s.to_string()).unwrap_or_default(),
     }
 }

@@ -8,3 +8,4 @@ mod native;
 
 pub use event_loop::PythonLoop;
 pub use interpreter::{LoadedApp, Settings, StartupError, load};
+pub use native::live_connections;

@@ -30,9 +30,9 @@ static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 fn hooks(py: Python<'_>) -> PyResult<&Hooks> {
-    HOOKS.get(py).ok_or_else(|| {
-        PyRuntimeError::new_err("robyn._native is not configured: the server's runtime starts it")
-    })
+    HOOKS
+        .get(py)
+        .ok_or_else(|| PyRuntimeError::new_err("robyn._native is not configured: the server's runtime starts it"))
 }
 
 /// A `WebSocketDisconnect(code, reason)` ready to raise or to set on a future.
@@ -49,9 +49,7 @@ fn create_future(py: Python<'_>) -> PyResult<Py<PyAny>> {
 
 /// Resolves a future unless its awaiting task was cancelled meanwhile; answers whether it did.
 fn resolve(py: Python<'_>, future: &Py<PyAny>, value: Py<PyAny>) -> bool {
-    future
-        .call_method1(py, intern!(py, "set_result"), (value,))
-        .is_ok()
+    future.call_method1(py, intern!(py, "set_result"), (value,)).is_ok()
 }
 
 fn fail(py: Python<'_>, future: &Py<PyAny>, error: &PyErr) {
@@ -67,11 +65,16 @@ enum Received {
 }
 
 impl Received {
+    fn len(&self) -> usize {
+        match self {
+            Received::Text(bytes) | Received::Binary(bytes) => bytes.len(),
+        }
+    }
+
     fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         match self {
             Received::Text(bytes) => {
-                let text = std::str::from_utf8(&bytes)
-                    .map_err(|err| PyValueError::new_err(err.to_string()))?;
+                let text = std::str::from_utf8(&bytes).map_err(|err| PyValueError::new_err(err.to_string()))?;
                 Ok(PyString::new(py, text).into_any().unbind())
             }
             Received::Binary(bytes) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
@@ -125,12 +128,14 @@ impl Connection {
     fn deliver(&mut self, py: Python<'_>, message: Received) -> PyResult<()> {
         if self.closed_by_handler.is_some() {
             // Still on its way when the handler closed: the handler wants no more.
+            self.peer.consumed(message.len());
             return Ok(());
         }
         if let Some(waiter) = self.waiter.take()
             // Cloning shares the bytes; the copy is kept if the receiver was cancelled meanwhile.
             && resolve(py, &waiter, message.clone().into_py(py)?)
         {
+            self.peer.consumed(message.len());
             return Ok(());
         }
         self.inbox.push_back(message);
@@ -224,9 +229,7 @@ fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
     if let Ok(text) = data.cast::<PyString>() {
         return Ok(Frame::Text(text.to_str()?.to_owned()));
     }
-    binary_of(data).ok_or_else(|| {
-        PyTypeError::new_err(format!("expected str or bytes, got {}", type_name(data)))
-    })
+    binary_of(data).ok_or_else(|| PyTypeError::new_err(format!("expected str or bytes, got {}", type_name(data))))
 }
 
 fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
@@ -244,10 +247,7 @@ fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
 }
 
 fn type_name(data: &Bound<'_, PyAny>) -> String {
-    data.get_type()
-        .name()
-        .map(|name| name.to_string())
-        .unwrap_or_else(|_| "?".into())
+    data.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "?".into())
 }
 
 /// RFC 6455, section 7.4: the codes an endpoint may put in a Close frame.
@@ -276,6 +276,7 @@ impl Connection {
     /// connection is over and every message that arrived before has been received.
     fn receive_now(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         if let Some(message) = self.inbox.pop_front() {
+            self.peer.consumed(message.len());
             return message.into_py(py).map(Some);
         }
         match &self.ended {
@@ -300,28 +301,17 @@ impl Connection {
     }
 
     /// Sends a text frame; returns None, or a future to await while the queue is full.
-    fn send_text(
-        &mut self,
-        py: Python<'_>,
-        data: &Bound<'_, PyAny>,
-    ) -> PyResult<Option<Py<PyAny>>> {
-        let text = data.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!("send_text() takes a str, got {}", type_name(data)))
-        })?;
+    fn send_text(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let text = data
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("send_text() takes a str, got {}", type_name(data))))?;
         self.send_frame(py, Frame::Text(text.to_str()?.to_owned()))
     }
 
     /// Sends a binary frame; returns None, or a future to await while the queue is full.
-    fn send_bytes(
-        &mut self,
-        py: Python<'_>,
-        data: &Bound<'_, PyAny>,
-    ) -> PyResult<Option<Py<PyAny>>> {
+    fn send_bytes(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
         let frame = binary_of(data).ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "send_bytes() takes bytes, bytearray or memoryview, got {}",
-                type_name(data)
-            ))
+            PyTypeError::new_err(format!("send_bytes() takes bytes, bytearray or memoryview, got {}", type_name(data)))
         })?;
         self.send_frame(py, frame)
     }
@@ -335,12 +325,8 @@ impl Connection {
     /// Sends to every joined connection on this endpoint. Works after this connection has
     /// ended too, so a handler can tell the others that its client left.
     fn broadcast(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let frame = frame_of(data).map_err(|_| {
-            PyTypeError::new_err(format!(
-                "broadcast() takes str or bytes, got {}",
-                type_name(data)
-            ))
-        })?;
+        let frame = frame_of(data)
+            .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
         self.peer.broadcast(frame);
         Ok(())
     }
@@ -367,7 +353,8 @@ impl Connection {
         if self.ended.is_some() {
             return Ok(());
         }
-        self.inbox.clear();
+        let dropped = self.inbox.drain(..).map(|message| message.len()).sum();
+        self.peer.consumed(dropped);
         self.closed_by_handler = Some((code, reason.clone()));
         self.end(py, code, reason);
         Ok(())
@@ -378,8 +365,7 @@ impl Connection {
         self.finished = true;
         self.end(py, 1008, "invalid query parameters".into());
         if !self.network_gone {
-            self.peer
-                .close(1008, "invalid query parameters", vec![Frame::Text(message)]);
+            self.peer.close(1008, "invalid query parameters", vec![Frame::Text(message)]);
         }
     }
 
@@ -387,12 +373,7 @@ impl Connection {
     /// then the Close frame. The code says how it ended: `close()`'s code, 1011 after an
     /// unhandled exception, 1001 when the server is going away, else 1000.
     #[pyo3(signature = (failed, farewell = None))]
-    fn finish(
-        &mut self,
-        py: Python<'_>,
-        failed: bool,
-        farewell: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<()> {
+    fn finish(&mut self, py: Python<'_>, failed: bool, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         if self.finished {
             return Ok(());
         }
@@ -428,12 +409,7 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     pub(crate) fn new(bridge: Arc<Bridge>) -> Self {
-        Self {
-            bridge,
-            connections: HashMap::new(),
-            batch: Vec::new(),
-            shutting_down: false,
-        }
+        Self { bridge, connections: HashMap::new(), batch: Vec::new(), shutting_down: false }
     }
 
     fn dispatch(&mut self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -500,15 +476,9 @@ impl Dispatcher {
         on_open: Py<PyAny>,
         on_stop: Py<PyAny>,
     ) -> PyResult<()> {
-        let hooks = Hooks {
-            create_future: event_loop.getattr("create_future")?.unbind(),
-            disconnect,
-            on_open,
-            on_stop,
-        };
-        HOOKS
-            .set(py, hooks)
-            .map_err(|_| PyRuntimeError::new_err("the dispatcher is already configured"))
+        let hooks =
+            Hooks { create_future: event_loop.getattr("create_future")?.unbind(), disconnect, on_open, on_stop };
+        HOOKS.set(py, hooks).map_err(|_| PyRuntimeError::new_err("the dispatcher is already configured"))
     }
 
     /// The descriptor the loop watches: readable while events are waiting.
@@ -551,7 +521,7 @@ fn emit(level: i32, logger: &str, message: &str) {
 
 /// How many connections the interpreter side still tracks.
 #[pyfunction]
-fn live_connections() -> usize {
+pub fn live_connections() -> usize {
     LIVE.load(Ordering::Relaxed)
 }
 

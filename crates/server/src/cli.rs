@@ -48,13 +48,52 @@ pub struct Cli {
     #[arg(long, value_name = "FRAMES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
 
+    /// Bytes of received messages a connection may hold before its handler takes them; past
+    /// it the server stops reading from that client until the handler catches up.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub receive_buffer: usize,
+
     /// Do not negotiate permessage-deflate compression, even with clients that offer it.
     #[arg(long)]
     pub no_deflate: bool,
 
+    /// Most WebSocket connections open at once; the next handshake gets HTTP 503.
+    /// [default: the open-file limit less 64]
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a new TCP connection gets to send its whole HTTP request.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
+    pub handshake_timeout: f64,
+
+    /// Seconds of silence from a client after which the server pings it; 0 turns keep-alive
+    /// pings off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = parse_seconds)]
+    pub ping_interval: f64,
+
+    /// Seconds a pinged client has to answer before it is dropped (Close 1011).
+    #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = parse_seconds)]
+    pub ping_timeout: f64,
+
+    /// Accept handshakes only from this Origin (repeatable; exact match, e.g.
+    /// https://example.com). Others get HTTP 403. Requests without an Origin header (non-browser
+    /// clients) are accepted.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+
+    /// Log a warning when one callback keeps the Python event loop busy longer than this,
+    /// naming the endpoint and the line it is stuck on; 0 turns it off.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0.1, value_parser = parse_seconds)]
+    pub slow_callback: f64,
+
+    /// Serve live counts (connections per endpoint, memory) as JSON at this path, e.g.
+    /// /__stats. Off unless given.
+    #[arg(long, value_name = "PATH")]
+    pub stats_path: Option<String>,
+
     /// Seconds handlers get to finish after SIGINT/SIGTERM before the remaining connections
     /// are closed without waiting for them.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub shutdown_timeout: f64,
 }
 
@@ -90,16 +129,21 @@ impl LogLevel {
     }
 }
 
+/// A duration in seconds, fractions allowed; 0 or more.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds >= 0.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds (0 or more, fractions allowed)")),
+    }
+}
+
 /// `1048576`, `64K`, `64KiB`, `16M`, `16MiB` (binary multiples either way).
 fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: usize = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size: use bytes, or a number with K/M/G"))?;
+    let number: usize =
+        digits.parse().map_err(|_| format!("{text:?} is not a size: use bytes, or a number with K/M/G"))?;
     let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
@@ -126,6 +170,15 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn seconds_parse_as_non_negative_numbers() {
+        assert_eq!(parse_seconds("0.25"), Ok(0.25));
+        assert_eq!(parse_seconds("20"), Ok(20.0));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+        assert!(parse_seconds("inf").is_err());
     }
 
     #[test]

@@ -16,8 +16,9 @@ use pyhost::bridge::{Event, Inbound, Opening};
 use tokio::time::Sleep;
 
 use crate::deflate::ClosedByLayer;
+use crate::keepalive::{Verdict, Watch};
 use crate::link::{Closing, Link, close_frame};
-use crate::state::ServerState;
+use crate::state::{ServerState, Slot};
 
 /// A WebSocket as the connection task drives it: axum's (tungstenite) or a
 /// `deflate::DeflateSocket` (yawc).
@@ -27,10 +28,7 @@ pub trait Socket:
 }
 
 impl<T> Socket for T where
-    T: Stream<Item = Result<Message, axum::Error>>
-        + Sink<Message, Error = axum::Error>
-        + Unpin
-        + Send
+    T: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
 {
 }
 
@@ -41,35 +39,27 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// worker thread.
 const READ_BUDGET: usize = 64;
 
-/// Serves one upgraded connection until it is closed.
+/// Serves one upgraded connection until it is closed; `slot` is its place among
+/// `--max-connections`, given back when it ends.
 pub async fn serve(
     state: Arc<ServerState>,
     endpoint: usize,
     socket: impl Socket,
     query: Vec<(String, String)>,
+    slot: Slot,
 ) {
     let key = state.next_key();
-    let link = Arc::new(Link::new(
-        key,
-        endpoint,
-        state.registry.clone(),
-        state.limits.send_queue,
-    ));
+    let limits = &state.limits;
+    let link = Arc::new(Link::new(key, endpoint, state.registry.clone(), limits.send_queue, limits.receive_buffer));
     state.registry.insert(&link);
-    let opening = Opening {
-        endpoint,
-        id: uuid::Uuid::new_v4().to_string(),
-        query,
-        peer: link.clone(),
-    };
-    state
-        .bridge
-        .push(Event::Conn(key, Inbound::Open(Box::new(opening))));
+    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().to_string(), query, peer: link.clone() };
+    state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
 
     let mut driver = Driver {
         state: state.clone(),
         link: link.clone(),
         socket,
+        keepalive: limits.keepalive.map(Watch::new),
         outgoing: VecDeque::new(),
         events: Vec::new(),
         closing: None,
@@ -91,12 +81,14 @@ pub async fn serve(
     state.bridge.push_all(&mut driver.events);
     link.set_gone();
     state.registry.remove(&link);
+    drop(slot);
 }
 
 struct Driver<S> {
     state: Arc<ServerState>,
     link: Arc<Link>,
     socket: S,
+    keepalive: Option<Watch>,
     /// Frames taken from the link, not yet handed to the socket.
     outgoing: VecDeque<Message>,
     /// Events for the bridge, pushed together at the end of each poll.
@@ -113,7 +105,7 @@ struct Driver<S> {
     disconnect_sent: bool,
     /// Reading hit a protocol error: only the Close frame is still written.
     read_failed: bool,
-    /// The client sent its Close frame: only tungstenite's answer to it is still written.
+    /// The client sent its Close frame: only the WebSocket layer's answer is still written.
     peer_closed: bool,
 }
 
@@ -124,16 +116,15 @@ enum Step {
 
 impl<S: Socket> Driver<S> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let step = self.read(cx);
-        let step = match step {
-            Step::Continue => self.write(cx),
-            Step::Done => Step::Done,
-        };
+        let mut step = self.read(cx);
+        if let Step::Continue = step {
+            step = self.watch(cx);
+        }
+        if let Step::Continue = step {
+            step = self.write(cx);
+        }
         self.state.bridge.push_all(&mut self.events);
-        let timed_out = self
-            .close_timer
-            .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        let timed_out = self.close_timer.as_mut().is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
         match step {
             Step::Done => Poll::Ready(()),
             Step::Continue if timed_out => Poll::Ready(()),
@@ -146,30 +137,27 @@ impl<S: Socket> Driver<S> {
             return Step::Continue;
         }
         for _ in 0..READ_BUDGET {
+            if self.link.receive_full() && !self.python_told {
+                // The handler is behind: leave the client's data in the socket (TCP pushes
+                // back on it) until the link wakes us after the handler caught up.
+                return Step::Continue;
+            }
             let message = match Pin::new(&mut self.socket).poll_next(cx) {
                 Poll::Pending => return Step::Continue,
                 Poll::Ready(None) => return Step::Done,
                 Poll::Ready(Some(Err(error))) => return self.read_error(&error),
                 Poll::Ready(Some(Ok(message))) => message,
             };
+            if let Some(watch) = &mut self.keepalive {
+                watch.heard();
+            }
             match message {
-                Message::Text(text) => self.deliver(Inbound::Text(text.into())),
-                Message::Binary(bytes) => self.deliver(Inbound::Binary(bytes)),
-                // tungstenite answers pings itself; the answer goes out with the next flush.
+                Message::Text(text) => self.deliver(text.len(), Inbound::Text(text.into())),
+                Message::Binary(bytes) => self.deliver(bytes.len(), Inbound::Binary(bytes)),
+                // The WebSocket layer answers pings itself; the answer goes out with the next
+                // flush.
                 Message::Ping(_) | Message::Pong(_) => self.unflushed = true,
-                Message::Close(frame) => {
-                    let (code, reason) =
-                        frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
-                    self.tell_python(code, &reason);
-                    // Frames still queued can no longer be sent; tungstenite has queued its
-                    // answer to the Close, which goes out with the next flush. Then the
-                    // stream ends.
-                    self.peer_closed = true;
-                    self.link.set_gone();
-                    self.outgoing.clear();
-                    self.closing = None;
-                    self.unflushed = true;
-                }
+                Message::Close(frame) => self.peer_closed(frame),
             }
         }
         // Budget spent with messages still coming: run again after others had their turn.
@@ -177,10 +165,23 @@ impl<S: Socket> Driver<S> {
         Step::Continue
     }
 
-    fn deliver(&mut self, inbound: Inbound) {
+    fn deliver(&mut self, bytes: usize, inbound: Inbound) {
         if !self.python_told {
+            self.link.received(bytes);
             self.events.push(Event::Conn(self.link.key, inbound));
         }
+    }
+
+    fn peer_closed(&mut self, frame: Option<CloseFrame>) {
+        let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
+        self.tell_python(code, &reason);
+        // Frames still queued can no longer be sent; the layer has queued its answer to the
+        // Close, which goes out with the next flush. Then the stream ends.
+        self.peer_closed = true;
+        self.link.set_gone();
+        self.outgoing.clear();
+        self.closing = None;
+        self.unflushed = true;
     }
 
     fn read_error(&mut self, error: &axum::Error) -> Step {
@@ -204,12 +205,38 @@ impl<S: Socket> Driver<S> {
         Step::Continue
     }
 
+    /// Keep-alive: ping a silent client, drop one that does not answer.
+    fn watch(&mut self, cx: &mut Context<'_>) -> Step {
+        if self.close_sent || self.peer_closed || self.read_failed {
+            return Step::Continue;
+        }
+        let Some(watch) = &mut self.keepalive else { return Step::Continue };
+        match watch.poll(cx, self.link.receive_full()) {
+            Verdict::Quiet => Step::Continue,
+            Verdict::SendPing => {
+                self.outgoing.push_back(Message::Ping(bytes::Bytes::new()));
+                Step::Continue
+            }
+            Verdict::Gone => {
+                tracing::debug!(key = self.link.key, "client did not answer a keep-alive ping: dropping it");
+                self.tell_python(1006, "keepalive ping timeout");
+                // One attempt at a Close frame; an unresponsive client gets no more time.
+                let close = Message::Close(Some(close_frame(1011, "keepalive ping timeout")));
+                if let Poll::Ready(Ok(())) = Pin::new(&mut self.socket).poll_ready(cx)
+                    && Pin::new(&mut self.socket).start_send(close).is_ok()
+                {
+                    let _ = Pin::new(&mut self.socket).poll_flush(cx);
+                }
+                Step::Done
+            }
+        }
+    }
+
     fn write(&mut self, cx: &mut Context<'_>) -> Step {
         if !self.close_sent && !self.peer_closed {
             let taken = self.link.take(cx.waker(), &mut self.outgoing);
             if taken.writable && !self.python_told {
-                self.events
-                    .push(Event::Conn(self.link.key, Inbound::Writable));
+                self.events.push(Event::Conn(self.link.key, Inbound::Writable));
             }
             if let Some(Closing { frame, by_app }) = taken.closing {
                 if by_app {
@@ -285,10 +312,7 @@ impl<S: Socket> Driver<S> {
         if !self.disconnect_sent {
             self.disconnect_sent = true;
             let reason = reason.to_owned();
-            self.events.push(Event::Conn(
-                self.link.key,
-                Inbound::Disconnected { code, reason },
-            ));
+            self.events.push(Event::Conn(self.link.key, Inbound::Disconnected { code, reason }));
         }
     }
 }
@@ -306,10 +330,7 @@ fn read_failure(error: &axum::Error) -> ReadFailure {
     use tungstenite::error::{CapacityError, ProtocolError};
     let source = std::error::Error::source(error);
     if let Some(closed) = source.and_then(|source| source.downcast_ref::<ClosedByLayer>()) {
-        return ReadFailure {
-            code: closed.code,
-            close_queued: true,
-        };
+        return ReadFailure { code: closed.code, close_queued: true };
     }
     let code = match source.and_then(|source| source.downcast_ref::<Error>()) {
         Some(Error::Utf8(_)) => 1007,
@@ -319,8 +340,5 @@ fn read_failure(error: &axum::Error) -> ReadFailure {
         Some(Error::Protocol(_)) => 1002,
         _ => 1006,
     };
-    ReadFailure {
-        code,
-        close_queued: false,
-    }
+    ReadFailure { code, close_queued: false }
 }

@@ -19,13 +19,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Sink, Stream};
 use yawc::close::CloseCode;
-use yawc::{
-    DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocket, WebSocketError,
-};
+use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocket, WebSocketError};
 
 use crate::connection;
 use crate::handshake::{READ_BUFFER, WRITE_BUFFER};
-use crate::state::ServerState;
+use crate::state::{ServerState, Slot};
 
 /// Idle compressors (and, separately, decompressors) the pool keeps: about the number of
 /// messages compressed at the same moment, which the I/O threads bound.
@@ -47,12 +45,7 @@ fn offers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        .filter(|offer| {
-            offer
-                .split(';')
-                .next()
-                .is_some_and(|name| name.trim() == "permessage-deflate")
-        })
+        .filter(|offer| offer.split(';').next().is_some_and(|name| name.trim() == "permessage-deflate"))
 }
 
 /// Completes the handshake on the compressing layer and serves the connection.
@@ -61,15 +54,12 @@ pub async fn upgrade(
     endpoint: usize,
     mut parts: Parts,
     query: Vec<(String, String)>,
+    slot: Slot,
 ) -> Response {
     // A client may offer several parameter sets in order of preference; take its first.
-    let first = offers(&parts.headers)
-        .next()
-        .and_then(|offer| HeaderValue::from_str(offer).ok());
+    let first = offers(&parts.headers).next().and_then(|offer| HeaderValue::from_str(offer).ok());
     if let Some(first) = first {
-        parts
-            .headers
-            .insert(header::SEC_WEBSOCKET_EXTENSIONS, first);
+        parts.headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, first);
     }
     let upgrade = match IncomingUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
@@ -85,9 +75,7 @@ pub async fn upgrade(
     };
     tokio::spawn(async move {
         match upgraded.await {
-            Ok(socket) => {
-                connection::serve(state, endpoint, DeflateSocket { inner: socket }, query).await
-            }
+            Ok(socket) => connection::serve(state, endpoint, DeflateSocket { inner: socket }, query, slot).await,
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
         }
     });
@@ -167,18 +155,14 @@ fn close_code(error: &WebSocketError) -> CloseCode {
 fn message(frame: Frame) -> Result<Message, axum::Error> {
     Ok(match frame.opcode() {
         // yawc validated the text (`with_utf8`); this check only re-reads it.
-        OpCode::Text => {
-            Message::Text(Utf8Bytes::try_from(frame.into_payload()).map_err(axum::Error::new)?)
-        }
+        OpCode::Text => Message::Text(Utf8Bytes::try_from(frame.into_payload()).map_err(axum::Error::new)?),
         OpCode::Binary | OpCode::Continuation => Message::Binary(frame.into_payload()),
         OpCode::Ping => Message::Ping(frame.into_payload()),
         OpCode::Pong => Message::Pong(frame.into_payload()),
         OpCode::Close => {
             let reason = frame.close_reason().ok().flatten().unwrap_or_default();
-            let close = frame.close_code().map(|code| CloseFrame {
-                code: code.into(),
-                reason: Utf8Bytes::from(reason),
-            });
+            let close =
+                frame.close_code().map(|code| CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) });
             Message::Close(close)
         }
     })
@@ -190,9 +174,7 @@ fn frame(message: Message) -> Frame {
         Message::Binary(bytes) => Frame::binary(bytes),
         Message::Ping(bytes) => Frame::ping(bytes),
         Message::Pong(bytes) => Frame::pong(bytes),
-        Message::Close(Some(close)) => {
-            Frame::close(CloseCode::from(close.code), close.reason.as_bytes())
-        }
+        Message::Close(Some(close)) => Frame::close(CloseCode::from(close.code), close.reason.as_bytes()),
         // The connection task always sends a code; yawc has no public code-less Close.
         Message::Close(None) => Frame::close(CloseCode::Normal, b""),
     }
@@ -202,27 +184,19 @@ impl Sink<Message> for DeflateSocket {
     type Error = axum::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner)
-            .poll_ready(cx)
-            .map_err(axum::Error::new)
+        Pin::new(&mut self.inner).poll_ready(cx).map_err(axum::Error::new)
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        Pin::new(&mut self.inner)
-            .start_send(frame(item))
-            .map_err(axum::Error::new)
+        Pin::new(&mut self.inner).start_send(frame(item)).map_err(axum::Error::new)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner)
-            .poll_flush(cx)
-            .map_err(axum::Error::new)
+        Pin::new(&mut self.inner).poll_flush(cx).map_err(axum::Error::new)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner)
-            .poll_close(cx)
-            .map_err(axum::Error::new)
+        Pin::new(&mut self.inner).poll_close(cx).map_err(axum::Error::new)
     }
 }
 
@@ -233,10 +207,7 @@ mod tests {
     fn headers(values: &[&str]) -> HeaderMap {
         let mut headers = HeaderMap::new();
         for value in values {
-            headers.append(
-                header::SEC_WEBSOCKET_EXTENSIONS,
-                HeaderValue::from_str(value).unwrap(),
-            );
+            headers.append(header::SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(value).unwrap());
         }
         headers
     }
@@ -250,14 +221,9 @@ mod tests {
         assert!(offered(&headers));
         assert_eq!(
             offers(&headers).collect::<Vec<_>>(),
-            [
-                "permessage-deflate; server_no_context_takeover; server_max_window_bits=9",
-                "permessage-deflate"
-            ]
+            ["permessage-deflate; server_no_context_takeover; server_max_window_bits=9", "permessage-deflate"]
         );
-        assert!(!offered(&headers_of(
-            "x-webkit-deflate-frame, permessage-snappy"
-        )));
+        assert!(!offered(&headers_of("x-webkit-deflate-frame, permessage-snappy")));
         assert!(!offered(&HeaderMap::new()));
     }
 
@@ -272,10 +238,7 @@ mod tests {
             Message::Binary(bytes::Bytes::from_static(b"\x00\xff")),
             Message::Ping(bytes::Bytes::from_static(b"p")),
             Message::Pong(bytes::Bytes::from_static(b"q")),
-            Message::Close(Some(CloseFrame {
-                code: 4000,
-                reason: "bye".into(),
-            })),
+            Message::Close(Some(CloseFrame { code: 4000, reason: "bye".into() })),
         ] {
             let back = message(frame(original.clone())).unwrap();
             assert_eq!(back, original);

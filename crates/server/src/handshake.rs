@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::ServerState;
-use crate::{connection, deflate};
+use crate::{connection, deflate, stats};
 
 /// Read buffer per connection. tungstenite's default (128 KiB) would make every idle
 /// connection cost that much; 8 KiB reads a typical message in one system call.
@@ -21,22 +21,27 @@ pub const READ_BUFFER: usize = 8 * 1024;
 pub const WRITE_BUFFER: usize = 16 * 1024;
 
 pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
-    let Some(endpoint) = state.routes.lookup(request.uri().path()) else {
+    let path = request.uri().path();
+    let Some(endpoint) = state.routes.lookup(path) else {
+        if state.stats_path.as_deref() == Some(path) {
+            return stats::respond(&state);
+        }
         return refuse(StatusCode::NOT_FOUND, "no WebSocket route at this path\n");
     };
     if state.is_shutting_down() {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is shutting down\n",
-        );
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n");
     }
     let (mut parts, _body) = request.into_parts();
-    if let Some(refusal) = refusal(&parts) {
+    if let Some(refusal) = refusal(&parts, &state.limits.allowed_origins) {
         return refusal;
     }
+    let Some(slot) = state.reserve() else {
+        tracing::warn!("refused a connection: --max-connections ({}) are open", state.limits.max_connections);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections: try again later\n");
+    };
     let query = parse_query(parts.uri.query());
     if state.limits.deflate && deflate::offered(&parts.headers) {
-        return deflate::upgrade(state, endpoint, parts, query).await;
+        return deflate::upgrade(state, endpoint, parts, query, slot).await;
     }
     let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
@@ -49,31 +54,23 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
         .max_message_size(max)
         .max_frame_size(max)
         .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| connection::serve(state, endpoint, socket, query))
+        .on_upgrade(move |socket| connection::serve(state, endpoint, socket, query, slot))
 }
 
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    query.map_or_else(Vec::new, |query| {
-        form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect()
-    })
+    query.map_or_else(Vec::new, |query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
 }
 
 /// The answer to a request that is not an opening handshake (RFC 6455 section 4.2.1), if it
 /// is not one. Checked here once for both WebSocket layers, so every refusal looks the same.
-fn refusal(parts: &Parts) -> Option<Response> {
+fn refusal(parts: &Parts, allowed_origins: &[String]) -> Option<Response> {
     let has = |name: header::HeaderName, token: &str| {
         parts
             .headers
             .get_all(name)
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .any(|value| {
-                value
-                    .split(',')
-                    .any(|item| item.trim().eq_ignore_ascii_case(token))
-            })
+            .any(|value| value.split(',').any(|item| item.trim().eq_ignore_ascii_case(token)))
     };
     if parts.method != Method::GET {
         return Some(refuse_with(
@@ -91,12 +88,7 @@ fn refusal(parts: &Parts) -> Option<Response> {
             "websocket",
         ));
     }
-    if parts
-        .headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
+    if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
         return Some(refuse_with(
             StatusCode::UPGRADE_REQUIRED,
             "this server speaks WebSocket version 13\n",
@@ -105,12 +97,22 @@ fn refusal(parts: &Parts) -> Option<Response> {
         ));
     }
     if !parts.headers.contains_key(header::SEC_WEBSOCKET_KEY) {
-        return Some(refuse(
-            StatusCode::BAD_REQUEST,
-            "missing Sec-WebSocket-Key header\n",
-        ));
+        return Some(refuse(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key header\n"));
+    }
+    if !origin_allowed(parts.headers.get(header::ORIGIN), allowed_origins) {
+        return Some(refuse(StatusCode::FORBIDDEN, "this Origin may not open WebSocket connections here\n"));
     }
     None
+}
+
+/// With allowed origins configured, a browser's Origin must be one of them. A request without
+/// Origin comes from a non-browser client, which could send any Origin it likes anyway.
+fn origin_allowed(origin: Option<&HeaderValue>, allowed: &[String]) -> bool {
+    match origin {
+        _ if allowed.is_empty() => true,
+        None => true,
+        Some(origin) => origin.to_str().is_ok_and(|origin| allowed.iter().any(|ok| ok.eq_ignore_ascii_case(origin))),
+    }
 }
 
 /// What axum still refuses after `refusal` passed: a connection hyper cannot upgrade.
@@ -123,23 +125,14 @@ fn rejection_text(rejection: &WebSocketUpgradeRejection) -> &'static str {
 /// socket open behind it.
 fn refuse(status: StatusCode, body: &'static str) -> Response {
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
 /// `refuse`, with the one header that tells the client what would be accepted.
-fn refuse_with(
-    status: StatusCode,
-    body: &'static str,
-    name: header::HeaderName,
-    value: &'static str,
-) -> Response {
+fn refuse_with(status: StatusCode, body: &'static str, name: header::HeaderName, value: &'static str) -> Response {
     let mut response = refuse(status, body);
-    response
-        .headers_mut()
-        .insert(name, HeaderValue::from_static(value));
+    response.headers_mut().insert(name, HeaderValue::from_static(value));
     response
 }
 
@@ -148,20 +141,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn origins_are_checked_only_when_configured_and_only_when_sent() {
+        let allowed = ["https://example.com".to_owned()];
+        let origin = |value: &'static str| HeaderValue::from_static(value);
+        assert!(origin_allowed(Some(&origin("https://evil.test")), &[]));
+        assert!(origin_allowed(Some(&origin("https://example.com")), &allowed));
+        assert!(origin_allowed(Some(&origin("HTTPS://EXAMPLE.COM")), &allowed));
+        assert!(!origin_allowed(Some(&origin("https://evil.test")), &allowed));
+        assert!(!origin_allowed(Some(&origin("https://example.com.evil.test")), &allowed));
+        assert!(origin_allowed(None, &allowed));
+    }
+
+    #[test]
     fn query_strings_are_decoded_with_repeats_kept() {
         assert_eq!(
-            parse_query(Some(
-                "name=gordon&role=commissioner&tag=a&tag=b%20c&sp=x+y&empty="
-            )),
-            [
-                ("name", "gordon"),
-                ("role", "commissioner"),
-                ("tag", "a"),
-                ("tag", "b c"),
-                ("sp", "x y"),
-                ("empty", ""),
-            ]
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            parse_query(Some("name=gordon&role=commissioner&tag=a&tag=b%20c&sp=x+y&empty=")),
+            [("name", "gordon"), ("role", "commissioner"), ("tag", "a"), ("tag", "b c"), ("sp", "x y"), ("empty", ""),]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
         );
         assert!(parse_query(None).is_empty());
         assert!(parse_query(Some("")).is_empty());

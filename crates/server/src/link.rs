@@ -6,7 +6,7 @@
 //! pre-allocated channel block.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
@@ -26,6 +26,10 @@ pub struct Link {
     /// The socket task, to wake when the queue changes.
     waker: AtomicWaker,
     joined: AtomicBool,
+    /// Bytes of received messages the handler has not taken yet, and how many it may have
+    /// before the socket task stops reading.
+    unreceived: AtomicUsize,
+    receive_limit: usize,
 }
 
 struct Outbox {
@@ -55,7 +59,7 @@ pub struct Taken {
 }
 
 impl Link {
-    pub fn new(key: ConnKey, endpoint: usize, registry: Arc<Registry>, capacity: usize) -> Self {
+    pub fn new(key: ConnKey, endpoint: usize, registry: Arc<Registry>, capacity: usize, receive_limit: usize) -> Self {
         Self {
             key,
             endpoint,
@@ -69,14 +73,24 @@ impl Link {
             }),
             waker: AtomicWaker::new(),
             joined: AtomicBool::new(false),
+            unreceived: AtomicUsize::new(0),
+            receive_limit,
         }
+    }
+
+    /// A message of `bytes` went to the handler's side.
+    pub fn received(&self, bytes: usize) {
+        self.unreceived.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// The handler is this far behind: stop reading from the client for now.
+    pub fn receive_full(&self) -> bool {
+        self.unreceived.load(Ordering::Acquire) >= self.receive_limit
     }
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         // Nothing panics while holding this lock; a poisoned lock still holds a whole queue.
-        self.outbox
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn is_joined(&self) -> bool {
@@ -89,10 +103,7 @@ impl Link {
         let mut outbox = self.outbox();
         into.append(&mut outbox.frames);
         let writable = std::mem::take(&mut outbox.want_writable);
-        Taken {
-            writable,
-            closing: outbox.closing.take(),
-        }
+        Taken { writable, closing: outbox.closing.take() }
     }
 
     /// A broadcast frame for this connection. A client whose queue is full is not waited
@@ -105,10 +116,7 @@ impl Link {
         }
         if outbox.frames.len() >= outbox.capacity {
             outbox.frames.clear();
-            outbox.closing = Some(Closing {
-                frame: close_frame(SLOW_CONSUMER, "slow consumer"),
-                by_app: false,
-            });
+            outbox.closing = Some(Closing { frame: close_frame(SLOW_CONSUMER, "slow consumer"), by_app: false });
             self.joined.store(false, Ordering::Release);
         } else {
             outbox.frames.push_back(message);
@@ -123,10 +131,7 @@ impl Link {
         if outbox.gone || outbox.closing.is_some() {
             return;
         }
-        outbox.closing = Some(Closing {
-            frame: close_frame(code, reason),
-            by_app: false,
-        });
+        outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: false });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
         self.waker.wake();
@@ -140,10 +145,7 @@ impl Link {
 }
 
 pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason),
-    }
+    CloseFrame { code, reason: Utf8Bytes::from(reason) }
 }
 
 pub fn message(frame: Frame) -> Message {
@@ -183,16 +185,21 @@ impl Peer for Link {
         self.joined.store(false, Ordering::Release);
     }
 
+    fn consumed(&self, bytes: usize) {
+        let before = self.unreceived.fetch_sub(bytes, Ordering::AcqRel);
+        if before >= self.receive_limit && before - bytes < self.receive_limit {
+            // The socket task paused reading; it can go on.
+            self.waker.wake();
+        }
+    }
+
     fn close(&self, code: u16, reason: &str, last: Vec<Frame>) {
         let mut outbox = self.outbox();
         if outbox.gone || outbox.closing.is_some() {
             return;
         }
         outbox.frames.extend(last.into_iter().map(message));
-        outbox.closing = Some(Closing {
-            frame: close_frame(code, reason),
-            by_app: true,
-        });
+        outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: true });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
         self.waker.wake();
@@ -206,7 +213,7 @@ mod tests {
 
     fn link(capacity: usize) -> Arc<Link> {
         let registry = Arc::new(Registry::new(1));
-        let link = Arc::new(Link::new(1, 0, registry.clone(), capacity));
+        let link = Arc::new(Link::new(1, 0, registry.clone(), capacity, 1024));
         registry.insert(&link);
         link
     }
@@ -218,10 +225,7 @@ mod tests {
     fn drain(link: &Link) -> (Vec<String>, Taken) {
         let mut frames = VecDeque::new();
         let taken = link.take(Waker::noop(), &mut frames);
-        let texts = frames
-            .into_iter()
-            .map(|m| m.into_text().unwrap().to_string())
-            .collect();
+        let texts = frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect();
         (texts, taken)
     }
 
@@ -232,10 +236,7 @@ mod tests {
         link.send(text("b")).unwrap();
         let (error, frame) = link.send(text("c")).unwrap_err();
         assert_eq!(error, SendError::Full);
-        assert!(
-            matches!(frame, Frame::Text(ref t) if t == "c"),
-            "the refused frame is handed back"
-        );
+        assert!(matches!(frame, Frame::Text(ref t) if t == "c"), "the refused frame is handed back");
         let (texts, taken) = drain(&link);
         assert_eq!(texts, ["a", "b"]);
         assert!(taken.writable);
@@ -258,9 +259,9 @@ mod tests {
     #[test]
     fn broadcast_reaches_joined_links_only_and_drops_a_slow_one() {
         let registry = Arc::new(Registry::new(1));
-        let fast = Arc::new(Link::new(1, 0, registry.clone(), 4));
-        let slow = Arc::new(Link::new(2, 0, registry.clone(), 1));
-        let outside = Arc::new(Link::new(3, 0, registry.clone(), 4));
+        let fast = Arc::new(Link::new(1, 0, registry.clone(), 4, 1024));
+        let slow = Arc::new(Link::new(2, 0, registry.clone(), 1, 1024));
+        let outside = Arc::new(Link::new(3, 0, registry.clone(), 4, 1024));
         for link in [&fast, &slow, &outside] {
             registry.insert(link);
         }
@@ -276,6 +277,19 @@ mod tests {
         assert_eq!(closing.frame.code, SLOW_CONSUMER);
         assert!(!closing.by_app);
         assert!(!slow.is_joined());
+    }
+
+    #[test]
+    fn reading_pauses_past_the_receive_limit_and_resumes_once_consumed() {
+        let link = link(4);
+        link.received(1000);
+        assert!(!link.receive_full());
+        link.received(100);
+        assert!(link.receive_full());
+        link.consumed(100);
+        assert!(!link.receive_full());
+        link.consumed(1000);
+        assert_eq!(link.unreceived.load(Ordering::Acquire), 0);
     }
 
     #[test]

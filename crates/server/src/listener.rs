@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Accepts until `stop` is cancelled; then the listening socket is closed, so new clients
-/// are refused while the open connections finish.
-pub async fn accept_until(listener: TcpListener, router: Router, stop: CancellationToken) {
+/// are refused while the open connections finish. A client gets `handshake_timeout` to send
+/// its whole HTTP request; one that sends nothing, or half a request, is disconnected.
+pub async fn accept_until(listener: TcpListener, router: Router, handshake_timeout: Duration, stop: CancellationToken) {
     loop {
         let (stream, _) = tokio::select! {
             () = stop.cancelled() => return,
@@ -30,6 +31,8 @@ pub async fn accept_until(listener: TcpListener, router: Router, stop: Cancellat
         let service = TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
             let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(handshake_timeout)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
             if let Err(error) = connection.await {

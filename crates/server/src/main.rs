@@ -6,12 +6,14 @@ mod cli;
 mod connection;
 mod deflate;
 mod handshake;
+mod keepalive;
 mod link;
 mod listener;
 mod registry;
 mod routing;
 mod shutdown;
 mod state;
+mod stats;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -27,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cli;
 use crate::routing::Routes;
-use crate::state::{Limits, ServerState};
+use crate::state::{Keepalive, Limits, ServerState};
 
 /// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
 const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,27 +54,17 @@ fn main() -> ExitCode {
 }
 
 fn failure(message: String) -> StartupError {
-    StartupError {
-        details: None,
-        message,
-    }
+    StartupError { details: None, message }
 }
 
 fn run(cli: Cli) -> Result<(), StartupError> {
-    let settings = Settings {
-        target: cli.app.clone(),
-        app_dir: cli.app_dir.clone(),
-        log_level: cli.log_level.python(),
-    };
+    let settings =
+        Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
     let app = pyhost::load(&settings)?;
     let (routes, duplicates) = Routes::new(&app.paths);
     announce(&app, &duplicates);
 
-    let host = cli
-        .host
-        .clone()
-        .or_else(|| app.start_host.clone())
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let host = cli.host.clone().or_else(|| app.start_host.clone()).unwrap_or_else(|| "127.0.0.1".into());
     let port = cli.port.or(app.start_port).unwrap_or(8080);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.workers.unwrap_or_else(default_workers).max(1))
@@ -83,43 +75,41 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     let listener = runtime
         .block_on(TcpListener::bind((host.as_str(), port)))
         .map_err(|error| bind_failure(&host, port, &error))?;
-    let address = listener
-        .local_addr()
-        .map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
+    let address =
+        listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
 
-    let bridge = Arc::new(
-        Bridge::new()
-            .map_err(|error| failure(format!("cannot create the event bridge: {error}")))?,
-    );
+    let bridge = Arc::new(Bridge::new().map_err(|error| failure(format!("cannot create the event bridge: {error}")))?);
+    let keepalive = (cli.ping_interval > 0.0).then(|| Keepalive {
+        interval: Duration::from_secs_f64(cli.ping_interval),
+        timeout: Duration::from_secs_f64(cli.ping_timeout),
+    });
     let limits = Limits {
         max_message_size: cli.max_message_size,
         send_queue: cli.send_queue as usize,
+        receive_buffer: cli.receive_buffer,
         deflate: !cli.no_deflate,
+        max_connections: cli.max_connections.unwrap_or_else(default_max_connections),
+        keepalive,
+        allowed_origins: cli.allowed_origins.clone(),
     };
     let python = app.start(bridge.clone())?;
-    let state = Arc::new(ServerState::new(routes, bridge, limits));
-    let router = Router::new()
-        .fallback(handshake::handle)
-        .with_state(state.clone());
+    let state = Arc::new(ServerState::new(routes, bridge, limits, cli.stats_path.clone()));
+    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
     let signals = {
         let _runtime = runtime.enter();
-        shutdown::Signals::install()
-            .map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
+        shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
     };
     tracing::info!("serving {} on ws://{address}", cli.app);
 
-    let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0))
-        .unwrap_or(Duration::from_secs(10));
+    let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10));
     runtime.block_on(async {
         let stop = CancellationToken::new();
-        let accepting = tokio::spawn(listener::accept_until(listener, router, stop.clone()));
+        let handshake_timeout = Duration::from_secs_f64(cli.handshake_timeout);
+        let accepting = tokio::spawn(listener::accept_until(listener, router, handshake_timeout, stop.clone()));
         signals.received().await;
         stop.cancel();
         let _ = accepting.await;
-        tracing::info!(
-            "no longer accepting connections; closing {} open connection(s)",
-            state.registry.live()
-        );
+        tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
         shutdown::close_all(&state, grace).await;
     });
     if !python.wait(PYTHON_STOP_TIMEOUT) {
@@ -128,6 +118,30 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         );
     }
     Ok(())
+}
+
+/// Every connection is a file descriptor: the default cap leaves a few for everything else
+/// (the listener, Python's files, logs), so the next client gets a 503, not a failed accept.
+fn default_max_connections() -> usize {
+    open_file_limit().saturating_sub(64).max(1)
+}
+
+/// Raises the soft open-file limit to the hard one, as servers do, and returns it.
+fn open_file_limit() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
 fn default_workers() -> usize {
@@ -144,21 +158,14 @@ fn announce(app: &LoadedApp, duplicates: &[String]) {
         tracing::warn!("{path} has several handlers: the last one registered serves it");
     }
     if !app.unserved.is_empty() {
-        tracing::warn!(
-            "not served (robyn-ws-server serves WebSocket routes only): {}",
-            app.unserved.join(", ")
-        );
+        tracing::warn!("not served (robyn-ws-server serves WebSocket routes only): {}", app.unserved.join(", "));
     }
 }
 
 fn bind_failure(host: &str, port: u16, error: &std::io::Error) -> StartupError {
     let hint = match error.kind() {
-        std::io::ErrorKind::AddrInUse => {
-            ": another process is listening there; stop it or pick another --port"
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            ": ports below 1024 need privileges; pick another --port"
-        }
+        std::io::ErrorKind::AddrInUse => ": another process is listening there; stop it or pick another --port",
+        std::io::ErrorKind::PermissionDenied => ": ports below 1024 need privileges; pick another --port",
         std::io::ErrorKind::AddrNotAvailable => ": this machine has no such address; check --host",
         _ => "",
     };

@@ -21,9 +21,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(endpoint_count: usize) -> Self {
         Self {
-            endpoints: (0..endpoint_count)
-                .map(|_| RwLock::new(HashMap::new()))
-                .collect(),
+            endpoints: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
             live: AtomicUsize::new(0),
             emptied: Notify::new(),
         }
@@ -31,15 +29,11 @@ impl Registry {
 
     fn read(&self, endpoint: usize) -> RwLockReadGuard<'_, Links> {
         // Inserts and removes cannot panic half-way; a poisoned map is still whole.
-        self.endpoints[endpoint]
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.endpoints[endpoint].read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self, endpoint: usize) -> RwLockWriteGuard<'_, Links> {
-        self.endpoints[endpoint]
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.endpoints[endpoint].write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn insert(&self, link: &Arc<Link>) {
@@ -48,9 +42,7 @@ impl Registry {
     }
 
     pub fn remove(&self, link: &Link) {
-        if self.write(link.endpoint).remove(&link.key).is_some()
-            && self.live.fetch_sub(1, Ordering::AcqRel) == 1
-        {
+        if self.write(link.endpoint).remove(&link.key).is_some() && self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.emptied.notify_waiters();
         }
     }
@@ -63,6 +55,11 @@ impl Registry {
                 link.offer(message.clone());
             }
         }
+    }
+
+    /// Open connections of one endpoint.
+    pub fn count(&self, endpoint: usize) -> usize {
+        self.read(endpoint).len()
     }
 
     pub fn live(&self) -> usize {

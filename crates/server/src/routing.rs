@@ -19,13 +19,7 @@ impl Routes {
                 duplicates.push(path.clone());
             }
         }
-        (
-            Self {
-                by_path,
-                count: paths.len(),
-            },
-            duplicates,
-        )
+        (Self { by_path, count: paths.len() }, duplicates)
     }
 
     pub fn lookup(&self, path: &str) -> Option<usize> {
@@ -35,6 +29,11 @@ impl Routes {
     /// Number of endpoints (indexes run from 0 to `len() - 1`).
     pub fn len(&self) -> usize {
         self.count
+    }
+
+    /// Every served path with the endpoint that serves it.
+    pub fn paths(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.by_path.iter().map(|(path, endpoint)| (path.as_str(), *endpoint))
     }
 }
 

@@ -19,10 +19,7 @@ pub struct Signals {
 impl Signals {
     /// Must be called inside the tokio runtime.
     pub fn install() -> io::Result<Self> {
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt())?,
-            terminate: signal(SignalKind::terminate())?,
-        })
+        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
     /// Returns when the process is asked to stop.
@@ -40,15 +37,9 @@ impl Signals {
 pub async fn close_all(state: &ServerState, grace: Duration) {
     state.begin_shutdown();
     state.bridge.push(Event::ShuttingDown);
-    if tokio::time::timeout(grace, state.registry.until_empty())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, state.registry.until_empty()).await.is_err() {
         let stuck = state.registry.all();
-        tracing::warn!(
-            "{} connection(s) still open after {grace:?}: closing them now",
-            stuck.len()
-        );
+        tracing::warn!("{} connection(s) still open after {grace:?}: closing them now", stuck.len());
         for link in stuck {
             link.force_close(1001, "server shutting down");
         }

@@ -1,7 +1,8 @@
 //! What every connection task shares: routes, registries, the bridge, the limits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use pyhost::bridge::{Bridge, ConnKey};
 
@@ -13,8 +14,23 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Frames a connection's outbound queue holds before sends wait.
     pub send_queue: usize,
+    /// Bytes of received messages a connection holds before the server stops reading it.
+    pub receive_buffer: usize,
     /// Negotiate permessage-deflate with clients that offer it.
     pub deflate: bool,
+    /// WebSocket connections open at once, handshakes in progress included.
+    pub max_connections: usize,
+    pub keepalive: Option<Keepalive>,
+    /// Origins a handshake may come from; empty means any.
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Keepalive {
+    /// Silence after which the client is pinged.
+    pub interval: Duration,
+    /// Time a pinged client has to answer.
+    pub timeout: Duration,
 }
 
 pub struct ServerState {
@@ -24,19 +40,24 @@ pub struct ServerState {
     pub limits: Limits,
     /// Deflate state shared by every compressed connection between messages.
     pub deflate_pool: yawc::DeflatePool,
+    /// Where live counts are served, if anywhere.
+    pub stats_path: Option<String>,
     next_key: AtomicU64,
+    open: AtomicUsize,
     shutting_down: AtomicBool,
 }
 
 impl ServerState {
-    pub fn new(routes: Routes, bridge: Arc<Bridge>, limits: Limits) -> Self {
+    pub fn new(routes: Routes, bridge: Arc<Bridge>, limits: Limits, stats_path: Option<String>) -> Self {
         Self {
             registry: Arc::new(Registry::new(routes.len())),
             routes,
             bridge,
             limits,
             deflate_pool: crate::deflate::pool(),
+            stats_path,
             next_key: AtomicU64::new(1),
+            open: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -45,11 +66,34 @@ impl ServerState {
         self.next_key.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Takes one of the `max_connections` places, or None when all are taken. The place is
+    /// given back when the returned `Slot` is dropped (the connection ended, or its handshake
+    /// failed).
+    pub fn reserve(self: &Arc<Self>) -> Option<Slot> {
+        let taken = self.open.fetch_add(1, Ordering::AcqRel);
+        if taken >= self.limits.max_connections {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot { state: self.clone() })
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+}
+
+/// One reserved connection place; see [`ServerState::reserve`].
+pub struct Slot {
+    state: Arc<ServerState>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.state.open.fetch_sub(1, Ordering::AcqRel);
     }
 }
