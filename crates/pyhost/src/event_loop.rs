@@ -1,8 +1,8 @@
 //! The loop thread: the one thread that holds the GIL while the server runs. It runs the
 //! startup handlers, then the asyncio loop that every connection's handler lives on.
 
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use pyo3::types::{PyCFunction, PyTuple};
 
 use crate::bridge::Bridge;
 use crate::interpreter::{LoadedApp, StartupError, format_exception};
-use crate::native::{Dispatcher, log_python_error};
+use crate::native::{self, Dispatcher, log_python_error};
 
 /// The running loop thread.
 pub struct PythonLoop {
@@ -20,13 +20,24 @@ pub struct PythonLoop {
 
 impl LoadedApp {
     /// Starts the loop thread and returns once the startup handlers have run and the loop is
-    /// serving events from `bridge`.
-    pub fn start(self, bridge: Arc<Bridge>) -> Result<PythonLoop, StartupError> {
+    /// serving events from `bridge`. With `slow_callback`, a watchdog reports any callback
+    /// that keeps the loop busy longer than that.
+    pub fn start(self, bridge: Arc<Bridge>, slow_callback: Option<Duration>) -> Result<PythonLoop, StartupError> {
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StartupError>>(1);
         let (finished_tx, finished) = mpsc::sync_channel(1);
         let runtime = self.runtime;
         let spawned = thread::Builder::new().name("python-loop".into()).spawn(move || {
-            Python::attach(|py| run(py, runtime, bridge, ready_tx));
+            Python::attach(|py| {
+                let stop = Arc::new(AtomicBool::new(false));
+                if let Some(threshold) = slow_callback {
+                    let (runtime, stop) = (runtime.clone_ref(py), stop.clone());
+                    let _ = thread::Builder::new()
+                        .name("loop-watchdog".into())
+                        .spawn(move || watch(runtime, threshold, &stop));
+                }
+                run(py, runtime, bridge, ready_tx);
+                stop.store(true, Ordering::Release);
+            });
             let _ = finished_tx.send(());
         });
         if let Err(err) = spawned {
@@ -62,6 +73,26 @@ fn run(py: Python<'_>, runtime: Py<PyAny>, bridge: Arc<Bridge>, ready: mpsc::Syn
         if ready.try_send(Err(failure)).is_err() {
             log_python_error(py, "the asyncio loop failed", &err);
         }
+    }
+}
+
+/// Checks a few times per `threshold` whether the loop has been busy that long; if so, has the
+/// runtime say where (once per busy stretch). Needs the GIL only then.
+fn watch(runtime: Py<PyAny>, threshold: Duration, stop: &AtomicBool) {
+    let period = (threshold / 2).max(Duration::from_millis(10));
+    let mut reported = 0;
+    while !stop.load(Ordering::Acquire) {
+        thread::sleep(period);
+        let Some((busy_for, stretch)) = native::busy() else { continue };
+        if busy_for < threshold || stretch == reported {
+            continue;
+        }
+        reported = stretch;
+        Python::attach(|py| {
+            if let Err(err) = runtime.call_method1(py, "report_blocked", (busy_for.as_secs_f64(),)) {
+                log_python_error(py, "reporting a blocked event loop failed", &err);
+            }
+        });
     }
 }
 

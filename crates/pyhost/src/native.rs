@@ -4,8 +4,9 @@
 //! not yet received, the future of a pending receive, sends waiting for room).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -28,6 +29,25 @@ static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();
 
 /// Connections the dispatcher still routes events to; back to zero when all are gone.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// When the event loop last stopped waiting for I/O, in nanoseconds since `EPOCH` plus one;
+/// zero while it waits. The watchdog reads it without the GIL.
+static BUSY_SINCE: AtomicU64 = AtomicU64::new(0);
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// How long the event loop has been running callbacks without waiting for I/O, and a token
+/// that stays the same for one busy stretch; None while it waits.
+pub(crate) fn busy() -> Option<(Duration, u64)> {
+    let since = BUSY_SINCE.load(Ordering::Acquire);
+    (since != 0).then(|| (EPOCH.elapsed().saturating_sub(Duration::from_nanos(since - 1)), since))
+}
+
+/// `loop_waiting(waiting)`: called by the selector around each wait for I/O.
+#[pyfunction]
+fn loop_waiting(waiting: bool) {
+    let value = if waiting { 0 } else { u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1 };
+    BUSY_SINCE.store(value, Ordering::Release);
+}
 
 fn hooks(py: Python<'_>) -> PyResult<&Hooks> {
     HOOKS
@@ -532,5 +552,6 @@ pub(crate) fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_class::<Dispatcher>()?;
     module.add_function(wrap_pyfunction!(emit, &module)?)?;
     module.add_function(wrap_pyfunction!(live_connections, &module)?)?;
+    module.add_function(wrap_pyfunction!(loop_waiting, &module)?)?;
     Ok(module)
 }

@@ -15,7 +15,7 @@ use futures_util::{Sink, Stream};
 use pyhost::bridge::{Event, Inbound, Opening};
 use tokio::time::Sleep;
 
-use crate::deflate::ClosedByLayer;
+use crate::deflate::Violation;
 use crate::keepalive::{Verdict, Watch};
 use crate::link::{Closing, Link, close_frame};
 use crate::state::{ServerState, Slot};
@@ -276,7 +276,7 @@ impl<S: Socket> Driver<S> {
             self.unflushed = true;
         }
         if self.unflushed {
-            match Pin::new(&mut self.socket).poll_flush(cx) {
+            match self.flush(cx) {
                 Poll::Ready(Ok(())) => self.unflushed = false,
                 Poll::Ready(Err(_)) => return Step::Done,
                 Poll::Pending => {}
@@ -286,6 +286,14 @@ impl<S: Socket> Driver<S> {
             return Step::Done;
         }
         Step::Continue
+    }
+
+    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+        // yawc writes the frames it owes the client (pongs, the Close it queued after a
+        // protocol error) in `poll_ready`, not in `poll_flush`; for tungstenite an idle
+        // `poll_ready` returns at once.
+        std::task::ready!(Pin::new(&mut self.socket).poll_ready(cx))?;
+        Pin::new(&mut self.socket).poll_flush(cx)
     }
 
     fn put_back(&mut self, message: Message) {
@@ -329,8 +337,8 @@ fn read_failure(error: &axum::Error) -> ReadFailure {
     use tungstenite::Error;
     use tungstenite::error::{CapacityError, ProtocolError};
     let source = std::error::Error::source(error);
-    if let Some(closed) = source.and_then(|source| source.downcast_ref::<ClosedByLayer>()) {
-        return ReadFailure { code: closed.code, close_queued: true };
+    if let Some(violation) = source.and_then(|source| source.downcast_ref::<Violation>()) {
+        return ReadFailure { code: violation.code, close_queued: violation.close_queued };
     }
     let code = match source.and_then(|source| source.downcast_ref::<Error>()) {
         Some(Error::Utf8(_)) => 1007,

@@ -2,6 +2,10 @@
 //! tungstenite (see ARCHITECTURE.md for why both). This module adapts a yawc socket to the
 //! same `Message` stream and sink the connection task drives, and sets up the negotiation.
 //!
+//! The adapter reads yawc's frame-level `Streaming` API (frames already decompressed) and
+//! assembles messages itself: yawc's own assembly step drops the connection without a Close
+//! frame on a bad fragment sequence or invalid UTF-8, where RFC 6455 wants 1002 and 1007.
+//!
 //! Compression is negotiated without context takeover in both directions (RFC 7692 lets the
 //! server impose that), so no connection keeps deflate state between messages: compressors
 //! and decompressors come from one pool shared by the whole server, and an idle compressed
@@ -17,9 +21,11 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use yawc::close::CloseCode;
-use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocket, WebSocketError};
+use yawc::streaming::Streaming;
+use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocketError};
 
 use crate::connection;
 use crate::handshake::{READ_BUFFER, WRITE_BUFFER};
@@ -65,8 +71,8 @@ pub async fn upgrade(
         Ok(upgrade) => upgrade,
         Err(status) => return status.into_response(),
     };
-    let options = options(state.limits.max_message_size, state.deflate_pool.clone());
-    let (response, upgraded) = match upgrade.upgrade(options) {
+    let max_message_size = state.limits.max_message_size;
+    let (response, upgraded) = match upgrade.upgrade(options(max_message_size, state.deflate_pool.clone())) {
         Ok(accepted) => accepted,
         Err(error) => {
             tracing::debug!(%error, "permessage-deflate negotiation failed");
@@ -75,7 +81,10 @@ pub async fn upgrade(
     };
     tokio::spawn(async move {
         match upgraded.await {
-            Ok(socket) => connection::serve(state, endpoint, DeflateSocket { inner: socket }, query, slot).await,
+            Ok(socket) => {
+                let socket = DeflateSocket { inner: socket.into_streaming(), partial: None, max_message_size };
+                connection::serve(state, endpoint, socket, query, slot).await;
+            }
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
         }
     });
@@ -86,7 +95,6 @@ fn options(max_message_size: usize, pool: DeflatePool) -> Options {
     // yawc's limits are exclusive; ours admit a message of exactly the maximum.
     let limit = max_message_size.saturating_add(1);
     Options::default()
-        .with_utf8()
         .with_max_payload_read(limit)
         .with_max_read_buffer(limit)
         .with_read_buffer_capacity(READ_BUFFER)
@@ -97,40 +105,90 @@ fn options(max_message_size: usize, pool: DeflatePool) -> Options {
         .with_deflate_pool(pool)
 }
 
-/// A read error on which yawc has already queued the Close frame with `code`; the
-/// connection task only has to flush it.
+/// A read error that ends the connection with `code`. When yawc detected it, yawc has
+/// queued the Close frame itself (`close_queued`) and the connection task only flushes it.
 #[derive(Debug)]
-pub struct ClosedByLayer {
+pub struct Violation {
     pub code: u16,
+    pub close_queued: bool,
 }
 
-impl std::fmt::Display for ClosedByLayer {
+impl std::fmt::Display for Violation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "protocol error, closed with {}", self.code)
+        write!(f, "protocol error, to be closed with {}", self.code)
     }
 }
 
-impl std::error::Error for ClosedByLayer {}
+impl std::error::Error for Violation {}
+
+fn violation(code: u16, close_queued: bool) -> axum::Error {
+    axum::Error::new(Violation { code, close_queued })
+}
 
 /// A yawc connection seen as a stream and sink of `Message`s.
 pub struct DeflateSocket {
-    inner: WebSocket<HttpStream>,
+    inner: Streaming<HttpStream>,
+    /// A fragmented message being received: its first frame's opcode and the payload so far.
+    partial: Option<(OpCode, BytesMut)>,
+    max_message_size: usize,
 }
 
-impl Stream for DeflateSocket {
-    type Item = Result<Message, axum::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match ready!(self.inner.poll_next_frame(cx)) {
-            Ok(frame) => Poll::Ready(Some(message(frame))),
-            Err(WebSocketError::ConnectionClosed) => Poll::Ready(None),
-            Err(WebSocketError::IoError(error)) => Poll::Ready(Some(Err(axum::Error::new(error)))),
-            Err(error) => {
-                let code = u16::from(close_code(&error));
-                Poll::Ready(Some(Err(axum::Error::new(ClosedByLayer { code }))))
+impl DeflateSocket {
+    /// Adds a frame to the message being assembled; returns the message once it is whole,
+    /// or the close code for a frame that breaks the protocol.
+    fn assemble(&mut self, frame: Frame) -> Result<Option<Message>, u16> {
+        let fin = frame.is_fin();
+        let opcode = frame.opcode();
+        match opcode {
+            OpCode::Ping | OpCode::Pong | OpCode::Close => Ok(Some(control(frame))),
+            // A new message may not start inside a fragmented one.
+            OpCode::Text | OpCode::Binary if self.partial.is_some() => Err(1002),
+            OpCode::Text | OpCode::Binary if fin => whole(opcode, frame.into_payload()).map(Some),
+            OpCode::Text | OpCode::Binary => {
+                self.partial = Some((opcode, BytesMut::from(frame.into_payload())));
+                Ok(None)
+            }
+            OpCode::Continuation => {
+                let Some((_, payload)) = &mut self.partial else { return Err(1002) };
+                if payload.len() + frame.payload().len() > self.max_message_size {
+                    return Err(1009);
+                }
+                payload.extend_from_slice(frame.payload());
+                if !fin {
+                    return Ok(None);
+                }
+                let (opcode, payload) = self.partial.take().expect("checked above");
+                whole(opcode, payload.freeze()).map(Some)
             }
         }
     }
+}
+
+fn whole(opcode: OpCode, payload: Bytes) -> Result<Message, u16> {
+    if opcode == OpCode::Text {
+        return Utf8Bytes::try_from(payload).map(Message::Text).map_err(|_| 1007);
+    }
+    Ok(Message::Binary(payload))
+}
+
+fn control(frame: Frame) -> Message {
+    match frame.opcode() {
+        OpCode::Ping => Message::Ping(frame.into_payload()),
+        OpCode::Pong => Message::Pong(frame.into_payload()),
+        _ => {
+            let reason = frame.close_reason().ok().flatten().unwrap_or_default();
+            let close =
+                frame.close_code().map(|code| CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) });
+            Message::Close(close)
+        }
+    }
+}
+
+/// Whether an I/O error means the TCP connection is gone (rather than, say, a compressed
+/// payload that does not inflate, which yawc also reports as an I/O error).
+fn connection_lost(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, NotConnected, UnexpectedEof};
+    matches!(error.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | NotConnected | UnexpectedEof)
 }
 
 /// The code yawc puts in its Close frame for a read error (as its `Streaming` does).
@@ -152,25 +210,33 @@ fn close_code(error: &WebSocketError) -> CloseCode {
     }
 }
 
-fn message(frame: Frame) -> Result<Message, axum::Error> {
-    Ok(match frame.opcode() {
-        // yawc validated the text (`with_utf8`); this check only re-reads it.
-        OpCode::Text => Message::Text(Utf8Bytes::try_from(frame.into_payload()).map_err(axum::Error::new)?),
-        OpCode::Binary | OpCode::Continuation => Message::Binary(frame.into_payload()),
-        OpCode::Ping => Message::Ping(frame.into_payload()),
-        OpCode::Pong => Message::Pong(frame.into_payload()),
-        OpCode::Close => {
-            let reason = frame.close_reason().ok().flatten().unwrap_or_default();
-            let close =
-                frame.close_code().map(|code| CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) });
-            Message::Close(close)
+impl Stream for DeflateSocket {
+    type Item = Result<Message, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        loop {
+            let frame = match ready!(self.inner.poll_next_frame(cx)) {
+                Ok(frame) => frame,
+                Err(WebSocketError::ConnectionClosed) => return Poll::Ready(None),
+                Err(WebSocketError::IoError(error)) if connection_lost(&error) => {
+                    return Poll::Ready(Some(Err(axum::Error::new(error))));
+                }
+                // Everything else (bad frames, undecodable compressed data) yawc answers with a
+                // Close frame it has already queued.
+                Err(error) => return Poll::Ready(Some(Err(violation(u16::from(close_code(&error)), true)))),
+            };
+            match self.assemble(frame) {
+                Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                Ok(None) => continue,
+                Err(code) => return Poll::Ready(Some(Err(violation(code, false)))),
+            }
         }
-    })
+    }
 }
 
 fn frame(message: Message) -> Frame {
     match message {
-        Message::Text(text) => Frame::text(bytes::Bytes::from(text)),
+        Message::Text(text) => Frame::text(Bytes::from(text)),
         Message::Binary(bytes) => Frame::binary(bytes),
         Message::Ping(bytes) => Frame::ping(bytes),
         Message::Pong(bytes) => Frame::pong(bytes),
@@ -223,25 +289,32 @@ mod tests {
             offers(&headers).collect::<Vec<_>>(),
             ["permessage-deflate; server_no_context_takeover; server_max_window_bits=9", "permessage-deflate"]
         );
-        assert!(!offered(&headers_of("x-webkit-deflate-frame, permessage-snappy")));
+        assert!(!offered(&self::headers(&["x-webkit-deflate-frame, permessage-snappy"])));
         assert!(!offered(&HeaderMap::new()));
     }
 
-    fn headers_of(value: &str) -> HeaderMap {
-        headers(&[value])
+    #[test]
+    fn outgoing_messages_become_the_matching_frames() {
+        for (message, opcode, payload) in [
+            (Message::Text("héllo".into()), OpCode::Text, "héllo".as_bytes()),
+            (Message::Binary(Bytes::from_static(b"\x00\xff")), OpCode::Binary, b"\x00\xff"),
+            (Message::Ping(Bytes::from_static(b"p")), OpCode::Ping, b"p"),
+            (Message::Pong(Bytes::from_static(b"q")), OpCode::Pong, b"q"),
+        ] {
+            let frame = frame(message);
+            assert_eq!((frame.opcode(), frame.payload().as_ref()), (opcode, payload));
+        }
+        let close = frame(Message::Close(Some(CloseFrame { code: 4000, reason: "bye".into() })));
+        assert_eq!(control(close), Message::Close(Some(CloseFrame { code: 4000, reason: "bye".into() })));
     }
 
     #[test]
-    fn messages_and_frames_convert_both_ways() {
-        for original in [
-            Message::Text("héllo".into()),
-            Message::Binary(bytes::Bytes::from_static(b"\x00\xff")),
-            Message::Ping(bytes::Bytes::from_static(b"p")),
-            Message::Pong(bytes::Bytes::from_static(b"q")),
-            Message::Close(Some(CloseFrame { code: 4000, reason: "bye".into() })),
-        ] {
-            let back = message(frame(original.clone())).unwrap();
-            assert_eq!(back, original);
-        }
+    fn whole_messages_check_utf8() {
+        assert_eq!(whole(OpCode::Text, Bytes::from_static("é".as_bytes())), Ok(Message::Text("é".into())));
+        assert_eq!(whole(OpCode::Text, Bytes::from_static(b"caf\xc3")), Err(1007));
+        assert_eq!(
+            whole(OpCode::Binary, Bytes::from_static(b"caf\xc3")),
+            Ok(Message::Binary(Bytes::from_static(b"caf\xc3")))
+        );
     }
 }

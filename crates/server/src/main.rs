@@ -92,7 +92,8 @@ fn run(cli: Cli) -> Result<(), StartupError> {
         keepalive,
         allowed_origins: cli.allowed_origins.clone(),
     };
-    let python = app.start(bridge.clone())?;
+    let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
+    let python = app.start(bridge.clone(), slow_callback)?;
     let state = Arc::new(ServerState::new(routes, bridge, limits, cli.stats_path.clone()));
     let router = Router::new().fallback(handshake::handle).with_state(state.clone());
     let signals = {

@@ -7,12 +7,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import selectors
+import sys
+import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING
 
+from robyn import _native
 from robyn._app import Robyn
 from robyn._endpoint import Callback, Endpoint
-from robyn._tracebacks import one_line, user_traceback
+from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
@@ -28,6 +33,7 @@ class Runtime:
         self.endpoints: list[Endpoint] = list(app.endpoints)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
 
     def paths(self) -> list[str]:
         return [endpoint.path for endpoint in self.endpoints]
@@ -35,9 +41,10 @@ class Runtime:
     def run(self, dispatcher: Dispatcher, ready: Callable[[tuple[str, str] | None], None]) -> None:
         """Runs the startup handlers, reports through ``ready`` (``None``, or the traceback and
         a one-line summary of the failure), then serves until the server sends Stop."""
-        loop = asyncio.new_event_loop()
+        loop = asyncio.SelectorEventLoop(_WatchedSelector())
         asyncio.set_event_loop(loop)
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         dispatcher.configure(loop, WebSocketDisconnect, self._open, self._stop)
         loop.add_reader(dispatcher.fileno(), dispatcher.drain)
         try:
@@ -75,6 +82,45 @@ class Runtime:
         except Exception:
             _log.exception("a shutdown handler failed")
         self._loop.stop()  # type: ignore[union-attr]
+
+    def report_blocked(self, seconds: float) -> None:
+        """Called by the server's watchdog thread (holding the GIL) while one callback has kept
+        the event loop busy for `seconds`: says where, from the loop thread's current stack."""
+        frame = sys._current_frames().get(self._loop_thread)
+        where = "code outside any handler"
+        endpoint = None
+        while frame is not None:
+            if where.startswith("code outside") and not is_machinery(frame.f_code.co_filename):
+                where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+            if frame.f_code is Endpoint.serve.__code__:
+                endpoint = _serving(frame)
+            frame = frame.f_back
+        _log.warning(
+            "the event loop has been busy for %.2f s in one callback%s, at %s; every other connection waits "
+            "until it returns: await instead of blocking (asyncio.sleep, asyncio.to_thread for blocking calls)",
+            seconds,
+            f" of {endpoint}" if endpoint else "",
+            where,
+        )
+
+
+class _WatchedSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-type]
+    """Tells the server's watchdog when the loop waits for I/O and when it runs callbacks."""
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        _native.loop_waiting(True)
+        try:
+            return super().select(timeout)
+        finally:
+            _native.loop_waiting(False)
+
+
+def _serving(frame: FrameType) -> str | None:
+    """`/path (connection <id>)` from an `Endpoint.serve` frame."""
+    endpoint, conn = frame.f_locals.get("self"), frame.f_locals.get("conn")
+    if not isinstance(endpoint, Endpoint):
+        return None
+    return f"{endpoint.path} (connection {getattr(conn, 'id', '?')})"
 
 
 async def _run_all(handlers: list[Callback]) -> None:

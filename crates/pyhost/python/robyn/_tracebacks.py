@@ -8,14 +8,15 @@ import traceback
 _MACHINERY = ("robyn-ws-server/", "<frozen importlib", "/importlib/", "/asyncio/")
 
 
-def _is_machinery(frame: traceback.FrameSummary) -> bool:
-    return any(marker in frame.filename for marker in _MACHINERY)
+def is_machinery(filename: str) -> bool:
+    """Whether code in `filename` is the server's or asyncio's rather than the app's."""
+    return any(marker in filename for marker in _MACHINERY)
 
 
 def user_traceback(error: BaseException) -> str:
     summary = traceback.TracebackException.from_exception(error)
     frames = list(summary.stack)
-    while frames and _is_machinery(frames[0]):
+    while frames and is_machinery(frames[0].filename):
         frames.pop(0)
     summary.stack = traceback.StackSummary.from_list(frames)
     return "".join(summary.format()).rstrip()
