@@ -2,6 +2,7 @@
 tests can wait for those lines."""
 
 import asyncio
+import secrets
 import time
 
 from robyn import Robyn, WebSocketDisconnect
@@ -49,7 +50,7 @@ async def hoard(websocket):
         if message == "end":
             break
         count += 1
-        if message != f"{count}:" + "x" * (len(message) - len(f"{count}:")):
+        if not message.startswith(f"{count}:"):
             await websocket.send_text(f"out of order at {count}")
             return
     await websocket.send_text(f"received {count} in order")
@@ -64,11 +65,13 @@ async def release(websocket):
 
 @app.websocket("/flood")
 async def flood(websocket):
-    """`N SIZE`: sends N numbered messages of SIZE bytes to a client that may not be reading."""
+    """`N SIZE`: sends N numbered messages of SIZE bytes to a client that may not be reading.
+    The bytes are random, so compression cannot shrink them."""
     count, size = map(int, (await websocket.receive_text()).split())
     waited = False
     for n in range(count):
-        send = asyncio.ensure_future(websocket.send_text(f"{n}:".ljust(size, "y")))
+        message = f"{n}:" + secrets.token_hex(size)[: size - len(f"{n}:")]
+        send = asyncio.ensure_future(websocket.send_text(message))
         if waited:
             await send
             continue
@@ -86,8 +89,8 @@ async def flood(websocket):
 @app.websocket("/broadcast")
 async def broadcast(websocket):
     try:
-        async for message in websocket:
-            await websocket.broadcast(message)
+        while True:
+            await websocket.broadcast(await websocket.receive())
     except WebSocketDisconnect as gone:
         say(f"broadcast client left with {gone.code}")
         raise

@@ -198,10 +198,10 @@ impl<S: Socket> Driver<S> {
             // The WebSocket layer queued that Close itself; it only needs flushing.
             self.close_sent = true;
             self.unflushed = true;
-            self.close_timer = Some(Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
         } else if self.closing.is_none() && !self.close_sent {
             self.closing = Some(close_frame(failure.code, ""));
         }
+        self.start_close_timer();
         Step::Continue
     }
 
@@ -232,31 +232,48 @@ impl<S: Socket> Driver<S> {
         }
     }
 
-    fn write(&mut self, cx: &mut Context<'_>) -> Step {
-        if !self.close_sent && !self.peer_closed {
-            let taken = self.link.take(cx.waker(), &mut self.outgoing);
-            if taken.writable && !self.python_told {
-                self.events.push(Event::Conn(self.link.key, Inbound::Writable));
+    /// Takes the next batch of frames from the link (when the last is in the socket) and
+    /// whatever it says about room and closing; answers whether it took any frames.
+    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.close_sent || self.peer_closed {
+            return false;
+        }
+        let before = self.outgoing.len();
+        let taken = self.link.take(cx.waker(), &mut self.outgoing);
+        if taken.writable && !self.python_told {
+            self.events.push(Event::Conn(self.link.key, Inbound::Writable));
+        }
+        if taken.close_pending {
+            self.start_close_timer();
+        }
+        if let Some(Closing { frame, by_app }) = taken.closing {
+            if by_app {
+                // The interpreter side ended this connection; it needs no telling, and what it
+                // queued before (on_close's message) goes out first.
+                self.python_told = true;
+            } else {
+                // The server's own decision (slow consumer, shutdown): close at once.
+                self.tell_python(frame.code, &frame.reason);
+                self.outgoing.clear();
             }
-            if let Some(Closing { frame, by_app }) = taken.closing {
-                if by_app {
-                    // The interpreter side ended this connection; it needs no telling.
-                    self.python_told = true;
-                } else {
-                    self.tell_python(frame.code, &frame.reason);
-                }
-                if self.closing.is_none() {
-                    self.closing = Some(frame);
-                }
+            if self.closing.is_none() {
+                self.closing = Some(frame);
+                self.start_close_timer();
             }
         }
+        self.outgoing.len() > before
+    }
+
+    fn write(&mut self, cx: &mut Context<'_>) -> Step {
+        self.refill(cx);
         loop {
             let next = match self.outgoing.pop_front() {
                 Some(message) => message,
+                // The last batch is in the socket: the link may hold the next one already.
+                None if self.refill(cx) => continue,
                 None => match self.closing.take() {
                     Some(frame) if !self.close_sent => {
                         self.close_sent = true;
-                        self.close_timer = Some(Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
                         Message::Close(Some(frame))
                     }
                     _ => break,
@@ -296,11 +313,18 @@ impl<S: Socket> Driver<S> {
         Pin::new(&mut self.socket).poll_flush(cx)
     }
 
+    /// A client gets `CLOSE_TIMEOUT` from the moment the server decides to close: to read
+    /// what is still queued for it, and to answer the Close frame.
+    fn start_close_timer(&mut self) {
+        if self.close_timer.is_none() {
+            self.close_timer = Some(Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
+        }
+    }
+
     fn put_back(&mut self, message: Message) {
         match message {
             Message::Close(frame) => {
                 self.close_sent = false;
-                self.close_timer = None;
                 self.closing = frame;
             }
             other => self.outgoing.push_front(other),

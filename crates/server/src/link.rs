@@ -54,8 +54,10 @@ pub struct Closing {
 pub struct Taken {
     /// The loop thread is waiting for room in the queue, and now has it.
     pub writable: bool,
-    /// Close after the frames taken.
+    /// Close after the frames taken (handed over once every frame before it is taken).
     pub closing: Option<Closing>,
+    /// A close is queued behind frames not taken yet.
+    pub close_pending: bool,
 }
 
 impl Link {
@@ -97,13 +99,20 @@ impl Link {
         self.joined.load(Ordering::Acquire)
     }
 
-    /// Registers the socket task's waker, then moves every queued frame into `into`.
+    /// Registers the socket task's waker, then moves the queued frames into `into` if it is
+    /// empty. Taking a new batch only once the last one is in the socket keeps the queue's
+    /// bound real: while the client reads slowly, the queue stays full and `send_*` waits.
     pub fn take(&self, waker: &std::task::Waker, into: &mut VecDeque<Message>) -> Taken {
         self.waker.register(waker);
         let mut outbox = self.outbox();
-        into.append(&mut outbox.frames);
-        let writable = std::mem::take(&mut outbox.want_writable);
-        Taken { writable, closing: outbox.closing.take() }
+        let mut writable = false;
+        if into.is_empty() {
+            into.append(&mut outbox.frames);
+            // Room was made: tell a waiting sender. Otherwise the flag waits for the next batch.
+            writable = std::mem::take(&mut outbox.want_writable);
+        }
+        let closing = if outbox.frames.is_empty() { outbox.closing.take() } else { None };
+        Taken { writable, closing, close_pending: outbox.closing.is_some() }
     }
 
     /// A broadcast frame for this connection. A client whose queue is full is not waited
@@ -125,12 +134,14 @@ impl Link {
         self.waker.wake();
     }
 
-    /// The server closes the connection on its own (shutdown grace period over, say).
+    /// The server closes the connection on its own (shutdown grace period over, say); what
+    /// was still queued is dropped.
     pub fn force_close(&self, code: u16, reason: &str) {
         let mut outbox = self.outbox();
         if outbox.gone || outbox.closing.is_some() {
             return;
         }
+        outbox.frames.clear();
         outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: false });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
@@ -227,6 +238,39 @@ mod tests {
         let taken = link.take(Waker::noop(), &mut frames);
         let texts = frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect();
         (texts, taken)
+    }
+
+    #[test]
+    fn a_new_batch_is_taken_only_once_the_last_one_is_written() {
+        let link = link(2);
+        link.send(text("a")).unwrap();
+        let mut written = VecDeque::new();
+        link.take(Waker::noop(), &mut written);
+        link.send(text("b")).unwrap();
+        link.send(text("c")).unwrap();
+        assert_eq!(link.send(text("d")).unwrap_err().0, SendError::Full);
+        let taken = link.take(Waker::noop(), &mut written);
+        assert_eq!(written.len(), 1, "\"a\" is not in the socket yet: nothing more is taken");
+        assert!(!taken.writable, "no room was made");
+        written.clear();
+        let taken = link.take(Waker::noop(), &mut written);
+        assert_eq!(written.len(), 2);
+        assert!(taken.writable);
+    }
+
+    #[test]
+    fn an_apps_close_comes_after_everything_it_queued_before() {
+        let link = link(2);
+        link.send(text("a")).unwrap();
+        let mut written = VecDeque::new();
+        link.take(Waker::noop(), &mut written);
+        link.close(1000, "", vec![text("farewell")]);
+        let taken = link.take(Waker::noop(), &mut written);
+        assert!(taken.closing.is_none() && taken.close_pending, "\"farewell\" is not taken yet");
+        written.clear();
+        let taken = link.take(Waker::noop(), &mut written);
+        assert_eq!(written.len(), 1);
+        assert!(taken.closing.is_some() && !taken.close_pending);
     }
 
     #[test]
