@@ -190,9 +190,8 @@ SESSION_STARTED = time.time()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Prints the Autobahn summary table when this run produced one."""
-    summary = ROOT / "out" / "autobahn" / "summary.md"
-    if summary.exists() and summary.stat().st_mtime >= SESSION_STARTED:
-        terminalreporter.write_sep("=", "Autobahn TestSuite")
-        terminalreporter.write_line(summary.read_text().rstrip())
-        terminalreporter.write_line(f"full report: {summary.parent / 'index.html'}")
+    """Prints the summaries (Autobahn, soak) that this run wrote under out/."""
+    for summary in sorted((ROOT / "out").glob("*/summary.md")):
+        if summary.stat().st_mtime >= SESSION_STARTED:
+            terminalreporter.write_sep("=", f"out/{summary.parent.name}")
+            terminalreporter.write_line(summary.read_text().rstrip())

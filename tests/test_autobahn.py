@@ -43,7 +43,9 @@ def test_every_autobahn_case_passes_with_a_clean_close(start_server):
     server = start_server("api")
     cases = run_kosoku(server.url("/echo"), REPORTS)
     summary = summarize(cases)
-    (REPORTS / "summary.md").write_text(f"Autobahn TestSuite, {len(cases)} cases (kosoku):\n\n{summary}\n")
+    (REPORTS / "summary.md").write_text(
+        f"Autobahn TestSuite, {len(cases)} cases (kosoku); full report: {REPORTS / 'index.html'}\n\n{summary}\n"
+    )
     assert len(cases) == 517
     bad = {
         case_id: (case["behavior"], case["behaviorClose"])
