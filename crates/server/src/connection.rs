@@ -10,26 +10,43 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, Stream};
 use pyhost::bridge::{Event, Inbound, Opening};
 use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
-use crate::deflate::Violation;
 use crate::keepalive::{Verdict, Watch};
 use crate::link::{Closing, Link, close_frame};
 use crate::state::{ServerState, Slot};
 
-/// A WebSocket as the connection task drives it: axum's (tungstenite) or a
+/// A WebSocket as the connection task drives it: `plain::PlainSocket` (tungstenite) or
 /// `deflate::DeflateSocket` (yawc).
 pub trait Socket:
-    Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
+    Stream<Item = Result<Message, SocketError>> + Sink<Message, Error = SocketError> + Unpin + Send
 {
+    /// After the server failed the connection and its Close frame is out: read and drop what
+    /// the client still sends until it closes, so the client's unread bytes do not turn our
+    /// Close frame into a TCP reset. Ready when the client has closed (or where the layer
+    /// cannot reach its stream).
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
 
-impl<T> Socket for T where
-    T: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin + Send
-{
+/// A failed read or write, as the connection task needs to know it.
+#[derive(Debug)]
+pub struct SocketError {
+    /// The close code that matches (RFC 6455 section 7.4.1); 1006 when the connection itself
+    /// is gone and no Close frame can be sent.
+    pub code: u16,
+    /// The WebSocket layer has already queued its Close frame with `code`.
+    pub close_queued: bool,
+    pub detail: String,
+}
+
+impl std::fmt::Display for SocketError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (close code {})", self.detail, self.code)
+    }
 }
 
 /// How long to wait for the client's answer to our Close frame before dropping the socket.
@@ -103,7 +120,8 @@ struct Driver<S> {
     python_told: bool,
     /// `Inbound::Disconnected` was queued: it is always a connection's last event, exactly once.
     disconnect_sent: bool,
-    /// Reading hit a protocol error: only the Close frame is still written.
+    /// Reading hit a protocol error: only the Close frame is still written, then the client's
+    /// remaining input is drained.
     read_failed: bool,
     /// The client sent its Close frame: only the WebSocket layer's answer is still written.
     peer_closed: bool,
@@ -158,6 +176,8 @@ impl<S: Socket> Driver<S> {
                 // flush.
                 Message::Ping(_) | Message::Pong(_) => self.unflushed = true,
                 Message::Close(frame) => self.peer_closed(frame),
+                // Only produced when writing raw frames, never by reading.
+                Message::Frame(_) => {}
             }
         }
         // Budget spent with messages still coming: run again after others had their turn.
@@ -173,7 +193,7 @@ impl<S: Socket> Driver<S> {
     }
 
     fn peer_closed(&mut self, frame: Option<CloseFrame>) {
-        let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code, f.reason.to_string()));
+        let (code, reason) = frame.map_or((1005, String::new()), |f| (f.code.into(), f.reason.to_string()));
         self.tell_python(code, &reason);
         // Frames still queued can no longer be sent; the layer has queued its answer to the
         // Close, which goes out with the next flush. Then the stream ends.
@@ -184,9 +204,8 @@ impl<S: Socket> Driver<S> {
         self.unflushed = true;
     }
 
-    fn read_error(&mut self, error: &axum::Error) -> Step {
-        let failure = read_failure(error);
-        tracing::debug!(key = self.link.key, code = failure.code, %error, "connection read failed");
+    fn read_error(&mut self, failure: &SocketError) -> Step {
+        tracing::debug!(key = self.link.key, %failure, "connection read failed");
         if failure.code == 1006 {
             return Step::Done;
         }
@@ -253,7 +272,7 @@ impl<S: Socket> Driver<S> {
                 self.python_told = true;
             } else {
                 // The server's own decision (slow consumer, shutdown): close at once.
-                self.tell_python(frame.code, &frame.reason);
+                self.tell_python(frame.code.into(), frame.reason.as_str());
                 self.outgoing.clear();
             }
             if self.closing.is_none() {
@@ -300,12 +319,16 @@ impl<S: Socket> Driver<S> {
             }
         }
         if self.read_failed && self.close_sent && !self.unflushed {
-            return Step::Done;
+            // Bounded by the close timer like any closing connection.
+            return match self.socket.poll_linger(cx) {
+                Poll::Ready(()) => Step::Done,
+                Poll::Pending => Step::Continue,
+            };
         }
         Step::Continue
     }
 
-    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), axum::Error>> {
+    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
         // yawc writes the frames it owes the client (pongs, the Close it queued after a
         // protocol error) in `poll_ready`, not in `poll_flush`; for tungstenite an idle
         // `poll_ready` returns at once.
@@ -347,30 +370,4 @@ impl<S: Socket> Driver<S> {
             self.events.push(Event::Conn(self.link.key, Inbound::Disconnected { code, reason }));
         }
     }
-}
-
-struct ReadFailure {
-    /// The close code that matches the error (RFC 6455 section 7.4.1); 1006 when the
-    /// connection itself is gone and no Close frame can be sent.
-    code: u16,
-    /// The WebSocket layer has already queued its Close frame with `code`.
-    close_queued: bool,
-}
-
-fn read_failure(error: &axum::Error) -> ReadFailure {
-    use tungstenite::Error;
-    use tungstenite::error::{CapacityError, ProtocolError};
-    let source = std::error::Error::source(error);
-    if let Some(violation) = source.and_then(|source| source.downcast_ref::<Violation>()) {
-        return ReadFailure { code: violation.code, close_queued: violation.close_queued };
-    }
-    let code = match source.and_then(|source| source.downcast_ref::<Error>()) {
-        Some(Error::Utf8(_)) => 1007,
-        Some(Error::Capacity(CapacityError::MessageTooLong { .. })) => 1009,
-        Some(Error::Capacity(_)) => 1009,
-        Some(Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => 1006,
-        Some(Error::Protocol(_)) => 1002,
-        _ => 1006,
-    };
-    ReadFailure { code, close_queued: false }
 }

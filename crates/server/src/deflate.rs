@@ -17,17 +17,19 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use yawc::close::CloseCode;
 use yawc::streaming::Streaming;
 use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocketError};
 
-use crate::connection;
+use crate::connection::{self, Socket, SocketError};
 use crate::handshake::{READ_BUFFER, WRITE_BUFFER};
 use crate::state::{ServerState, Slot};
 
@@ -105,24 +107,8 @@ fn options(max_message_size: usize, pool: DeflatePool) -> Options {
         .with_deflate_pool(pool)
 }
 
-/// A read error that ends the connection with `code`. When yawc detected it, yawc has
-/// queued the Close frame itself (`close_queued`) and the connection task only flushes it.
-#[derive(Debug)]
-pub struct Violation {
-    pub code: u16,
-    pub close_queued: bool,
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "protocol error, to be closed with {}", self.code)
-    }
-}
-
-impl std::error::Error for Violation {}
-
-fn violation(code: u16, close_queued: bool) -> axum::Error {
-    axum::Error::new(Violation { code, close_queued })
+fn failure(code: u16, close_queued: bool, detail: impl ToString) -> SocketError {
+    SocketError { code, close_queued, detail: detail.to_string() }
 }
 
 /// A yawc connection seen as a stream and sink of `Message`s.
@@ -177,8 +163,9 @@ fn control(frame: Frame) -> Message {
         OpCode::Pong => Message::Pong(frame.into_payload()),
         _ => {
             let reason = frame.close_reason().ok().flatten().unwrap_or_default();
-            let close =
-                frame.close_code().map(|code| CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) });
+            let close = frame
+                .close_code()
+                .map(|code| CloseFrame { code: u16::from(code).into(), reason: Utf8Bytes::from(reason) });
             Message::Close(close)
         }
     }
@@ -211,7 +198,7 @@ fn close_code(error: &WebSocketError) -> CloseCode {
 }
 
 impl Stream for DeflateSocket {
-    type Item = Result<Message, axum::Error>;
+    type Item = Result<Message, SocketError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         loop {
@@ -219,19 +206,24 @@ impl Stream for DeflateSocket {
                 Ok(frame) => frame,
                 Err(WebSocketError::ConnectionClosed) => return Poll::Ready(None),
                 Err(WebSocketError::IoError(error)) if connection_lost(&error) => {
-                    return Poll::Ready(Some(Err(axum::Error::new(error))));
+                    return Poll::Ready(Some(Err(failure(1006, false, error))));
                 }
                 // Everything else (bad frames, undecodable compressed data) yawc answers with a
                 // Close frame it has already queued.
-                Err(error) => return Poll::Ready(Some(Err(violation(u16::from(close_code(&error)), true)))),
+                Err(error) => return Poll::Ready(Some(Err(failure(u16::from(close_code(&error)), true, error)))),
             };
             match self.assemble(frame) {
                 Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(None) => continue,
-                Err(code) => return Poll::Ready(Some(Err(violation(code, false)))),
+                Err(code) => return Poll::Ready(Some(Err(failure(code, false, "invalid message")))),
             }
         }
     }
+}
+
+/// A write failure: the connection is gone.
+fn lost(error: WebSocketError) -> SocketError {
+    failure(1006, false, error)
 }
 
 fn frame(message: Message) -> Frame {
@@ -240,29 +232,37 @@ fn frame(message: Message) -> Frame {
         Message::Binary(bytes) => Frame::binary(bytes),
         Message::Ping(bytes) => Frame::ping(bytes),
         Message::Pong(bytes) => Frame::pong(bytes),
-        Message::Close(Some(close)) => Frame::close(CloseCode::from(close.code), close.reason.as_bytes()),
+        Message::Close(Some(close)) => Frame::close(CloseCode::from(u16::from(close.code)), close.reason.as_bytes()),
         // The connection task always sends a code; yawc has no public code-less Close.
         Message::Close(None) => Frame::close(CloseCode::Normal, b""),
+        Message::Frame(raw) => Frame::binary(raw.into_payload()),
+    }
+}
+
+impl Socket for DeflateSocket {
+    /// yawc does not hand out its stream, so there is nothing to drain: done at once.
+    fn poll_linger(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
     }
 }
 
 impl Sink<Message> for DeflateSocket {
-    type Error = axum::Error;
+    type Error = SocketError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_ready(cx).map_err(axum::Error::new)
+        Pin::new(&mut self.inner).poll_ready(cx).map_err(lost)
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        Pin::new(&mut self.inner).start_send(frame(item)).map_err(axum::Error::new)
+        Pin::new(&mut self.inner).start_send(frame(item)).map_err(lost)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(axum::Error::new)
+        Pin::new(&mut self.inner).poll_flush(cx).map_err(lost)
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(axum::Error::new)
+        Pin::new(&mut self.inner).poll_close(cx).map_err(lost)
     }
 }
 
@@ -304,8 +304,8 @@ mod tests {
             let frame = frame(message);
             assert_eq!((frame.opcode(), frame.payload().as_ref()), (opcode, payload));
         }
-        let close = frame(Message::Close(Some(CloseFrame { code: 4000, reason: "bye".into() })));
-        assert_eq!(control(close), Message::Close(Some(CloseFrame { code: 4000, reason: "bye".into() })));
+        let close = frame(Message::Close(Some(CloseFrame { code: 4000.into(), reason: "bye".into() })));
+        assert_eq!(control(close), Message::Close(Some(CloseFrame { code: 4000.into(), reason: "bye".into() })));
     }
 
     #[test]

@@ -3,18 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::ServerState;
-use crate::{connection, deflate, stats};
+use crate::{deflate, plain, stats};
 
-/// Read buffer per connection. tungstenite's default (128 KiB) would make every idle
-/// connection cost that much; 8 KiB reads a typical message in one system call.
+/// Read buffer per connection, for both WebSocket layers. tungstenite's default (128 KiB)
+/// would make every idle connection cost that much; 8 KiB reads a typical message in one
+/// system call.
 pub const READ_BUFFER: usize = 8 * 1024;
 /// Frames accumulate up to this much before tungstenite writes; the connection task flushes
 /// once per batch anyway.
@@ -31,7 +30,7 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
     if state.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n");
     }
-    let (mut parts, _body) = request.into_parts();
+    let (parts, _body) = request.into_parts();
     if let Some(refusal) = refusal(&parts, &state.limits.allowed_origins) {
         return refusal;
     }
@@ -43,18 +42,7 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
     if state.limits.deflate && deflate::offered(&parts.headers) {
         return deflate::upgrade(state, endpoint, parts, query, slot).await;
     }
-    let upgrade = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(upgrade) => upgrade,
-        Err(rejection) => return refuse(StatusCode::UPGRADE_REQUIRED, rejection_text(&rejection)),
-    };
-    let max = state.limits.max_message_size;
-    upgrade
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_failed_upgrade(|error| tracing::debug!(%error, "WebSocket upgrade failed"))
-        .on_upgrade(move |socket| connection::serve(state, endpoint, socket, query, slot))
+    plain::upgrade(state, endpoint, parts, query, slot)
 }
 
 fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
@@ -113,12 +101,6 @@ fn origin_allowed(origin: Option<&HeaderValue>, allowed: &[String]) -> bool {
         None => true,
         Some(origin) => origin.to_str().is_ok_and(|origin| allowed.iter().any(|ok| ok.eq_ignore_ascii_case(origin))),
     }
-}
-
-/// What axum still refuses after `refusal` passed: a connection hyper cannot upgrade.
-fn rejection_text(rejection: &WebSocketUpgradeRejection) -> &'static str {
-    tracing::debug!(%rejection, "WebSocket upgrade refused");
-    "this connection cannot be upgraded to a WebSocket\n"
 }
 
 /// An error response that also closes the TCP connection: a refused handshake leaves no

@@ -9,9 +9,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::task::AtomicWaker;
 use pyhost::bridge::{ConnKey, Frame, Peer, SendError};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::registry::Registry;
 
@@ -156,7 +157,7 @@ impl Link {
 }
 
 pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
-    CloseFrame { code, reason: Utf8Bytes::from(reason) }
+    CloseFrame { code: code.into(), reason: Utf8Bytes::from(reason) }
 }
 
 pub fn message(frame: Frame) -> Message {
@@ -296,7 +297,7 @@ mod tests {
         let (texts, taken) = drain(&link);
         assert_eq!(texts, ["a", "bye"]);
         let closing = taken.closing.unwrap();
-        assert_eq!(closing.frame.code, 1000);
+        assert_eq!(u16::from(closing.frame.code), 1000);
         assert!(closing.by_app);
     }
 
@@ -318,7 +319,7 @@ mod tests {
         let (texts, taken) = drain(&slow);
         assert!(texts.is_empty(), "a slow consumer's queue is dropped");
         let closing = taken.closing.unwrap();
-        assert_eq!(closing.frame.code, SLOW_CONSUMER);
+        assert_eq!(u16::from(closing.frame.code), SLOW_CONSUMER);
         assert!(!closing.by_app);
         assert!(!slow.is_joined());
     }

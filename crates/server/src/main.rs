@@ -9,6 +9,7 @@ mod handshake;
 mod keepalive;
 mod link;
 mod listener;
+mod plain;
 mod registry;
 mod routing;
 mod shutdown;

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use axum::extract::ws::Message;
 use pyhost::bridge::ConnKey;
 use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::link::Link;
 
