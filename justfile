@@ -32,3 +32,8 @@ lint: venv
     cargo clippy --release --locked --all-targets -- -D warnings
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
+
+# The benchmark against Robyn, Starlette/uvicorn and picows (installed into .bench/venv):
+# writes docs/bench/ and README's table. `just bench --smoke` is a few-second check.
+bench *flags:
+    python3 bench/run.py {{flags}}

@@ -1,0 +1,467 @@
+"""`just bench`: the same loads against robyn-ws-server and its peers, one server at a time,
+interleaved over rounds, on this machine. Writes docs/bench/ (results.md, results.json,
+chart.png) and the headline table in README.md. `--smoke` is a few-second run for CI.
+
+Server and load generator share the machine's cores; the report says which cores each may
+use and how much CPU each took, so a reader can tell when the generator is the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".bench" / "venv"
+REQUIREMENTS = ROOT / "bench" / "requirements.txt"
+SERVER = ROOT / "target" / "release" / "robyn-ws-server"
+LOADGEN = ROOT / "target" / "release" / "ws-loadgen"
+OURS = "robyn-ws-server"
+
+
+@dataclass(frozen=True)
+class Scale:
+    rounds: int
+    echo_seconds: float
+    warmup: float
+    latency_seconds: float
+    subscribers: int
+    broadcasts: int
+    idle_connections: int
+    held_connections: int
+
+
+FULL = Scale(
+    rounds=3,
+    echo_seconds=4,
+    warmup=0.5,
+    latency_seconds=2,
+    subscribers=1000,
+    broadcasts=100,
+    idle_connections=5000,
+    held_connections=19000,
+)
+SMOKE = Scale(
+    rounds=1,
+    echo_seconds=0.5,
+    warmup=0.1,
+    latency_seconds=0.5,
+    subscribers=50,
+    broadcasts=10,
+    idle_connections=200,
+    held_connections=300,
+)
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    command: list[str]
+    # The peers read their port from PORT; ours takes --port.
+    takes_port_flag: bool = False
+
+
+def peers() -> list[Peer]:
+    python = str(VENV / "bin" / "python")
+    return [
+        Peer(OURS, [str(SERVER), "--app", "bench.apps.robyn_app", "--log-level", "warn"], takes_port_flag=True),
+        Peer("Robyn 0.88.0", [python, "bench/apps/robyn_app.py"]),
+        Peer(
+            "Starlette/uvicorn",
+            [python, "-m", "uvicorn", "bench.apps.starlette_app:app", "--loop", "uvloop", "--http", "httptools"]
+            + ["--ws", "websockets", "--log-level", "warning", "--host", "127.0.0.1"],
+            takes_port_flag=True,
+        ),
+        Peer("picows raw", [python, "bench/apps/picows_app.py"]),
+    ]
+
+
+# --- setting up ------------------------------------------------------------------------
+
+
+def setup() -> None:
+    """Builds both binaries and installs the peers into .bench/venv (once per requirements)."""
+    subprocess.run(
+        ["cargo", "build", "--release", "--locked", "--quiet", "-p", "robyn-ws-server", "-p", "ws-loadgen"],
+        cwd=ROOT,
+        check=True,
+    )
+    stamp = VENV / "requirements.sha256"
+    wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    pip = [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run(pip + ["-r", str(REQUIREMENTS)], check=True)
+    stamp.write_text(wanted)
+
+
+# --- one server ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def process_tree(root: int) -> list[int]:
+    """The server's pid and its descendants' (Robyn and uvicorn may fork workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+class Running:
+    """A server process started for one series of loads."""
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.port = free_port()
+        command = peer.command + (["--port", str(self.port)] if peer.takes_port_flag else [])
+        env = {**os.environ, "PORT": str(self.port), "VIRTUAL_ENV": str(VENV), "PYTHONUNBUFFERED": "1"}
+        self.log = open(ROOT / "out" / "bench" / "server.log", "ab")
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.peer.name} exited with {self.process.returncode}; see out/bench/server.log")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.peer.name} did not listen on {self.port} within {timeout} s")
+
+    def rss_kib(self) -> int:
+        total = 0
+        for pid in process_tree(self.process.pid):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total
+
+    def cpu_seconds(self) -> float:
+        ticks = 0
+        for pid in process_tree(self.process.pid):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def cores(self) -> list[int]:
+        return sorted(os.sched_getaffinity(self.process.pid))
+
+    def pin(self, cores: set[int]) -> None:
+        """Moves every thread of the server's processes onto `cores`."""
+        for pid in process_tree(self.process.pid):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                os.sched_setaffinity(int(task.name), cores)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+# --- the load generator ----------------------------------------------------------------
+
+
+@dataclass
+class Generated:
+    report: dict
+    cpu_seconds: float
+    server_cpu_seconds: float
+    wall_seconds: float
+
+
+def generate(server: Running, args: list[str], cores: set[int] | None = None) -> Generated:
+    """Runs one load to completion; CPU use of generator and server over the same span."""
+    server_cpu = server.cpu_seconds()
+    reaped_cpu()
+    started = time.monotonic()
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    process = subprocess.run([str(LOADGEN), *args], stdout=subprocess.PIPE, text=True, preexec_fn=pin)
+    wall = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"ws-loadgen {' '.join(args)} failed against {server.peer.name}")
+    report = json.loads(process.stdout.splitlines()[-1])
+    return Generated(report, reaped_cpu(), server.cpu_seconds() - server_cpu, wall)
+
+
+_reaped = [0.0]
+
+
+def reaped_cpu() -> float:
+    """CPU seconds of the child processes reaped since the last call (the generator's)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = usage.ru_utime + usage.ru_stime
+    spent, _reaped[0] = total - _reaped[0], total
+    return spent
+
+
+def hold(server: Running, connections: int) -> dict:
+    """Opens `connections`, has each echo one message, and returns the server's RSS then."""
+    process = subprocess.Popen(
+        [str(LOADGEN), "hold", f"{server.url}/echo", "--connections", str(connections)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    opened = json.loads(process.stdout.readline())
+    process.stdin.write("check\n")
+    process.stdin.flush()
+    checked = json.loads(process.stdout.readline())
+    rss = server.rss_kib()
+    process.stdin.close()
+    process.wait(timeout=60)
+    return {"opened": opened["opened"], "answered": checked["answered"], "error": opened["error"], "rss_kib": rss}
+
+
+# --- the loads -------------------------------------------------------------------------
+
+
+def throughput_round(peer: Peer, scale: Scale) -> dict:
+    server = Running(peer)
+    try:
+        seconds = ["--seconds", str(scale.echo_seconds), "--warmup", str(scale.warmup)]
+        echo = generate(server, ["echo", f"{server.url}/echo", "--connections", "50", *seconds])
+        echo10 = generate(server, ["echo", f"{server.url}/echo", "--connections", "50", "--in-flight", "10", *seconds])
+        one_connection = ["echo", f"{server.url}/echo", "--connections", "1"]
+        one_connection += ["--seconds", str(scale.latency_seconds), "--warmup", str(scale.warmup)]
+        spread = generate(server, one_connection)
+        # On this VM a wake-up across cores costs some 40 µs (a bare TCP ping-pong between
+        # two processes: 82 µs p50 across cores, 8 µs on one), which would swamp what the
+        # servers themselves add; so latency is also measured with everything on one core.
+        all_cores = set(server.cores())
+        server.pin({0})
+        latency = generate(server, one_connection, cores={0})
+        server.pin(all_cores)
+        fanout = generate(
+            server,
+            ["fanout", f"{server.url}/broadcast", "--subscribers", str(scale.subscribers)]
+            + ["--messages", str(scale.broadcasts)],
+        )
+        if fanout.report["rate"] == 0:
+            print(f"  {peer.name}: fan-out incomplete: {fanout.report}", flush=True)
+        return {
+            "echo": echo.report["rate"],
+            "echo_in_flight_10": echo10.report["rate"],
+            "p50_us": latency.report["p50_us"],
+            "p99_us": latency.report["p99_us"],
+            "p50_us_two_cores": spread.report["p50_us"],
+            "fanout": fanout.report["rate"] or None,
+            "echo_server_cores": echo.server_cpu_seconds / echo.wall_seconds,
+            "echo_generator_cores": echo.cpu_seconds / echo.wall_seconds,
+            "fanout_generator_cores": fanout.cpu_seconds / fanout.wall_seconds,
+            "server_affinity": server.cores(),
+        }
+    finally:
+        server.stop()
+
+
+def memory_round(peer: Peer, scale: Scale) -> dict:
+    server = Running(peer)
+    try:
+        hold(server, 10)  # imports and first-connection allocations out of the baseline
+        before = server.rss_kib()
+        held = hold(server, scale.idle_connections)
+        if held["answered"] < scale.idle_connections:
+            return {"idle_kib_per_connection": None, **held}
+        return {"idle_kib_per_connection": (held["rss_kib"] - before) / scale.idle_connections}
+    finally:
+        server.stop()
+
+
+def held_once(peer: Peer, scale: Scale) -> dict:
+    server = Running(peer)
+    try:
+        held = hold(server, scale.held_connections)
+        return {"held": held["answered"], "held_opened": held["opened"], "held_error": held["error"]}
+    finally:
+        server.stop()
+
+
+# --- the report ------------------------------------------------------------------------
+
+METRICS = [
+    # key, label, unit, higher is better
+    ("echo", "echo, 50 connections", "msg/s", True),
+    ("echo_in_flight_10", "echo, 50 connections × 10 in flight", "msg/s", True),
+    ("p50_us", "latency, 1 connection, p50 (one core)", "µs", False),
+    ("p99_us", "latency, 1 connection, p99 (one core)", "µs", False),
+    ("p50_us_two_cores", "latency, 1 connection, p50 (two cores)", "µs", False),
+    ("fanout", "fan-out to 1,000 subscribers", "deliveries/s", True),
+    ("idle_kib_per_connection", "idle memory per connection (5,000)", "KiB", False),
+    ("held", "connections held, each answering", "", True),
+]
+
+
+def median(values: list) -> float | None:
+    present = [value for value in values if value is not None]
+    return statistics.median(present) if present else None
+
+
+def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict[str, float | None]]:
+    summary = {}
+    for name, results in rounds.items():
+        keys = {key for result in results for key in result if not isinstance(result[key], (list, str))}
+        summary[name] = {key: median([result.get(key) for result in results]) for key in sorted(keys)}
+    return summary
+
+
+def figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "failed"
+    if unit in ("msg/s", "deliveries/s"):
+        return f"{value / 1000:,.1f}k" if value < 1e6 else f"{value / 1e6:,.2f}M"
+    if unit == "":
+        return f"{value:,.0f}"
+    return f"{value:,.1f}"
+
+
+def table(summary: dict, scale: Scale) -> str:
+    names = list(summary)
+    rows = [
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for key, label, unit, _ in METRICS:
+        label = label.replace("1,000", f"{scale.subscribers:,}").replace("5,000", f"{scale.idle_connections:,}")
+        ours = summary[OURS].get(key)
+        cells = []
+        for name in names:
+            value = summary[name].get(key)
+            cell = figure(value, unit)
+            if name != OURS and ours is not None and value:
+                cell += f" ({ours / value:.2f}×)"
+            cells.append(cell)
+        rows.append(f"| {label}{f' ({unit})' if unit else ''} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def conditions(summary: dict, scale: Scale, affinity: list[int]) -> str:
+    ours = summary[OURS]
+    return (
+        f"{date.today().isoformat()}, {platform.node() or 'this machine'}: {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), Linux {platform.release()}; "
+        f"medians of {scale.rounds} interleaved round(s). Server and load generator (`ws-loadgen`, "
+        f"Rust, one thread) share the cores: neither is pinned, both may run on cores "
+        f"{', '.join(map(str, affinity))}. In the 50-connection echo our server used "
+        f"{ours.get('echo_server_cores', 0):.2f} cores and the generator "
+        f"{ours.get('echo_generator_cores', 0):.2f}. Ratios in brackets are ours/peer (for latency and "
+        "memory, lower is better)."
+    )
+
+
+def chart(summary: dict, path: Path, scale: Scale) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [metric for metric in METRICS if metric[0] not in ("p99_us", "p50_us_two_cores")]
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    names = list(summary)
+    colours = ["#d1495b" if name == OURS else "#8d99ae" for name in names]
+    for axis, (key, label, unit, higher) in zip(axes.flat, shown):
+        values = [summary[name].get(key) or 0 for name in names]
+        bars = axis.bar(range(len(names)), values, color=colours)
+        axis.set_title(f"{label}\n({unit or 'count'}, {'higher' if higher else 'lower'} is better)", fontsize=10)
+        axis.set_xticks(range(len(names)), [name.replace(" ", "\n", 1) for name in names], fontsize=8)
+        for bar, value in zip(bars, values):
+            axis.annotate(figure(value, unit), (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
+        axis.margins(y=0.15)
+    fig.suptitle(f"robyn-ws-server and its peers, {date.today().isoformat()}, 2 shared cores")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+
+
+def update_readme(headline: str) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        readme.write_text(before + start + "\n" + headline + "\n" + end + rest.split(end, 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="tiny loads, one round: checks that everything runs")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--only", action="append", help="run only this server (repeatable)")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench", help="where the report goes")
+    options = parser.parse_args()
+    scale = SMOKE if options.smoke else FULL
+    if options.rounds:
+        scale = Scale(**{**asdict(scale), "rounds": options.rounds})
+
+    setup()
+    if Path(sys.prefix).resolve() != VENV.resolve():
+        # The rest (the chart's matplotlib) runs in the benchmark's own environment.
+        os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
+    (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
+    chosen = [peer for peer in peers() if not options.only or peer.name in options.only]
+    rounds: dict[str, list[dict]] = {peer.name: [] for peer in chosen}
+    for index in range(scale.rounds):
+        # Each round starts with a different server, so drift over the run spreads evenly.
+        order = chosen[index % len(chosen) :] + chosen[: index % len(chosen)]
+        for peer in order:
+            print(f"round {index + 1}/{scale.rounds}: {peer.name}", flush=True)
+            result = throughput_round(peer, scale) | memory_round(peer, scale)
+            if index == 0:
+                result |= held_once(peer, scale)
+            print(f"  {json.dumps(result)}", flush=True)
+            rounds[peer.name].append(result)
+
+    summary = summarize(rounds)
+    options.out.mkdir(parents=True, exist_ok=True)
+    affinity = sorted(os.sched_getaffinity(0))
+    report = table(summary, scale)
+    stated = conditions(summary, scale, affinity) if OURS in summary else ""
+    (options.out / "results.json").write_text(
+        json.dumps({"scale": asdict(scale), "rounds": rounds, "medians": summary}, indent=2) + "\n"
+    )
+    (options.out / "results.md").write_text(
+        f"# Benchmark\n\n{stated}\n\n{report}\n\n![chart](chart.png)\n\n"
+        "Made by `just bench` (bench/run.py); raw rounds in results.json.\n"
+    )
+    chart(summary, options.out / "chart.png", scale)
+    print(f"\n{stated}\n\n{report}\n")
+    if not options.smoke and not options.only and options.out == ROOT / "docs" / "bench":
+        update_readme(f"{stated}\n\n{report}")
+
+
+if __name__ == "__main__":
+    main()

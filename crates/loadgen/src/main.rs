@@ -1,0 +1,103 @@
+//! The benchmark's load generator. One process, one thread by default, so that it leaves as
+//! much of the machine as possible to the server it measures; every load prints one JSON
+//! line that `bench/run.py` reads.
+
+mod client;
+mod echo;
+mod fanout;
+mod hold;
+
+use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Load generator for robyn-ws-server's benchmark")]
+struct Cli {
+    /// Threads for the generator's tokio runtime (1 = a current-thread runtime).
+    #[arg(long, default_value_t = 1, global = true)]
+    threads: usize,
+    #[command(subcommand)]
+    load: Load,
+}
+
+#[derive(Subcommand)]
+enum Load {
+    /// Connections that each send a message and wait for its echo, `--in-flight` at a time.
+    Echo {
+        url: String,
+        #[arg(long, default_value_t = 50)]
+        connections: usize,
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Seconds measured, after `--warmup` seconds that are not.
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 0.5)]
+        warmup: f64,
+    },
+    /// Subscribers on a broadcast endpoint, and one more client whose messages the server
+    /// broadcasts to all of them.
+    Fanout {
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 100)]
+        messages: usize,
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Give up (and report what arrived) after this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+    /// Open connections and keep them idle; `check` on stdin has each send one message and
+    /// await its echo; end of stdin closes them all.
+    Hold {
+        url: String,
+        #[arg(long)]
+        connections: usize,
+        /// Handshakes in progress at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads).enable_all().build()
+    }
+    .expect("cannot start the tokio runtime");
+    let report = runtime.block_on(async move {
+        match cli.load {
+            Load::Echo { url, connections, in_flight, size, seconds, warmup } => {
+                let plan = echo::Plan {
+                    connections,
+                    in_flight,
+                    size,
+                    warmup: Duration::from_secs_f64(warmup),
+                    measured: Duration::from_secs_f64(seconds),
+                };
+                echo::run(&url, plan).await
+            }
+            Load::Fanout { url, subscribers, messages, size, timeout } => {
+                fanout::run(&url, subscribers, messages, size, Duration::from_secs_f64(timeout)).await
+            }
+            Load::Hold { url, connections, concurrency, timeout } => {
+                hold::run(&url, connections, concurrency, Duration::from_secs_f64(timeout)).await
+            }
+        }
+    });
+    match report {
+        Ok(json) => println!("{json}"),
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::exit(1);
+        }
+    }
+}
