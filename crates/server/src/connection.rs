@@ -86,6 +86,7 @@ pub async fn serve(
         python_told: false,
         disconnect_sent: false,
         read_failed: false,
+        ended: false,
         peer_closed: false,
     };
     poll_fn(|cx| driver.poll(cx)).await;
@@ -125,6 +126,9 @@ struct Driver<S> {
     read_failed: bool,
     /// The client sent its Close frame: only the WebSocket layer's answer is still written.
     peer_closed: bool,
+    /// The client's WebSocket stream ended (after its Close frame, or a bare FIN): once the
+    /// answer is written, its remaining input is drained before the socket closes.
+    ended: bool,
 }
 
 enum Step {
@@ -151,7 +155,7 @@ impl<S: Socket> Driver<S> {
     }
 
     fn read(&mut self, cx: &mut Context<'_>) -> Step {
-        if self.read_failed {
+        if self.read_failed || self.ended {
             return Step::Continue;
         }
         for _ in 0..READ_BUDGET {
@@ -162,7 +166,11 @@ impl<S: Socket> Driver<S> {
             }
             let message = match Pin::new(&mut self.socket).poll_next(cx) {
                 Poll::Pending => return Step::Continue,
-                Poll::Ready(None) => return Step::Done,
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    self.start_close_timer();
+                    return Step::Continue;
+                }
                 Poll::Ready(Some(Err(error))) => return self.read_error(&error),
                 Poll::Ready(Some(Ok(message))) => message,
             };
@@ -318,7 +326,7 @@ impl<S: Socket> Driver<S> {
                 Poll::Pending => {}
             }
         }
-        if self.read_failed && self.close_sent && !self.unflushed {
+        if (self.read_failed && self.close_sent || self.ended) && !self.unflushed {
             // Bounded by the close timer like any closing connection.
             return match self.socket.poll_linger(cx) {
                 Poll::Ready(()) => Step::Done,

@@ -30,7 +30,11 @@ use yawc::streaming::Streaming;
 use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocketError};
 
 use crate::connection::{self, Socket, SocketError};
-use crate::handshake::{READ_BUFFER, WRITE_BUFFER};
+use crate::handshake::WRITE_BUFFER;
+
+/// yawc's read buffer per compressed connection: 8 KiB reads a typical message in one system
+/// call (its default, 128 KiB, would make every idle connection cost that much).
+const READ_BUFFER: usize = 8 * 1024;
 use crate::state::{ServerState, Slot};
 
 /// Idle compressors (and, separately, decompressors) the pool keeps: about the number of

@@ -11,10 +11,6 @@ use axum::response::{IntoResponse, Response};
 use crate::state::ServerState;
 use crate::{deflate, plain, stats};
 
-/// Read buffer per connection, for both WebSocket layers. tungstenite's default (128 KiB)
-/// would make every idle connection cost that much; 8 KiB reads a typical message in one
-/// system call.
-pub const READ_BUFFER: usize = 8 * 1024;
 /// Frames accumulate up to this much before tungstenite writes; the connection task flushes
 /// once per batch anyway.
 pub const WRITE_BUFFER: usize = 16 * 1024;

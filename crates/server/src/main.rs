@@ -3,6 +3,7 @@
 //! run on an embedded CPython (the `pyhost` crate), on one asyncio loop thread.
 
 mod cli;
+mod client_stream;
 mod connection;
 mod deflate;
 mod handshake;

@@ -12,16 +12,22 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use futures_util::{Sink, Stream};
-use hyper::upgrade::{OnUpgrade, Upgraded};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
+use crate::client_stream::ClientStream;
 use crate::connection::{self, Socket, SocketError};
-use crate::handshake::{READ_BUFFER, WRITE_BUFFER};
+use crate::handshake::WRITE_BUFFER;
+
+/// tungstenite's read buffer, which every connection keeps for its whole life: small, since
+/// `ClientStream` reads ahead in large chunks whenever a client sends more than this.
+const READ_BUFFER: usize = 512;
 use crate::state::{ServerState, Slot};
 
 /// Answers the handshake (already checked by `handshake::refusal`) and serves the connection
@@ -46,10 +52,17 @@ pub fn upgrade(
         .max_frame_size(Some(max));
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => {
-                let stream = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                connection::serve(state, endpoint, PlainSocket(stream), query, slot).await;
-            }
+            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
+                Ok(parts) => {
+                    // `read_buf` shares hyper's whole request buffer: copy what it holds and let
+                    // the buffer go before the connection settles in.
+                    let client = ClientStream::new(parts.io.into_inner(), &parts.read_buf);
+                    drop(parts.read_buf);
+                    let stream = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
+                    connection::serve(state, endpoint, PlainSocket(stream), query, slot).await;
+                }
+                Err(_) => tracing::error!("BUG: the upgraded connection is not the TCP stream the listener accepted"),
+            },
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
         }
     });
@@ -65,7 +78,7 @@ pub fn upgrade(
     response
 }
 
-pub struct PlainSocket(WebSocketStream<TokioIo<Upgraded>>);
+pub struct PlainSocket(WebSocketStream<ClientStream>);
 
 impl Stream for PlainSocket {
     type Item = Result<Message, SocketError>;

@@ -7,9 +7,12 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 from robyn._query import QueryParams
+
+if TYPE_CHECKING:
+    from robyn._websocket import WebSocket
 
 Dependencies = dict[str, dict[str, Any]]
 Resolver = Callable[[QueryParams, Dependencies], Any]
@@ -129,7 +132,14 @@ class ParameterPlan:
         rest = params[1:] if self.takes_websocket else params
         self._resolvers = [(param.name, _resolver(param)) for param in rest]
 
-    def resolve(self, query: QueryParams, dependencies: Dependencies) -> dict[str, Any]:
+    def resolve(self, websocket: WebSocket, dependencies: Callable[[], Dependencies]) -> dict[str, Any]:
         """Keyword arguments for one call; raises ``ParameterError`` for the first parameter
         that is missing or does not convert."""
-        return {name: resolve(query, dependencies) for name, resolve in self._resolvers}
+        if not self._resolvers:
+            # Shared and never mutated (`**` copies it): most handlers take only the websocket.
+            return _NO_ARGUMENTS
+        query, available = websocket.query_params, dependencies()
+        return {name: resolve(query, available) for name, resolve in self._resolvers}
+
+
+_NO_ARGUMENTS: dict[str, Any] = {}

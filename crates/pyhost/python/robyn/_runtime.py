@@ -5,6 +5,7 @@ is waiting; ``Dispatcher.drain`` then hands the whole batch out in one call."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import selectors
@@ -32,6 +33,10 @@ class Runtime:
         # The server routes by index into this list; its order is fixed from here on.
         self.endpoints: list[Endpoint] = list(app.endpoints)
         self._tasks: set[asyncio.Task[None]] = set()
+        # One bound method and one context for every task's done-callback, created here:
+        # made per connection they would cost two objects for its whole life.
+        self._forget_task = self._tasks.discard
+        self._callback_context = contextvars.Context()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
@@ -63,7 +68,7 @@ class Runtime:
     def _open(self, index: int, conn: Connection) -> None:
         task = self._loop.create_task(self.endpoints[index].serve(conn))  # type: ignore[union-attr]
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._forget_task, context=self._callback_context)
 
     def _stop(self) -> None:
         self._loop.create_task(self._finish())  # type: ignore[union-attr]

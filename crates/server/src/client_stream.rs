@@ -1,0 +1,164 @@
+//! The TCP stream under a plain (uncompressed) WebSocket connection, read in two sizes.
+//!
+//! tungstenite keeps a read buffer per connection for its whole life, and reads at most that
+//! much per system call. A large buffer makes every idle connection expensive (8 KiB was
+//! more than half of an idle connection's memory); a small one makes a large message cost
+//! hundreds of system calls. So tungstenite gets a small buffer, and this stream notices when
+//! a read filled it — the client is sending more than that — and then reads ahead in large
+//! chunks into a buffer that exists only while it holds unread bytes.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// How much one read takes while a client is sending faster than tungstenite's buffer holds.
+const READ_AHEAD: usize = 64 * 1024;
+
+pub struct ClientStream {
+    tcp: TcpStream,
+    /// Read from the socket, not yet taken by tungstenite. Empty (and unallocated) while
+    /// the client is quiet.
+    ahead: BytesMut,
+    /// The last read filled the caller's buffer, so more is probably waiting in the socket.
+    busy: bool,
+}
+
+impl ClientStream {
+    /// `leftover`: what the client sent right after its handshake request, already read by
+    /// the HTTP server.
+    pub fn new(tcp: TcpStream, leftover: &[u8]) -> Self {
+        ClientStream { tcp, ahead: BytesMut::from(leftover), busy: false }
+    }
+
+    fn give_ahead(&mut self, buf: &mut ReadBuf<'_>) {
+        let n = buf.remaining().min(self.ahead.len());
+        buf.put_slice(&self.ahead[..n]);
+        self.ahead.advance(n);
+        if self.ahead.is_empty() {
+            // Release the allocation: an idle connection keeps no read-ahead buffer.
+            self.ahead = BytesMut::new();
+        }
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.ahead.is_empty() {
+            this.give_ahead(buf);
+            return Poll::Ready(Ok(()));
+        }
+        if this.busy {
+            this.ahead.reserve(READ_AHEAD);
+            match this.tcp.try_read_buf(&mut this.ahead) {
+                Ok(0) => return Poll::Ready(Ok(())),
+                Ok(_) => {
+                    this.give_ahead(buf);
+                    return Poll::Ready(Ok(()));
+                }
+                // Drained: back to small reads, which register for readiness below.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    this.ahead = BytesMut::new();
+                    this.busy = false;
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+        let wanted = buf.remaining();
+        let before = buf.filled().len();
+        std::task::ready!(Pin::new(&mut this.tcp).poll_read(cx, buf))?;
+        this.busy = wanted > 0 && buf.filled().len() - before == wanted;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    #[tokio::test]
+    async fn reads_everything_in_order_through_small_and_large_reads() {
+        let (mut client, server) = pair().await;
+        let sent: Vec<u8> = (0..300_000u32).map(|n| (n % 251) as u8).collect();
+        let writer = tokio::spawn({
+            let sent = sent.clone();
+            async move {
+                client.write_all(&sent).await.unwrap();
+                client.shutdown().await.unwrap();
+            }
+        });
+        let mut stream = ClientStream::new(server, b"prefix");
+        let mut received = Vec::new();
+        let mut small = [0u8; 100];
+        loop {
+            let n = stream.read(&mut small).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            received.extend_from_slice(&small[..n]);
+        }
+        writer.await.unwrap();
+        assert_eq!(&received[..6], b"prefix");
+        assert_eq!(&received[6..], &sent[..]);
+    }
+
+    #[tokio::test]
+    async fn keeps_no_buffer_once_the_client_is_quiet() {
+        let (mut client, server) = pair().await;
+        let mut stream = ClientStream::new(server, b"");
+        client.write_all(&[7u8; 5000]).await.unwrap();
+        let mut small = [0u8; 64];
+        let mut total = 0;
+        while total < 5000 {
+            total += stream.read(&mut small).await.unwrap();
+        }
+        // The next read finds the socket empty: it must wait, and hold nothing meanwhile.
+        let pending = std::future::poll_fn(|cx| {
+            let mut buf = ReadBuf::new(&mut small);
+            Poll::Ready(Pin::new(&mut stream).poll_read(cx, &mut buf).is_pending())
+        })
+        .await;
+        assert!(pending);
+        assert_eq!(stream.ahead.capacity(), 0);
+        assert!(!stream.busy);
+    }
+}
