@@ -73,6 +73,11 @@ class Peer:
     takes_port_flag: bool = False
 
 
+UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--log-level", "warning"]
+UVICORN_FLAGS += ["--host", "127.0.0.1"]
+TIMES = "\u00d7"
+
+
 def peers() -> list[Peer]:
     python = str(VENV / "bin" / "python")
     return [
@@ -80,8 +85,7 @@ def peers() -> list[Peer]:
         Peer("Robyn 0.88.0", [python, "bench/apps/robyn_app.py"]),
         Peer(
             "Starlette/uvicorn",
-            [python, "-m", "uvicorn", "bench.apps.starlette_app:app", "--loop", "uvloop", "--http", "httptools"]
-            + ["--ws", "websockets", "--log-level", "warning", "--host", "127.0.0.1"],
+            [python, "-m", "uvicorn", "bench.apps.starlette_app:app", *UVICORN_FLAGS],
             takes_port_flag=True,
         ),
         Peer("picows raw", [python, "bench/apps/picows_app.py"]),
@@ -104,7 +108,7 @@ def setup() -> None:
         return
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run(pip + ["-r", str(REQUIREMENTS)], check=True)
+    subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
     stamp.write_text(wanted)
 
 
@@ -267,11 +271,8 @@ def throughput_round(peer: Peer, scale: Scale) -> dict:
         server.pin({0})
         latency = generate(server, one_connection, cores={0})
         server.pin(all_cores)
-        fanout = generate(
-            server,
-            ["fanout", f"{server.url}/broadcast", "--subscribers", str(scale.subscribers)]
-            + ["--messages", str(scale.broadcasts)],
-        )
+        subscribers = ["--subscribers", str(scale.subscribers), "--messages", str(scale.broadcasts)]
+        fanout = generate(server, ["fanout", f"{server.url}/broadcast", *subscribers])
         if fanout.report["rate"] == 0:
             print(f"  {peer.name}: fan-out incomplete: {fanout.report}", flush=True)
         return {
@@ -317,7 +318,7 @@ def held_once(peer: Peer, scale: Scale) -> dict:
 METRICS = [
     # key, label, unit, higher is better
     ("echo", "echo, 50 connections", "msg/s", True),
-    ("echo_in_flight_10", "echo, 50 connections × 10 in flight", "msg/s", True),
+    ("echo_in_flight_10", f"echo, 50 connections {TIMES} 10 in flight", "msg/s", True),
     ("p50_us", "latency, 1 connection, p50 (one core)", "µs", False),
     ("p99_us", "latency, 1 connection, p99 (one core)", "µs", False),
     ("p50_us_two_cores", "latency, 1 connection, p50 (two cores)", "µs", False),
@@ -364,7 +365,7 @@ def table(summary: dict, scale: Scale) -> str:
             value = summary[name].get(key)
             cell = figure(value, unit)
             if name != OURS and ours is not None and value:
-                cell += f" ({ours / value:.2f}×)"
+                cell += f" ({ours / value:.2f}{TIMES})"
             cells.append(cell)
         rows.append(f"| {label}{f' ({unit})' if unit else ''} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -394,12 +395,12 @@ def chart(summary: dict, path: Path, scale: Scale) -> None:
     fig, axes = plt.subplots(2, 3, figsize=(15, 8))
     names = list(summary)
     colours = ["#d1495b" if name == OURS else "#8d99ae" for name in names]
-    for axis, (key, label, unit, higher) in zip(axes.flat, shown):
+    for axis, (key, label, unit, higher) in zip(axes.flat, shown, strict=False):
         values = [summary[name].get(key) or 0 for name in names]
         bars = axis.bar(range(len(names)), values, color=colours)
         axis.set_title(f"{label}\n({unit or 'count'}, {'higher' if higher else 'lower'} is better)", fontsize=10)
         axis.set_xticks(range(len(names)), [name.replace(" ", "\n", 1) for name in names], fontsize=8)
-        for bar, value in zip(bars, values):
+        for bar, value in zip(bars, values, strict=True):
             axis.annotate(figure(value, unit), (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
         axis.margins(y=0.15)
     fig.suptitle(f"robyn-ws-server and its peers, {date.today().isoformat()}, 2 shared cores")

@@ -1,7 +1,6 @@
 """picows with no framework on uvloop: frames echoed or broadcast straight from the
 callback. The ceiling a Python-side server reaches on this machine."""
 
-import asyncio
 import os
 
 import uvloop
