@@ -284,6 +284,7 @@ def throughput_round(peer: Peer, scale: Scale) -> dict:
             "fanout": fanout.report["rate"] or None,
             "echo_server_cores": echo.server_cpu_seconds / echo.wall_seconds,
             "echo_generator_cores": echo.cpu_seconds / echo.wall_seconds,
+            "fanout_server_cores": fanout.server_cpu_seconds / fanout.wall_seconds,
             "fanout_generator_cores": fanout.cpu_seconds / fanout.wall_seconds,
             "server_affinity": server.cores(),
         }
@@ -359,7 +360,7 @@ def table(summary: dict, scale: Scale) -> str:
     ]
     for key, label, unit, _ in METRICS:
         label = label.replace("1,000", f"{scale.subscribers:,}").replace("5,000", f"{scale.idle_connections:,}")
-        ours = summary[OURS].get(key)
+        ours = summary.get(OURS, {}).get(key)
         cells = []
         for name in names:
             value = summary[name].get(key)
@@ -371,17 +372,37 @@ def table(summary: dict, scale: Scale) -> str:
     return "\n".join(rows)
 
 
-def conditions(summary: dict, scale: Scale, affinity: list[int]) -> str:
-    ours = summary[OURS]
+CPU_ROWS = [
+    ("echo_server_cores", "echo, 50 connections: server"),
+    ("echo_generator_cores", "echo, 50 connections: generator"),
+    ("fanout_server_cores", "fan-out: server"),
+    ("fanout_generator_cores", "fan-out: generator"),
+]
+
+
+def cpu_table(summary: dict) -> str:
+    """Cores each side used: a generator near 1.0 (it has one thread) set the pace itself."""
+    names = list(summary)
+    rows = ["| cores used (of 2) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in CPU_ROWS:
+        cells = []
+        for name in names:
+            value = summary[name].get(key)
+            mark = " (generator-bound)" if key.endswith("generator_cores") and value and value >= 0.9 else ""
+            cells.append("n/a" if value is None else f"{value:.2f}{mark}")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def conditions(scale: Scale, affinity: list[int]) -> str:
     return (
         f"{date.today().isoformat()}, {platform.node() or 'this machine'}: {os.cpu_count()} cores "
         f"({platform.processor() or platform.machine()}), Linux {platform.release()}; "
-        f"medians of {scale.rounds} interleaved round(s). Server and load generator (`ws-loadgen`, "
-        f"Rust, one thread) share the cores: neither is pinned, both may run on cores "
-        f"{', '.join(map(str, affinity))}. In the 50-connection echo our server used "
-        f"{ours.get('echo_server_cores', 0):.2f} cores and the generator "
-        f"{ours.get('echo_generator_cores', 0):.2f}. Ratios in brackets are ours/peer (for latency and "
-        "memory, lower is better)."
+        f"medians of {scale.rounds} interleaved round(s), 32-byte text messages. Server and load "
+        f"generator (`ws-loadgen`, Rust, one thread) share the cores: neither is pinned (both may run "
+        f"on cores {', '.join(map(str, affinity))}), except for the one-core latency, where the "
+        "server's threads and the generator are all pinned to core 0. Ratios in brackets are "
+        "ours/peer (for latency and memory, lower is better)."
     )
 
 
@@ -450,16 +471,18 @@ def main() -> None:
     options.out.mkdir(parents=True, exist_ok=True)
     affinity = sorted(os.sched_getaffinity(0))
     report = table(summary, scale)
-    stated = conditions(summary, scale, affinity) if OURS in summary else ""
+    stated = conditions(scale, affinity)
+    cpu = cpu_table(summary)
     (options.out / "results.json").write_text(
         json.dumps({"scale": asdict(scale), "rounds": rounds, "medians": summary}, indent=2) + "\n"
     )
     (options.out / "results.md").write_text(
         f"# Benchmark\n\n{stated}\n\n{report}\n\n![chart](chart.png)\n\n"
+        f"## Who set the pace\n\nCPU used during the loads, medians:\n\n{cpu}\n\n"
         "Made by `just bench` (bench/run.py); raw rounds in results.json.\n"
     )
     chart(summary, options.out / "chart.png", scale)
-    print(f"\n{stated}\n\n{report}\n")
+    print(f"\n{stated}\n\n{report}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.out == ROOT / "docs" / "bench":
         update_readme(f"{stated}\n\n{report}")
 

@@ -1,0 +1,38 @@
+"""The benchmark's smoke run: `bench/run.py --smoke` (peers installed into .bench/venv, tiny
+loads, one round) must measure every figure on every server. Speed is never asserted here;
+only that the benchmark still runs from a clean checkout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "picows raw"]
+FIGURES = ["echo", "echo_in_flight_10", "p50_us", "p99_us", "p50_us_two_cores", "fanout", "idle_kib_per_connection"]
+
+
+@pytest.mark.bench
+def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "bench/run.py", "--smoke", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["medians"]) == SERVERS
+    for server in SERVERS:
+        medians = results["medians"][server]
+        missing = [figure for figure in FIGURES if not medians.get(figure)]
+        assert not missing, f"{server}: no figure for {missing}"
+        assert medians["held"] == results["scale"]["held_connections"], f"{server} did not hold every connection"
+    report = (tmp_path / "results.md").read_text()
+    assert "| echo, 50 connections (msg/s) | " in report
+    assert (tmp_path / "chart.png").stat().st_size > 10_000
