@@ -1,32 +1,42 @@
 //! Broadcast fan-out: subscribers that only listen, and a publisher whose every message the
 //! server's handler broadcasts to the whole endpoint (publisher included).
+//!
+//! One burst of 100 broadcasts to 1,000 subscribers is over in a tenth of a second, so a
+//! single burst is at the mercy of one unlucky context switch; the load sends `repeat`
+//! bursts over the same subscribers and reports each and their median.
 
 use crate::client::{self, Client};
 use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::json;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
+
+pub struct Plan {
+    pub subscribers: usize,
+    /// Broadcasts per burst.
+    pub messages: usize,
+    pub repeat: usize,
+    pub size: usize,
+    pub timeout: Duration,
+}
 
 /// Counts shared by the subscribers and the publisher.
 #[derive(Default)]
 struct Progress {
     /// Subscribers that have seen a priming message, so the server has them registered.
     primed: AtomicUsize,
-    delivered: AtomicU64,
+    /// Subscribers that have received the whole of the current burst, over all bursts.
+    finished: AtomicUsize,
+    /// When the last subscriber finished the current burst.
+    burst_done: Mutex<Option<Instant>>,
     changed: Notify,
 }
 
-pub async fn run(
-    url: &str,
-    subscribers: usize,
-    messages: usize,
-    size: usize,
-    timeout: Duration,
-) -> Result<serde_json::Value, String> {
-    let sockets: Vec<Client> = stream::iter(0..subscribers)
+pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
+    let sockets: Vec<Client> = stream::iter(0..plan.subscribers)
         .map(|_| client::connect(url))
         .buffer_unordered(64)
         .collect::<Vec<_>>()
@@ -34,81 +44,91 @@ pub async fn run(
         .into_iter()
         .collect::<Result<_, _>>()?;
     let progress = Arc::new(Progress::default());
-    let listeners: Vec<_> =
-        sockets.into_iter().map(|socket| tokio::spawn(listen(socket, messages, progress.clone()))).collect();
+    let listeners: Vec<_> = sockets
+        .into_iter()
+        .map(|socket| tokio::spawn(listen(socket, plan.messages, plan.subscribers, progress.clone())))
+        .collect();
 
     let (mut publish, mut replies) = client::connect(url).await?.split();
     // The publisher's own copies of each broadcast are read and dropped.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = replies.next().await {} });
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + plan.timeout;
     // A subscriber's handshake can complete a moment before the server's handler has joined
     // it to the endpoint; broadcast a priming message until every subscriber has seen one.
     let mut round = 0;
-    while progress.primed.load(Ordering::Acquire) < subscribers {
+    while progress.primed.load(Ordering::Acquire) < plan.subscribers {
         if Instant::now() >= deadline {
-            return Err(format!(
-                "only {} of {subscribers} subscribers received a broadcast",
-                progress.primed.load(Ordering::Acquire)
-            ));
+            let primed = progress.primed.load(Ordering::Acquire);
+            return Err(format!("only {primed} of {} subscribers received a broadcast", plan.subscribers));
         }
-        let primed = progress.changed.notified();
-        publish.send(Message::text(client::payload('p', round, size))).await.map_err(|error| error.to_string())?;
+        let changed = progress.changed.notified();
+        publish.send(Message::text(client::payload('p', round, plan.size))).await.map_err(|e| e.to_string())?;
         round += 1;
-        let _ = tokio::time::timeout(Duration::from_millis(100), primed).await;
+        let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
     }
 
-    let start = Instant::now();
-    for index in 0..messages {
-        publish.send(Message::text(client::payload('m', index, size))).await.map_err(|error| error.to_string())?;
-    }
-    let mut last_arrival = start;
-    let mut complete = 0;
-    for listener in listeners {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if let Ok(Ok(Ok(arrived))) = tokio::time::timeout(left, listener).await {
-            complete += 1;
-            last_arrival = last_arrival.max(arrived);
+    let per_burst = plan.subscribers * plan.messages;
+    let mut rates = Vec::new();
+    for burst in 1..=plan.repeat {
+        let start = Instant::now();
+        for index in 0..plan.messages {
+            let message = client::payload('m', index, plan.size);
+            publish.send(Message::text(message)).await.map_err(|e| e.to_string())?;
         }
+        let done = loop {
+            let changed = progress.changed.notified();
+            if progress.finished.load(Ordering::Acquire) >= burst * plan.subscribers {
+                break progress.burst_done.lock().unwrap_or_else(|p| p.into_inner()).take();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, changed).await.is_err() {
+                let finished = progress.finished.load(Ordering::Acquire) - (burst - 1) * plan.subscribers;
+                return Err(format!(
+                    "burst {burst}: only {finished} of {} subscribers received all {} broadcasts in time",
+                    plan.subscribers, plan.messages
+                ));
+            }
+        };
+        let seconds = client::seconds(done.unwrap_or_else(Instant::now) - start);
+        rates.push(per_burst as f64 / seconds);
     }
     drain.abort();
-    let delivered = progress.delivered.load(Ordering::Acquire);
-    let seconds = client::seconds(last_arrival - start);
+    for listener in listeners {
+        listener.abort();
+    }
+    let mut sorted = rates.clone();
+    sorted.sort_by(f64::total_cmp);
     Ok(json!({
         "load": "fanout",
-        "subscribers": subscribers,
-        "messages": messages,
-        "size": size,
-        "delivered": delivered,
-        "expected": (subscribers * messages) as u64,
-        "subscribers_complete": complete,
-        "seconds": seconds,
-        "rate": if complete == subscribers { delivered as f64 / seconds } else { 0.0 },
+        "subscribers": plan.subscribers,
+        "messages": plan.messages,
+        "size": plan.size,
+        "bursts": rates,
+        "rate": sorted[sorted.len() / 2],
     }))
 }
 
-/// Reads until all `messages` measured broadcasts have arrived; returns when the last did.
-async fn listen(mut socket: Client, messages: usize, progress: Arc<Progress>) -> Result<Instant, String> {
+/// Reads broadcasts for as long as the load runs; reports each finished burst.
+async fn listen(mut socket: Client, messages: usize, subscribers: usize, progress: Arc<Progress>) {
     let mut primed = false;
     let mut received = 0;
-    while received < messages {
-        match socket.next().await {
-            Some(Ok(Message::Text(text))) if text.starts_with('p') => {
-                if !primed {
-                    primed = true;
-                    progress.primed.fetch_add(1, Ordering::AcqRel);
-                    progress.changed.notify_waiters();
-                }
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Text(text) = message else { continue };
+        if text.starts_with('p') {
+            if !primed {
+                primed = true;
+                progress.primed.fetch_add(1, Ordering::AcqRel);
+                progress.changed.notify_waiters();
             }
-            Some(Ok(Message::Text(_))) => {
-                received += 1;
-                progress.delivered.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        received += 1;
+        if received % messages == 0 {
+            let finished = progress.finished.fetch_add(1, Ordering::AcqRel) + 1;
+            if finished % subscribers == 0 {
+                *progress.burst_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                progress.changed.notify_waiters();
             }
-            Some(Ok(_)) => {}
-            Some(Err(error)) => return Err(error.to_string()),
-            None => return Err("the server closed a subscriber".into()),
         }
     }
-    let arrived = Instant::now();
-    client::abort(socket);
-    Ok(arrived)
 }

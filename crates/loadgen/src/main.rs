@@ -43,12 +43,16 @@ enum Load {
         url: String,
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
+        /// Broadcasts per burst.
         #[arg(long, default_value_t = 100)]
         messages: usize,
+        /// Bursts over the same subscribers; the median is reported.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
         #[arg(long, default_value_t = 32)]
         size: usize,
-        /// Give up (and report what arrived) after this many seconds.
-        #[arg(long, default_value_t = 60.0)]
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120.0)]
         timeout: f64,
     },
     /// Open connections and keep them idle; `check` on stdin has each send one message and
@@ -85,8 +89,15 @@ fn main() {
                 };
                 echo::run(&url, plan).await
             }
-            Load::Fanout { url, subscribers, messages, size, timeout } => {
-                fanout::run(&url, subscribers, messages, size, Duration::from_secs_f64(timeout)).await
+            Load::Fanout { url, subscribers, messages, repeat, size, timeout } => {
+                let plan = fanout::Plan {
+                    subscribers,
+                    messages,
+                    repeat: repeat as usize,
+                    size,
+                    timeout: Duration::from_secs_f64(timeout),
+                };
+                fanout::run(&url, plan).await
             }
             Load::Hold { url, connections, concurrency, timeout } => {
                 hold::run(&url, connections, concurrency, Duration::from_secs_f64(timeout)).await
