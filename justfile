@@ -34,6 +34,6 @@ lint: venv
     .venv/bin/ruff format --check .
 
 # The benchmark against Robyn, Starlette/uvicorn and picows (installed into .bench/venv):
-# writes docs/bench/ and README's table. `just bench --smoke` is a few-second check.
+# writes docs/bench/ and README's table. `just bench --smoke` is a half-minute check.
 bench *flags:
     python3 bench/run.py {{flags}}
