@@ -1,6 +1,6 @@
 """`just bench`: the same loads against robyn-ws-server and its peers, one server at a time,
 interleaved over rounds, on this machine. Writes docs/bench/ (results.md, results.json,
-chart.png) and the headline table in README.md. `--smoke` is a few-second run for CI.
+chart.png) and the headline table in README.md. `--smoke` is the half-minute run the test suite makes.
 
 Server and load generator share the machine's cores; the report says which cores each may
 use and how much CPU each took, so a reader can tell when the generator is the limit.
