@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 /// What the controller on stdin asks of every held connection.
@@ -31,7 +31,7 @@ pub async fn run(
     let opening_seconds = client::seconds(started.elapsed());
     let mut first_error = None;
     let (orders, order) = watch::channel(Order::Idle);
-    let answered = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(Answers::default());
     let mut held = Vec::new();
     for result in results {
         match result {
@@ -55,13 +55,18 @@ pub async fn run(
             continue;
         }
         checks += 1;
-        answered.store(0, Ordering::Release);
+        answered.count.store(0, Ordering::Release);
         let _ = orders.send(Order::Check(checks));
         let deadline = Instant::now() + timeout;
-        while answered.load(Ordering::Acquire) < opened && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        loop {
+            let more = answered.arrived.notified();
+            if answered.count.load(Ordering::Acquire) >= opened
+                || tokio::time::timeout_at(deadline.into(), more).await.is_err()
+            {
+                break;
+            }
         }
-        println!("{}", json!({"load": "check", "answered": answered.load(Ordering::Acquire), "of": opened}));
+        println!("{}", json!({"load": "check", "answered": answered.count.load(Ordering::Acquire), "of": opened}));
     }
     let _ = orders.send(Order::Stop);
     for connection in held {
@@ -70,7 +75,14 @@ pub async fn run(
     Ok(json!({"load": "hold", "closed": opened}))
 }
 
-async fn keep(mut socket: Client, mut order: watch::Receiver<Order>, answered: Arc<AtomicUsize>) {
+/// Echoes received during a check; the controller waits on `arrived` rather than polling.
+#[derive(Default)]
+struct Answers {
+    count: AtomicUsize,
+    arrived: Notify,
+}
+
+async fn keep(mut socket: Client, mut order: watch::Receiver<Order>, answered: Arc<Answers>) {
     let mut awaiting: Option<String> = None;
     loop {
         tokio::select! {
@@ -93,7 +105,8 @@ async fn keep(mut socket: Client, mut order: watch::Receiver<Order>, answered: A
                 Some(Ok(Message::Text(text))) => {
                     if awaiting.as_deref() == Some(text.as_str()) {
                         awaiting = None;
-                        answered.fetch_add(1, Ordering::AcqRel);
+                        answered.count.fetch_add(1, Ordering::AcqRel);
+                        answered.arrived.notify_one();
                     }
                 }
                 Some(Ok(_)) => {}
