@@ -65,6 +65,10 @@ impl ClientStream {
 impl AsyncRead for ClientStream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() == 0 {
+            // Reading would put everything into the scratch buffer and report 0: end of stream.
+            return Poll::Ready(Ok(()));
+        }
         if !this.ahead.is_empty() {
             this.give_ahead(buf);
             return Poll::Ready(Ok(()));
