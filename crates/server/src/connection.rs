@@ -25,8 +25,9 @@ use crate::state::{ServerState, Slot};
 pub trait Socket:
     Stream<Item = Result<Message, SocketError>> + Sink<Message, Error = SocketError> + Unpin + Send
 {
-    /// After the server failed the connection and its Close frame is out: read and drop what
-    /// the client still sends until it closes, so the client's unread bytes do not turn our
+    /// Once the conversation is over (the server failed the connection and its Close frame
+    /// is out, or the client's stream ended and the answer is out): read and drop what the
+    /// client still sends until it closes, so the client's unread bytes do not turn our
     /// Close frame into a TCP reset. Ready when the client has closed (or where the layer
     /// cannot reach its stream).
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()>;

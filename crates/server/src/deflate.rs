@@ -17,7 +17,6 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use axum::extract::FromRequestParts;
-
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,11 +30,11 @@ use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, Web
 
 use crate::connection::{self, Socket, SocketError};
 use crate::handshake::WRITE_BUFFER;
+use crate::state::{ServerState, Slot};
 
 /// yawc's read buffer per compressed connection: 8 KiB reads a typical message in one system
 /// call (its default, 128 KiB, would make every idle connection cost that much).
 const READ_BUFFER: usize = 8 * 1024;
-use crate::state::{ServerState, Slot};
 
 /// Idle compressors (and, separately, decompressors) the pool keeps: about the number of
 /// messages compressed at the same moment, which the I/O threads bound.
@@ -239,6 +238,7 @@ fn frame(message: Message) -> Frame {
         Message::Close(Some(close)) => Frame::close(CloseCode::from(u16::from(close.code)), close.reason.as_bytes()),
         // The connection task always sends a code; yawc has no public code-less Close.
         Message::Close(None) => Frame::close(CloseCode::Normal, b""),
+        // The connection task never queues raw frames; the match only has to be complete.
         Message::Frame(raw) => Frame::binary(raw.into_payload()),
     }
 }

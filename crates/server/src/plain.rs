@@ -1,6 +1,7 @@
 //! Connections without compression run on tokio-tungstenite. The upgrade is done here rather
 //! than by axum's extractor because the connection task needs the raw stream at the end: after
-//! failing a connection it keeps reading and discarding until the client closes (see
+//! failing a connection, or once the client's stream ended, it keeps reading and discarding
+//! until the client closes (see
 //! `Socket::poll_linger`), so the client's unread bytes do not turn our Close frame into a
 //! TCP reset.
 
@@ -24,11 +25,11 @@ use tokio_tungstenite::tungstenite::{Error, Message};
 use crate::client_stream::ClientStream;
 use crate::connection::{self, Socket, SocketError};
 use crate::handshake::WRITE_BUFFER;
+use crate::state::{ServerState, Slot};
 
 /// tungstenite's read buffer, which every connection keeps for its whole life: small, since
-/// `ClientStream` reads ahead in large chunks whenever a client sends more than this.
+/// each read of `ClientStream` also fills a per-thread scratch buffer beside it.
 const READ_BUFFER: usize = 512;
-use crate::state::{ServerState, Slot};
 
 /// Answers the handshake (already checked by `handshake::refusal`) and serves the connection
 /// once hyper hands over the upgraded stream.
@@ -129,10 +130,10 @@ impl Socket for PlainSocket {
 
 impl From<Error> for SocketError {
     fn from(error: Error) -> Self {
-        use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+        use tokio_tungstenite::tungstenite::error::ProtocolError;
         let code = match &error {
             Error::Utf8(_) => 1007,
-            Error::Capacity(CapacityError::MessageTooLong { .. }) | Error::Capacity(_) => 1009,
+            Error::Capacity(_) => 1009,
             Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => 1006,
             Error::Protocol(_) => 1002,
             _ => 1006,
