@@ -29,6 +29,8 @@ REQUIREMENTS = ROOT / "bench" / "requirements.txt"
 SERVER = ROOT / "target" / "release" / "robyn-ws-server"
 LOADGEN = ROOT / "target" / "release" / "ws-loadgen"
 OURS = "robyn-ws-server"
+# Set once `setup` has run, for the process that re-executes in the benchmark's venv.
+SET_UP = "ROBYN_WS_BENCH_SET_UP"
 
 
 @dataclass(frozen=True)
@@ -216,7 +218,7 @@ class Generated:
 def generate(server: Running, args: list[str], cores: set[int] | None = None) -> Generated:
     """Runs one load to completion; CPU use of generator and server over the same span."""
     server_cpu = server.cpu_seconds()
-    reaped_cpu()
+    children_cpu = reaped_children_cpu()
     started = time.monotonic()
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     process = subprocess.run([str(LOADGEN), *args], stdout=subprocess.PIPE, text=True, preexec_fn=pin)
@@ -224,18 +226,15 @@ def generate(server: Running, args: list[str], cores: set[int] | None = None) ->
     if process.returncode != 0:
         raise RuntimeError(f"ws-loadgen {' '.join(args)} failed against {server.peer.name}")
     report = json.loads(process.stdout.splitlines()[-1])
-    return Generated(report, reaped_cpu(), server.cpu_seconds() - server_cpu, wall)
+    # The generator is the only child reaped in between.
+    generator_cpu = reaped_children_cpu() - children_cpu
+    return Generated(report, generator_cpu, server.cpu_seconds() - server_cpu, wall)
 
 
-_reaped = [0.0]
-
-
-def reaped_cpu() -> float:
-    """CPU seconds of the child processes reaped since the last call (the generator's)."""
+def reaped_children_cpu() -> float:
+    """CPU seconds of all child processes this process has reaped so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = usage.ru_utime + usage.ru_stime
-    spent, _reaped[0] = total - _reaped[0], total
-    return spent
+    return usage.ru_utime + usage.ru_stime
 
 
 def hold(server: Running, connections: int) -> dict:
@@ -413,7 +412,7 @@ def conditions(scale: Scale, affinity: list[int]) -> str:
     )
 
 
-def chart(summary: dict, path: Path, scale: Scale) -> None:
+def chart(summary: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -456,9 +455,11 @@ def main() -> None:
     if options.rounds:
         scale = Scale(**{**asdict(scale), "rounds": options.rounds})
 
-    setup()
-    if Path(sys.prefix).resolve() != VENV.resolve():
-        # The rest (the chart's matplotlib) runs in the benchmark's own environment.
+    if os.environ.get(SET_UP) != str(VENV):
+        setup()
+        # The rest (the chart's matplotlib) runs in the benchmark's own environment, which
+        # the marker tells not to build and install again.
+        os.environ[SET_UP] = str(VENV)
         os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
     (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
     chosen = [peer for peer in peers() if not options.only or peer.name in options.only]
@@ -487,7 +488,7 @@ def main() -> None:
         f"## Who set the pace\n\nCPU used during the loads, medians:\n\n{cpu}\n\n"
         "Made by `just bench` (bench/run.py); raw rounds in results.json.\n"
     )
-    chart(summary, options.out / "chart.png", scale)
+    chart(summary, options.out / "chart.png")
     print(f"\n{stated}\n\n{report}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.out == ROOT / "docs" / "bench":
         update_readme(f"{stated}\n\n{report}")

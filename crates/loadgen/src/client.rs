@@ -1,6 +1,5 @@
 //! Opening a client connection the same way for every load.
 
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -37,8 +36,4 @@ pub async fn connect(url: &str) -> Result<Client, String> {
 pub fn abort(socket: Client) {
     let stream = socket.into_inner();
     let _ = stream.set_zero_linger();
-}
-
-pub fn seconds(duration: Duration) -> f64 {
-    duration.as_secs_f64()
 }

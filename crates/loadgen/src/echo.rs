@@ -44,7 +44,7 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
         round_trips.extend(tally.round_trips_ns);
     }
     round_trips.sort_unstable();
-    let seconds = client::seconds(plan.measured);
+    let seconds = plan.measured.as_secs_f64();
     Ok(json!({
         "load": "echo",
         "connections": plan.connections,

@@ -89,7 +89,7 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
                 ));
             }
         };
-        let seconds = client::seconds(done.unwrap_or_else(Instant::now) - start);
+        let seconds = (done.unwrap_or_else(Instant::now) - start).as_secs_f64();
         rates.push(per_burst as f64 / seconds);
     }
     drain.abort();

@@ -28,7 +28,7 @@ pub async fn run(
     let started = Instant::now();
     let results: Vec<Result<Client, String>> =
         stream::iter(0..connections).map(|_| client::connect(url)).buffer_unordered(concurrency).collect().await;
-    let opening_seconds = client::seconds(started.elapsed());
+    let opening_seconds = started.elapsed().as_secs_f64();
     let mut first_error = None;
     let (orders, order) = watch::channel(Order::Idle);
     let answered = Arc::new(Answers::default());
