@@ -117,6 +117,7 @@ class Endpoint:
             # Only now may broadcasts reach this client: nothing overtakes the greeting.
             conn.join()
             phase = "handler"
+            # Not `_invoke`: its coroutine would stay alive as long as the connection.
             result = self.handler.call(websocket, handler_arguments)
             if inspect.isawaitable(result):
                 await result
