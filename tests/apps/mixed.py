@@ -38,4 +38,5 @@ async def ws(websocket):
         await websocket.send_text(message)
 
 
-app.start(host="0.0.0.0", port=8080)
+# As Robyn apps are written, on all interfaces; the tests' --host/--port flags win over it.
+app.start(host="0.0.0.0", port=8080)  # noqa: S104

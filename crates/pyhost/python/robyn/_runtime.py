@@ -136,7 +136,7 @@ async def _run_all(handlers: list[Callback]) -> None:
 
 
 class _Formatter(logging.Formatter):
-    def formatException(self, ei) -> str:
+    def formatException(self, ei) -> str:  # noqa: N802 (logging.Formatter's name)
         return user_traceback(ei[1]) if ei[1] is not None else super().formatException(ei)
 
 

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from robyn._native import Connection
 
 
-class WebSocketDisconnect(Exception):
+class WebSocketDisconnect(Exception):  # noqa: N818 (Robyn's public name)
     """The connection is over: the client closed it, vanished (1006), or the server closed it."""
 
     def __init__(self, code: int = 1000, reason: str = "") -> None:
