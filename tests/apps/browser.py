@@ -1,0 +1,60 @@
+"""Endpoints for the real-browser tests (tests/test_browser.py). Every callback prints what it
+did, so tests can wait for those lines."""
+
+from robyn import Robyn, WebSocketDisconnect
+
+app = Robyn(__file__)
+
+
+def say(*parts: object) -> None:
+    print(*parts, flush=True)
+
+
+@app.websocket("/echo")
+async def echo(websocket):
+    """Text as text, binary as binary."""
+    while True:
+        message = await websocket.receive()
+        if isinstance(message, str):
+            await websocket.send_text(message)
+        else:
+            await websocket.send_bytes(message)
+
+
+@app.websocket("/lifecycle")
+async def lifecycle(websocket):
+    """Echoes until the client leaves, then prints the code it left with."""
+    say("handler started", websocket.id)
+    await websocket.send_text("handler started")
+    try:
+        while True:
+            message = await websocket.receive_text()
+            await websocket.send_text(f"echo {message}")
+    except WebSocketDisconnect as gone:
+        say("disconnect", websocket.id, gone.code, repr(gone.reason))
+        raise
+
+
+@lifecycle.on_connect
+def lifecycle_connect(websocket):
+    say("on_connect", websocket.id)
+    return f"hello {websocket.id}"
+
+
+@lifecycle.on_close
+def lifecycle_close(websocket):
+    say("on_close", websocket.id)
+    return "farewell"
+
+
+@app.websocket("/server-closes")
+async def server_closes(websocket):
+    """Closes with 4001 as soon as the client says anything."""
+    await websocket.receive_text()
+    await websocket.close(4001, "some reason")
+
+
+@server_closes.on_close
+def server_closes_close(websocket):
+    say("on_close", websocket.id)
+    return "farewell"
