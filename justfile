@@ -32,6 +32,7 @@ lint: venv
     cargo clippy --release --locked --all-targets -- -D warnings
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
+    .venv/bin/mypy
 
 # The benchmark against Robyn, Starlette/uvicorn and picows (installed into .bench/venv):
 # writes docs/bench/ and README's table. `just bench --smoke` is a half-minute check.

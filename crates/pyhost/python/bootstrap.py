@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import sys
+from importlib.machinery import ModuleSpec
 from types import CodeType, ModuleType
 
 ROOT = "robyn"
@@ -17,7 +18,7 @@ class EmbeddedPackage(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader)
     def __init__(self, sources: dict[str, str]) -> None:
         self._sources = sources
 
-    def find_spec(self, fullname: str, path: object = None, target: ModuleType | None = None):
+    def find_spec(self, fullname: str, path: object = None, target: ModuleType | None = None) -> ModuleSpec | None:
         if fullname != ROOT and not fullname.startswith(ROOT + "."):
             return None
         if fullname not in self._sources:

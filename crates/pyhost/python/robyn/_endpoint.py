@@ -19,6 +19,9 @@ _log = logging.getLogger("robyn.websocket")
 
 Callback = Callable[..., Any]
 
+# The arguments of a callback the route does not have: one shared dict, never passed on.
+_UNUSED: dict[str, Any] = {}
+
 
 class _Callback:
     """A user function with its parameter plan, read once when it is registered."""
@@ -52,9 +55,9 @@ async def _invoke(callback: _Callback, websocket: WebSocket, arguments: dict[str
 def _as_message(value: Any) -> str | bytes | None:
     """What a callback's return value becomes on the wire: ``str`` as text, ``bytes`` as
     binary, ``None`` as nothing, anything else as JSON text."""
-    if value is None or isinstance(value, str | bytes):
+    if value is None or isinstance(value, (str, bytes)):
         return value
-    if isinstance(value, bytearray | memoryview):
+    if isinstance(value, (bytearray, memoryview)):
         return bytes(value)
     return dumps_json(value)
 
@@ -98,8 +101,8 @@ class Endpoint:
         on_connect, on_close = self.on_connect, self.on_close
         try:
             handler_arguments = self.handler.arguments(websocket, self._dependencies)
-            connect_arguments = on_connect.arguments(websocket, self._dependencies) if on_connect else None
-            close_arguments = on_close.arguments(websocket, self._dependencies) if on_close else None
+            connect_arguments = on_connect.arguments(websocket, self._dependencies) if on_connect else _UNUSED
+            close_arguments = on_close.arguments(websocket, self._dependencies) if on_close else _UNUSED
         except ParameterError as error:
             _log.info("rejected connection %s on %s: %s", conn.id, self.path, error)
             conn.reject(f"Error: {error}")

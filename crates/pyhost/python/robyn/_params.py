@@ -5,7 +5,9 @@ connection then only runs the resulting list of small resolvers."""
 from __future__ import annotations
 
 import inspect
+import sys
 import types
+import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
@@ -21,6 +23,12 @@ _TRUE = frozenset({"true", "1", "yes", "on"})
 # The empty string counts as false, as in Robyn (an unchecked checkbox sends `flag=`).
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _MISSING = object()
+
+# What `get_origin` answers for `Optional[int]`, and for `int | None` from Python 3.10 on.
+if sys.version_info >= (3, 10):
+    _UNIONS: tuple[object, ...] = (Union, types.UnionType)
+else:
+    _UNIONS = (Union,)
 
 
 class ParameterError(Exception):
@@ -59,7 +67,7 @@ def _converter(annotation: Any, name: str) -> Callable[[str], Any]:
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
-    if get_origin(annotation) in (Union, types.UnionType):
+    if get_origin(annotation) in _UNIONS:
         args = get_args(annotation)
         others = [arg for arg in args if arg is not type(None)]
         if len(others) == 1 and len(args) == 2:
@@ -110,11 +118,31 @@ def _resolver(param: inspect.Parameter) -> Resolver:
 
 
 def _signature(function: Callable[..., Any]) -> inspect.Signature:
+    """The signature with string annotations (`from __future__ import annotations`) resolved
+    where they can be, else as written."""
+    if sys.version_info >= (3, 10):
+        try:
+            return inspect.signature(function, eval_str=True)
+        except (NameError, TypeError, SyntaxError):
+            return inspect.signature(function)
+    else:
+        return _signature_from_type_hints(function)
+
+
+def _signature_from_type_hints(function: Callable[..., Any]) -> inspect.Signature:
+    """`_signature` for Python 3.9, which has no ``eval_str``: the annotations that
+    ``typing.get_type_hints`` resolves. (It reads ``x: int = None`` as ``Optional[int]``, which
+    resolves the same way.)"""
+    signature = inspect.signature(function)
     try:
-        # Resolves string annotations (`from __future__ import annotations`).
-        return inspect.signature(function, eval_str=True)
+        hints = typing.get_type_hints(function)
     except (NameError, TypeError, SyntaxError):
-        return inspect.signature(function)
+        return signature
+    return signature.replace(
+        parameters=[
+            param.replace(annotation=hints.get(param.name, param.annotation)) for param in signature.parameters.values()
+        ]
+    )
 
 
 class ParameterPlan:

@@ -12,7 +12,7 @@ import selectors
 import sys
 import threading
 from collections.abc import Callable
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
 from robyn import _native
@@ -65,13 +65,20 @@ class Runtime:
             loop.remove_reader(dispatcher.fileno())
             loop.close()
 
+    @property
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop `run` serves on; the dispatcher's callbacks only come once it does."""
+        if self._loop is None:
+            raise RuntimeError("the runtime is not running")
+        return self._loop
+
     def _open(self, index: int, conn: Connection) -> None:
-        task = self._loop.create_task(self.endpoints[index].serve(conn))  # type: ignore[union-attr]
+        task = self._running_loop.create_task(self.endpoints[index].serve(conn))
         self._tasks.add(task)
         task.add_done_callback(self._forget_task, context=self._callback_context)
 
     def _stop(self) -> None:
-        self._loop.create_task(self._finish())  # type: ignore[union-attr]
+        self._running_loop.create_task(self._finish())
 
     async def _finish(self) -> None:
         # Reached when every connection has closed, or when the grace period ran out: the
@@ -86,7 +93,7 @@ class Runtime:
             await _run_all(self.app.shutdown_handlers)
         except Exception:
             _log.exception("a shutdown handler failed")
-        self._loop.stop()  # type: ignore[union-attr]
+        self._running_loop.stop()
 
     def report_blocked(self, seconds: float) -> None:
         """Called by the server's watchdog thread (holding the GIL) while one callback has kept
@@ -109,7 +116,7 @@ class Runtime:
         )
 
 
-class _WatchedSelector(selectors.DefaultSelector):  # type: ignore[misc, valid-type]
+class _WatchedSelector(selectors.DefaultSelector):
     """Tells the server's watchdog when the loop waits for I/O and when it runs callbacks."""
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
@@ -136,7 +143,10 @@ async def _run_all(handlers: list[Callback]) -> None:
 
 
 class _Formatter(logging.Formatter):
-    def formatException(self, ei) -> str:  # noqa: N802 (logging.Formatter's name)
+    def formatException(  # noqa: N802 (logging.Formatter's name)
+        self,
+        ei: tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None],
+    ) -> str:
         return user_traceback(ei[1]) if ei[1] is not None else super().formatException(ei)
 
 

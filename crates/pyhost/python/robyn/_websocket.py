@@ -55,14 +55,14 @@ class WebSocket:
         message = self._conn.receive_now()
         if message is None:
             message = await self._conn.receive_later()
-        return message if type(message) is str else message.decode()
+        return message if isinstance(message, str) else message.decode()
 
     async def receive_bytes(self) -> bytes:
         """The next message as bytes (a text frame is encoded as UTF-8)."""
         message = self._conn.receive_now()
         if message is None:
             message = await self._conn.receive_later()
-        return message if type(message) is bytes else message.encode()
+        return message if isinstance(message, bytes) else message.encode()
 
     async def receive_json(self) -> Any:
         """The next message, decoded as JSON. Invalid JSON raises ``json.JSONDecodeError``
