@@ -7,11 +7,14 @@ import importlib
 import importlib.util
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from robyn import _app
 from robyn._app import Robyn
-from robyn._runtime import Runtime
 from robyn._tracebacks import one_line, user_traceback
+
+if TYPE_CHECKING:
+    from robyn._runtime import Runtime
 
 
 class AppLoadError(Exception):
@@ -34,7 +37,12 @@ def load(target: str, app_dir: str) -> Runtime:
         raise AppLoadError(f"--app {target!r} names no module: use module, module:attr or path/to/app.py")
     sys.path.insert(0, os.path.abspath(app_dir))
     module = _import(module_name, app_dir)
-    return Runtime(_find_app(module, module_name, attr))
+    app = _find_app(module, module_name, attr)
+    # Imported here, not with this module: it needs `robyn._native`, which only the server has
+    # (and which the server imported already, installing the log forwarding).
+    from robyn._runtime import Runtime
+
+    return Runtime(app)
 
 
 def _import(module_name: str, app_dir: str) -> object:
