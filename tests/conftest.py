@@ -5,14 +5,18 @@ real socket on 127.0.0.1."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -184,6 +188,36 @@ async def messages_until_close(ws: ClientConnection, timeout: float = TIMEOUT) -
                 received.append(await ws.recv())
         except ConnectionClosed:
             return received
+
+
+# Where the tests that read the server's live counts put them (`--stats-path`).
+STATS_PATH = "/__stats"
+# How long `until_stats` has the server wait for the counts.
+STATS_WAIT = 10
+STATS_COUNTS = ("connections", "interpreter_connections")
+
+
+def stats(server: Server, query: str = "", timeout: float = 5.0) -> dict[str, Any]:
+    """The server's stats JSON, from a server started with `--stats-path /__stats`."""
+    url = f"http://127.0.0.1:{server.port}{STATS_PATH}{'?' if query else ''}{query}"
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+async def until_stats(server: Server, **expected: int) -> dict[str, Any]:
+    """The stats once the live counts equal `expected` (`connections=`,
+    `interpreter_connections=`: they follow closes by microseconds). One request: the server
+    answers `?wait=SECONDS&connections=N...` as soon as every named count has its value, or
+    after SECONDS with the counts as they are then. The counts per path, under "endpoints",
+    are not waited for."""
+    unknown = set(expected) - set(STATS_COUNTS)
+    if unknown:
+        raise TypeError(f"until_stats waits for {', '.join(STATS_COUNTS)}, not {', '.join(sorted(unknown))}")
+    query = urllib.parse.urlencode({"wait": STATS_WAIT, **expected})
+    current = await asyncio.to_thread(stats, server, query, STATS_WAIT + 5)
+    reached = {key: current.get(key) for key in expected}
+    assert reached == expected, f"waited up to {STATS_WAIT} s for {expected}, the stats say {current}"
+    return current
 
 
 SESSION_STARTED = time.time()

@@ -9,8 +9,7 @@ import secrets
 import socket
 
 import pytest
-from conftest import messages_until_close, receive
-from test_limits import stats, until_stats
+from conftest import messages_until_close, receive, stats, until_stats
 
 APP = "limits"
 MiB = 1024

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import urllib.request
+import urllib.error
 
 import pytest
-from conftest import closed_with, receive
+from conftest import closed_with, receive, stats, until_stats
 from websockets.exceptions import InvalidStatus
 from wire import BINARY, CLOSE, PING, PONG, TEXT, RawClient, close_payload
 
 APP = "limits"
-
-
-def stats(server) -> dict:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/__stats", timeout=5) as response:
-        return json.load(response)
-
-
-async def until_stats(server, **expected: int) -> dict:
-    """Waits for the live counts to reach `expected` (they follow closes by microseconds)."""
-    async with asyncio.timeout(10):
-        while True:
-            current = await asyncio.to_thread(stats, server)
-            if all(current[key] == value for key, value in expected.items()):
-                return current
 
 
 async def still_serves(server) -> None:

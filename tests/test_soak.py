@@ -9,8 +9,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 import pytest
-from conftest import ROOT
-from test_limits import stats, until_stats
+from conftest import ROOT, stats, until_stats
 from wire import BINARY, CLOSE, TEXT, RawClient, close_payload
 
 APP = "limits"
