@@ -128,7 +128,7 @@ impl Bridge {
 
     /// Takes every pending event. Resets the doorbell first, then the flag, so a producer that
     /// appends after the swap always rings again.
-    pub(crate) fn take(&self, into: &mut Vec<Event>) {
+    pub fn take(&self, into: &mut Vec<Event>) {
         self.doorbell.reset();
         self.rung.store(false, Ordering::SeqCst);
         std::mem::swap(&mut *lock(&self.pending), into);

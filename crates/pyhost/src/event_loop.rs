@@ -10,8 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyTuple};
 
 use crate::bridge::Bridge;
-use crate::interpreter::{LoadedApp, StartupError, format_exception};
-use crate::native::{self, Dispatcher, log_python_error};
+use crate::interpreter::{LoadedApp, StartupError};
+use crate::native::{self, Dispatcher, format_exception, log_python_error};
 
 /// The running loop thread.
 pub struct PythonLoop {

@@ -8,7 +8,7 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::native;
+use crate::native::{self, format_exception};
 
 /// The embedded `robyn` package: module name and source, compiled into the binary so that
 /// `import robyn` always means this server's package, whatever else is installed.
@@ -190,14 +190,27 @@ fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
     })
 }
 
-/// An exception with its traceback, as Python would print it.
-pub(crate) fn format_exception(py: Python<'_>, err: &PyErr) -> String {
-    let formatted = py
-        .import("traceback")
-        .and_then(|traceback| traceback.call_method1("format_exception", (err.value(py),)))
-        .and_then(|lines| lines.extract::<Vec<String>>());
-    match formatted {
-        Ok(lines) => lines.concat().trim_end().to_owned(),
-        Err(_) => err.to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A module added to `python/robyn` but not to `PACKAGE` would import fine from a source
+    /// checkout and fail with ModuleNotFoundError inside the server.
+    #[test]
+    fn every_module_of_the_package_is_embedded() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join("robyn");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&folder)
+            .expect("the package folder")
+            .map(|entry| entry.expect("a folder entry").path())
+            .filter(|path| path.extension().is_some_and(|extension| extension == "py"))
+            .map(|path| match path.file_stem().and_then(|stem| stem.to_str()).expect("a UTF-8 name") {
+                "__init__" => "robyn".to_owned(),
+                stem => format!("robyn.{stem}"),
+            })
+            .collect();
+        let mut embedded: Vec<String> = PACKAGE.iter().map(|(name, _)| (*name).to_owned()).collect();
+        on_disk.sort();
+        embedded.sort();
+        assert_eq!(embedded, on_disk, "PACKAGE in interpreter.rs must list every .py file of python/robyn");
     }
 }

@@ -2,6 +2,7 @@
 //! users import, and the bridge that carries events between tokio and the asyncio loop.
 
 pub mod bridge;
+pub mod close_code;
 mod event_loop;
 mod interpreter;
 mod native;

@@ -28,8 +28,11 @@ use yawc::close::CloseCode;
 use yawc::streaming::Streaming;
 use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, WebSocketError};
 
-use crate::connection::{self, Socket, SocketError};
-use crate::handshake::WRITE_BUFFER;
+use pyhost::close_code;
+
+use crate::config::WRITE_BUFFER;
+use crate::connection;
+use crate::socket::{Socket, SocketError};
 use crate::state::{ServerState, Slot};
 
 /// yawc's read buffer per compressed connection: 8 KiB reads a typical message in one system
@@ -131,16 +134,16 @@ impl DeflateSocket {
         match opcode {
             OpCode::Ping | OpCode::Pong | OpCode::Close => Ok(Some(control(frame))),
             // A new message may not start inside a fragmented one.
-            OpCode::Text | OpCode::Binary if self.partial.is_some() => Err(1002),
+            OpCode::Text | OpCode::Binary if self.partial.is_some() => Err(close_code::PROTOCOL_ERROR),
             OpCode::Text | OpCode::Binary if fin => whole(opcode, frame.into_payload()).map(Some),
             OpCode::Text | OpCode::Binary => {
                 self.partial = Some((opcode, BytesMut::from(frame.into_payload())));
                 Ok(None)
             }
             OpCode::Continuation => {
-                let Some((_, payload)) = &mut self.partial else { return Err(1002) };
+                let Some((_, payload)) = &mut self.partial else { return Err(close_code::PROTOCOL_ERROR) };
                 if payload.len() + frame.payload().len() > self.max_message_size {
-                    return Err(1009);
+                    return Err(close_code::MESSAGE_TOO_BIG);
                 }
                 payload.extend_from_slice(frame.payload());
                 if !fin {
@@ -155,7 +158,7 @@ impl DeflateSocket {
 
 fn whole(opcode: OpCode, payload: Bytes) -> Result<Message, u16> {
     if opcode == OpCode::Text {
-        return Utf8Bytes::try_from(payload).map(Message::Text).map_err(|_| 1007);
+        return Utf8Bytes::try_from(payload).map(Message::Text).map_err(|_| close_code::INVALID_PAYLOAD);
     }
     Ok(Message::Binary(payload))
 }
@@ -209,7 +212,7 @@ impl Stream for DeflateSocket {
                 Ok(frame) => frame,
                 Err(WebSocketError::ConnectionClosed) => return Poll::Ready(None),
                 Err(WebSocketError::IoError(error)) if connection_lost(&error) => {
-                    return Poll::Ready(Some(Err(failure(1006, false, error))));
+                    return Poll::Ready(Some(Err(failure(close_code::ABNORMAL, false, error))));
                 }
                 // Everything else (bad frames, undecodable compressed data) yawc answers with a
                 // Close frame it has already queued.
@@ -226,7 +229,7 @@ impl Stream for DeflateSocket {
 
 /// A write failure: the connection is gone.
 fn lost(error: WebSocketError) -> SocketError {
-    failure(1006, false, error)
+    failure(close_code::ABNORMAL, false, error)
 }
 
 fn frame(message: Message) -> Frame {
@@ -244,6 +247,13 @@ fn frame(message: Message) -> Frame {
 }
 
 impl Socket for DeflateSocket {
+    /// yawc writes the frames it owes the client (pongs, answers to Close frames, the Close it
+    /// queued after a protocol error) in `poll_ready`, not in `poll_flush`.
+    fn poll_flush_owed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+        ready!(Pin::new(&mut *self).poll_ready(cx))?;
+        Pin::new(self).poll_flush(cx)
+    }
+
     /// yawc does not hand out its stream, so there is nothing to drain: done at once.
     fn poll_linger(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
         Poll::Ready(())
@@ -315,7 +325,7 @@ mod tests {
     #[test]
     fn whole_messages_check_utf8() {
         assert_eq!(whole(OpCode::Text, Bytes::from_static("é".as_bytes())), Ok(Message::Text("é".into())));
-        assert_eq!(whole(OpCode::Text, Bytes::from_static(b"caf\xc3")), Err(1007));
+        assert_eq!(whole(OpCode::Text, Bytes::from_static(b"caf\xc3")), Err(close_code::INVALID_PAYLOAD));
         assert_eq!(
             whole(OpCode::Binary, Bytes::from_static(b"caf\xc3")),
             Ok(Message::Binary(Bytes::from_static(b"caf\xc3")))

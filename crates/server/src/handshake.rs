@@ -11,10 +11,6 @@ use axum::response::{IntoResponse, Response};
 use crate::state::ServerState;
 use crate::{deflate, plain, stats};
 
-/// Frames accumulate up to this much before tungstenite writes; the connection task flushes
-/// once per batch anyway.
-pub const WRITE_BUFFER: usize = 16 * 1024;
-
 pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let path = request.uri().path();
     let Some(endpoint) = state.routes.lookup(path) else {

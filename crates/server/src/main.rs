@@ -2,18 +2,19 @@
 //! listener, handshake, routing, registries, broadcast, shutdown) runs on tokio; the handlers
 //! run on an embedded CPython (the `pyhost` crate), on one asyncio loop thread.
 
+// In dependency order: each module uses only those above it.
 mod cli;
 mod client_stream;
+mod config;
 mod connection;
 mod deflate;
 mod handshake;
-mod keepalive;
-mod link;
 mod listener;
 mod plain;
 mod registry;
 mod routing;
 mod shutdown;
+mod socket;
 mod state;
 mod stats;
 
@@ -30,8 +31,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cli;
+use crate::config::{Keepalive, Limits};
 use crate::routing::Routes;
-use crate::state::{Keepalive, Limits, ServerState};
+use crate::state::ServerState;
 
 /// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
 const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,7 +98,7 @@ fn run(cli: Cli) -> Result<(), StartupError> {
     };
     let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
     let python = app.start(bridge.clone(), slow_callback)?;
-    let state = Arc::new(ServerState::new(routes, bridge, limits, cli.stats_path.clone()));
+    let state = Arc::new(ServerState::new(routes, bridge, limits, deflate::pool(), cli.stats_path.clone()));
     let router = Router::new().fallback(handshake::handle).with_state(state.clone());
     let signals = {
         let _runtime = runtime.enter();

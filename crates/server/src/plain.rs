@@ -22,9 +22,12 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error, Message};
 
+use pyhost::close_code;
+
 use crate::client_stream::ClientStream;
-use crate::connection::{self, Socket, SocketError};
-use crate::handshake::WRITE_BUFFER;
+use crate::config::WRITE_BUFFER;
+use crate::connection;
+use crate::socket::{Socket, SocketError};
 use crate::state::{ServerState, Slot};
 
 /// tungstenite's read buffer, which every connection keeps for its whole life: small, since
@@ -110,6 +113,11 @@ impl Sink<Message> for PlainSocket {
 }
 
 impl Socket for PlainSocket {
+    /// tungstenite writes its answers to pings and Close frames with everything else.
+    fn poll_flush_owed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+        Pin::new(self).poll_flush(cx)
+    }
+
     fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let io = self.0.get_mut();
         // Our FIN tells the client we are done; its unread bytes are read and dropped until
@@ -132,11 +140,11 @@ impl From<Error> for SocketError {
     fn from(error: Error) -> Self {
         use tokio_tungstenite::tungstenite::error::ProtocolError;
         let code = match &error {
-            Error::Utf8(_) => 1007,
-            Error::Capacity(_) => 1009,
-            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => 1006,
-            Error::Protocol(_) => 1002,
-            _ => 1006,
+            Error::Utf8(_) => close_code::INVALID_PAYLOAD,
+            Error::Capacity(_) => close_code::MESSAGE_TOO_BIG,
+            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => close_code::ABNORMAL,
+            Error::Protocol(_) => close_code::PROTOCOL_ERROR,
+            _ => close_code::ABNORMAL,
         };
         SocketError { code, close_queued: false, detail: error.to_string() }
     }

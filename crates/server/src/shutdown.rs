@@ -5,8 +5,10 @@ use std::io;
 use std::time::Duration;
 
 use pyhost::bridge::Event;
+use pyhost::close_code::{self, reason};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
+use crate::config::CLOSE_TIMEOUT;
 use crate::state::ServerState;
 
 /// SIGINT and SIGTERM, caught from the moment this exists: create it before saying the
@@ -41,10 +43,11 @@ pub async fn close_all(state: &ServerState, grace: Duration) {
         let stuck = state.registry.all();
         tracing::warn!("{} connection(s) still open after {grace:?}: closing them now", stuck.len());
         for link in stuck {
-            link.force_close(1001, "server shutting down");
+            link.force_close(close_code::GOING_AWAY, reason::SHUTTING_DOWN);
         }
-        // Each gets the usual few seconds to answer our Close frame.
-        let _ = tokio::time::timeout(Duration::from_secs(6), state.registry.until_empty()).await;
+        // Each gets the usual few seconds to answer our Close frame (and its task a moment to
+        // notice the timeout).
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), state.registry.until_empty()).await;
     }
     state.bridge.push(Event::Stop);
 }

@@ -2,36 +2,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use pyhost::bridge::{Bridge, ConnKey};
 
+use crate::config::Limits;
 use crate::registry::Registry;
 use crate::routing::Routes;
-
-pub struct Limits {
-    /// Largest message (and frame) accepted from a client, in bytes.
-    pub max_message_size: usize,
-    /// Frames a connection's outbound queue holds before sends wait.
-    pub send_queue: usize,
-    /// Bytes of received messages a connection holds before the server stops reading it.
-    pub receive_buffer: usize,
-    /// Negotiate permessage-deflate with clients that offer it.
-    pub deflate: bool,
-    /// WebSocket connections open at once, handshakes in progress included.
-    pub max_connections: usize,
-    pub keepalive: Option<Keepalive>,
-    /// Origins a handshake may come from; empty means any.
-    pub allowed_origins: Vec<String>,
-}
-
-#[derive(Clone, Copy)]
-pub struct Keepalive {
-    /// Silence after which the client is pinged.
-    pub interval: Duration,
-    /// Time a pinged client has to answer.
-    pub timeout: Duration,
-}
 
 pub struct ServerState {
     pub routes: Routes,
@@ -48,13 +24,19 @@ pub struct ServerState {
 }
 
 impl ServerState {
-    pub fn new(routes: Routes, bridge: Arc<Bridge>, limits: Limits, stats_path: Option<String>) -> Self {
+    pub fn new(
+        routes: Routes,
+        bridge: Arc<Bridge>,
+        limits: Limits,
+        deflate_pool: yawc::DeflatePool,
+        stats_path: Option<String>,
+    ) -> Self {
         Self {
             registry: Arc::new(Registry::new(routes.len())),
             routes,
             bridge,
             limits,
-            deflate_pool: crate::deflate::pool(),
+            deflate_pool,
             stats_path,
             next_key: AtomicU64::new(1),
             open: AtomicUsize::new(0),

@@ -11,13 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::task::AtomicWaker;
 use pyhost::bridge::{ConnKey, Frame, Peer, SendError};
+use pyhost::close_code::{self, reason};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::registry::Registry;
-
-/// Close code for a client dropped because it did not read its broadcasts fast enough.
-pub const SLOW_CONSUMER: u16 = 1013;
+use super::Registry;
 
 pub struct Link {
     pub key: ConnKey,
@@ -126,7 +124,8 @@ impl Link {
         }
         if outbox.frames.len() >= outbox.capacity {
             outbox.frames.clear();
-            outbox.closing = Some(Closing { frame: close_frame(SLOW_CONSUMER, "slow consumer"), by_app: false });
+            outbox.closing =
+                Some(Closing { frame: close_frame(close_code::TRY_AGAIN_LATER, reason::SLOW_CONSUMER), by_app: false });
             self.joined.store(false, Ordering::Release);
         } else {
             outbox.frames.push_back(message);
@@ -265,7 +264,7 @@ mod tests {
         link.send(text("a")).unwrap();
         let mut written = VecDeque::new();
         link.take(Waker::noop(), &mut written);
-        link.close(1000, "", vec![text("farewell")]);
+        link.close(close_code::NORMAL, "", vec![text("farewell")]);
         let taken = link.take(Waker::noop(), &mut written);
         assert!(taken.closing.is_none() && taken.close_pending, "\"farewell\" is not taken yet");
         written.clear();
@@ -292,12 +291,12 @@ mod tests {
     fn close_queues_the_last_frames_past_capacity_then_refuses_sends() {
         let link = link(1);
         link.send(text("a")).unwrap();
-        link.close(1000, "", vec![text("bye")]);
+        link.close(close_code::NORMAL, "", vec![text("bye")]);
         assert_eq!(link.send(text("late")).unwrap_err().0, SendError::Gone);
         let (texts, taken) = drain(&link);
         assert_eq!(texts, ["a", "bye"]);
         let closing = taken.closing.unwrap();
-        assert_eq!(u16::from(closing.frame.code), 1000);
+        assert_eq!(u16::from(closing.frame.code), close_code::NORMAL);
         assert!(closing.by_app);
     }
 
@@ -319,7 +318,7 @@ mod tests {
         let (texts, taken) = drain(&slow);
         assert!(texts.is_empty(), "a slow consumer's queue is dropped");
         let closing = taken.closing.unwrap();
-        assert_eq!(u16::from(closing.frame.code), SLOW_CONSUMER);
+        assert_eq!(u16::from(closing.frame.code), close_code::TRY_AGAIN_LATER);
         assert!(!closing.by_app);
         assert!(!slow.is_joined());
     }

@@ -8,7 +8,7 @@ use std::task::Context;
 
 use tokio::time::{Instant, Sleep, sleep};
 
-use crate::state::Keepalive;
+use crate::config::Keepalive;
 
 pub struct Watch {
     settings: Keepalive,

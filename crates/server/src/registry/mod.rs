@@ -1,4 +1,7 @@
-//! The open connections of each endpoint, and broadcast over them.
+//! The open connections of each endpoint, and broadcast over them. Each connection is a
+//! [`Link`]: its bounded outbound queue, shared by its socket task and the interpreter side.
+
+mod link;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +11,7 @@ use pyhost::bridge::ConnKey;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::link::Link;
+pub use link::{Closing, Link, close_frame};
 
 type Links = HashMap<ConnKey, Arc<Link>>;
 

@@ -1,0 +1,387 @@
+//! One connection as its handler sees it, on the loop thread: messages not yet received, the
+//! future of a pending receive, sends waiting for room, and where the conversation stands.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
+
+use super::hooks::{create_future, disconnect, fail, resolve};
+use crate::bridge::{Frame, Opening, Peer, SendError};
+use crate::close_code::{self, reason};
+
+/// Who ended the conversation, which decides the Close frame `finish` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ender {
+    /// `websocket.close(code, reason)`: that code.
+    Handler,
+    /// The server is going away: 1001, unless the handler failed.
+    Shutdown,
+    /// The network side ended it (the client closed or vanished, a slow consumer): it needs
+    /// no Close frame from here.
+    Network,
+}
+
+/// Why the conversation is over: what `WebSocketDisconnect` carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Ending {
+    by: Ender,
+    code: u16,
+    reason: String,
+}
+
+/// Where the conversation stands for the handler. Every change goes through `end`, `finish`
+/// or `reject`.
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// Receives and sends work; `joined` once broadcasts reach the connection (after
+    /// `on_connect`'s greeting is queued).
+    Open { joined: bool },
+    /// Receives (once the inbox is empty) and sends raise `WebSocketDisconnect`.
+    Over(Ending),
+    /// The last call to the network side is made: the Close frame is asked for, or the
+    /// network side ended the connection itself.
+    Finished(Ending),
+}
+
+/// A message received and not yet handed to the handler.
+#[derive(Clone)]
+enum Received {
+    Text(Bytes),
+    Binary(Bytes),
+}
+
+impl Received {
+    fn len(&self) -> usize {
+        match self {
+            Received::Text(bytes) | Received::Binary(bytes) => bytes.len(),
+        }
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match self {
+            Received::Text(bytes) => {
+                let text = std::str::from_utf8(&bytes).map_err(|err| PyValueError::new_err(err.to_string()))?;
+                Ok(PyString::new(py, text).into_any().unbind())
+            }
+            Received::Binary(bytes) => Ok(PyBytes::new(py, &bytes).into_any().unbind()),
+        }
+    }
+}
+
+/// One connection, as the loop thread sees it.
+#[pyclass(module = "robyn._native")]
+pub struct Connection {
+    id: Py<PyString>,
+    query: Vec<(String, String)>,
+    peer: Arc<dyn Peer>,
+    inbox: VecDeque<Received>,
+    waiter: Option<Py<PyAny>>,
+    /// Sends refused for lack of room, in order, each with the future its sender awaits.
+    blocked: VecDeque<(Frame, Py<PyAny>)>,
+    phase: Phase,
+}
+
+impl Connection {
+    pub(super) fn open(py: Python<'_>, opening: Opening) -> Self {
+        Self {
+            id: PyString::new(py, &opening.id).unbind(),
+            query: opening.query,
+            peer: opening.peer,
+            inbox: VecDeque::new(),
+            waiter: None,
+            blocked: VecDeque::new(),
+            phase: Phase::Open { joined: false },
+        }
+    }
+
+    pub(super) fn is_open(&self) -> bool {
+        matches!(self.phase, Phase::Open { .. })
+    }
+
+    pub(super) fn text(&mut self, py: Python<'_>, bytes: Bytes) -> PyResult<()> {
+        self.deliver(py, Received::Text(bytes))
+    }
+
+    pub(super) fn binary(&mut self, py: Python<'_>, bytes: Bytes) -> PyResult<()> {
+        self.deliver(py, Received::Binary(bytes))
+    }
+
+    fn deliver(&mut self, py: Python<'_>, message: Received) -> PyResult<()> {
+        if matches!(&self.phase, Phase::Over(ending) | Phase::Finished(ending) if ending.by == Ender::Handler) {
+            // Still on its way when the handler closed: the handler wants no more.
+            self.peer.consumed(message.len());
+            return Ok(());
+        }
+        if let Some(waiter) = self.waiter.take()
+            // Cloning shares the bytes; the copy is kept if the receiver was cancelled meanwhile.
+            && resolve(py, &waiter, message.clone().into_py(py)?)
+        {
+            self.peer.consumed(message.len());
+            return Ok(());
+        }
+        self.inbox.push_back(message);
+        Ok(())
+    }
+
+    /// The server is going away: the handler's pending and later receives raise
+    /// `WebSocketDisconnect(1001)`, and `finish` closes with 1001.
+    pub(super) fn going_away(&mut self, py: Python<'_>) {
+        self.end(py, Ender::Shutdown, close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned());
+    }
+
+    /// The network side is done with the connection (the client closed it, vanished, or the
+    /// server dropped it): its code and reason.
+    pub(super) fn network_gone(&mut self, py: Python<'_>, code: u16, reason: String) {
+        self.end(py, Ender::Network, code, reason);
+    }
+
+    /// The one transition out of `Open`: the pending receive and every blocked send raise
+    /// `WebSocketDisconnect(code, reason)`, and so will every later one. Once over, only the
+    /// network side going away is still recorded: then no Close frame is asked for.
+    fn end(&mut self, py: Python<'_>, by: Ender, code: u16, reason: String) {
+        match &mut self.phase {
+            Phase::Open { joined } => {
+                if *joined {
+                    self.peer.leave();
+                }
+                let error = disconnect(py, code, &reason);
+                self.phase = Phase::Over(Ending { by, code, reason });
+                if let Some(waiter) = self.waiter.take() {
+                    fail(py, &waiter, &error);
+                }
+                for (_, future) in self.blocked.drain(..) {
+                    fail(py, &future, &error);
+                }
+            }
+            Phase::Over(ending) | Phase::Finished(ending) if by == Ender::Network => ending.by = Ender::Network,
+            Phase::Over(_) | Phase::Finished(_) => {}
+        }
+    }
+
+    /// Makes the connection's last call to the network side: `last` then a Close frame with
+    /// `code`, unless the network side already ended it.
+    fn finish_with(&mut self, py: Python<'_>, code: u16, reason: &str, last: Vec<Frame>) {
+        self.end(py, Ender::Handler, code, reason.to_owned());
+        let Phase::Over(ending) = &self.phase else { return };
+        if ending.by != Ender::Network {
+            self.peer.close(code, reason, last);
+        }
+        self.phase = Phase::Finished(ending.clone());
+    }
+
+    /// The outbound queue has room again: queue the parked sends, in order, as far as they fit.
+    pub(super) fn writable(&mut self, py: Python<'_>) {
+        while let Some((frame, future)) = self.blocked.pop_front() {
+            match self.peer.send(frame) {
+                Ok(()) => {
+                    resolve(py, &future, py.None());
+                }
+                Err((SendError::Full, frame)) => {
+                    self.blocked.push_front((frame, future));
+                    return;
+                }
+                Err((SendError::Gone, frame)) => {
+                    // Back in line, so that ending the connection fails its future too.
+                    self.blocked.push_front((frame, future));
+                    self.network_gone(py, close_code::ABNORMAL, String::new());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn disconnected_error(&self, py: Python<'_>) -> PyErr {
+        match &self.phase {
+            Phase::Over(ending) | Phase::Finished(ending) => disconnect(py, ending.code, &ending.reason),
+            Phase::Open { .. } => disconnect(py, close_code::ABNORMAL, ""),
+        }
+    }
+
+    /// Queues a frame, or parks it behind the ones already waiting for room. Returns the
+    /// future to await when the frame could not be queued yet.
+    fn send_frame(&mut self, py: Python<'_>, frame: Frame) -> PyResult<Option<Py<PyAny>>> {
+        if !self.is_open() {
+            return Err(self.disconnected_error(py));
+        }
+        if self.blocked.is_empty() {
+            match self.peer.send(frame) {
+                Ok(()) => return Ok(None),
+                Err((SendError::Gone, _)) => {
+                    self.network_gone(py, close_code::ABNORMAL, String::new());
+                    return Err(self.disconnected_error(py));
+                }
+                Err((SendError::Full, frame)) => return self.park(py, frame).map(Some),
+            }
+        }
+        self.park(py, frame).map(Some)
+    }
+
+    fn park(&mut self, py: Python<'_>, frame: Frame) -> PyResult<Py<PyAny>> {
+        let future = create_future(py)?;
+        self.blocked.push_back((frame, future.clone_ref(py)));
+        Ok(future)
+    }
+}
+
+/// A Python value as a frame: `str` as text, bytes-like as binary.
+fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
+    if let Ok(text) = data.cast::<PyString>() {
+        return Ok(Frame::Text(text.to_str()?.to_owned()));
+    }
+    binary_of(data).ok_or_else(|| PyTypeError::new_err(format!("expected str or bytes, got {}", type_name(data))))
+}
+
+fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
+    if let Ok(bytes) = data.cast::<PyBytes>() {
+        return Some(Frame::Binary(Bytes::copy_from_slice(bytes.as_bytes())));
+    }
+    if let Ok(array) = data.cast::<PyByteArray>() {
+        return Some(Frame::Binary(Bytes::from(array.to_vec())));
+    }
+    if data.cast::<PyMemoryView>().is_ok() {
+        let bytes = data.call_method0("tobytes").ok()?;
+        return binary_of(&bytes);
+    }
+    None
+}
+
+fn type_name(data: &Bound<'_, PyAny>) -> String {
+    data.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "?".into())
+}
+
+/// The longest reason a Close frame can carry: its payload holds 125 bytes, two of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+#[pymethods]
+impl Connection {
+    #[getter]
+    fn id(&self, py: Python<'_>) -> Py<PyString> {
+        self.id.clone_ref(py)
+    }
+
+    #[getter]
+    fn query(&self) -> Vec<(String, String)> {
+        self.query.clone()
+    }
+
+    /// The next message if one is waiting, else None; raises `WebSocketDisconnect` once the
+    /// connection is over and every message that arrived before has been received.
+    fn receive_now(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        if let Some(message) = self.inbox.pop_front() {
+            self.peer.consumed(message.len());
+            return message.into_py(py).map(Some);
+        }
+        if self.is_open() { Ok(None) } else { Err(self.disconnected_error(py)) }
+    }
+
+    /// A future resolved with the next message (or failed with `WebSocketDisconnect`).
+    fn receive_later(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(waiter) = &self.waiter {
+            let done = waiter.call_method0(py, intern!(py, "done"))?;
+            if !done.is_truthy(py)? {
+                return Err(PyRuntimeError::new_err(
+                    "another coroutine is already waiting for the next message on this websocket",
+                ));
+            }
+        }
+        let future = create_future(py)?;
+        self.waiter = Some(future.clone_ref(py));
+        Ok(future)
+    }
+
+    /// Sends a text frame; returns None, or a future to await while the queue is full.
+    fn send_text(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let text = data
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err(format!("send_text() takes a str, got {}", type_name(data))))?;
+        self.send_frame(py, Frame::Text(text.to_str()?.to_owned()))
+    }
+
+    /// Sends a binary frame; returns None, or a future to await while the queue is full.
+    fn send_bytes(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let frame = binary_of(data).ok_or_else(|| {
+            PyTypeError::new_err(format!("send_bytes() takes bytes, bytearray or memoryview, got {}", type_name(data)))
+        })?;
+        self.send_frame(py, frame)
+    }
+
+    /// Sends `str` as text and bytes-like as binary.
+    fn send(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+        let frame = frame_of(data)?;
+        self.send_frame(py, frame)
+    }
+
+    /// Sends to every joined connection on this endpoint. Works after this connection has
+    /// ended too, so a handler can tell the others that its client left.
+    fn broadcast(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let frame = frame_of(data)
+            .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
+        self.peer.broadcast(frame);
+        Ok(())
+    }
+
+    /// Broadcasts reach this connection from now on.
+    fn join(&mut self) {
+        if let Phase::Open { joined: joined @ false } = &mut self.phase {
+            *joined = true;
+            self.peer.join();
+        }
+    }
+
+    /// `websocket.close()`: the conversation ends now; the Close frame with `code` follows
+    /// when the handler returns, after `on_close`'s message.
+    #[pyo3(signature = (code = close_code::NORMAL, reason = String::new()))]
+    fn close(&mut self, py: Python<'_>, code: u16, reason: String) -> PyResult<()> {
+        if !close_code::sendable(code) {
+            return Err(PyValueError::new_err(format!(
+                "{code} is not a close code a server may send: use 1000-1003, 1007-1014 or 3000-4999"
+            )));
+        }
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(PyValueError::new_err(format!(
+                "a close reason holds at most {MAX_CLOSE_REASON} bytes of UTF-8, this one has {}",
+                reason.len()
+            )));
+        }
+        if !self.is_open() {
+            return Ok(());
+        }
+        let dropped = self.inbox.drain(..).map(|message| message.len()).sum();
+        self.peer.consumed(dropped);
+        self.end(py, Ender::Handler, code, reason);
+        Ok(())
+    }
+
+    /// Refuses the connection before its handler runs: one text message, then Close 1008.
+    fn reject(&mut self, py: Python<'_>, message: String) {
+        self.finish_with(py, close_code::POLICY_VIOLATION, reason::INVALID_PARAMETERS, vec![Frame::Text(message)]);
+    }
+
+    /// The handler and `on_close` are done: send `farewell` (if the client is still there),
+    /// then the Close frame. The code says how it ended: `close()`'s code, 1011 after an
+    /// unhandled exception, 1001 when the server is going away, else 1000.
+    #[pyo3(signature = (failed, farewell = None))]
+    fn finish(&mut self, py: Python<'_>, failed: bool, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let (code, reason) = match &self.phase {
+            Phase::Finished(_) => return Ok(()),
+            Phase::Over(Ending { by: Ender::Handler, code, reason }) => (*code, reason.clone()),
+            _ if failed => (close_code::INTERNAL_ERROR, reason::INTERNAL_ERROR.to_owned()),
+            Phase::Over(Ending { by: Ender::Shutdown, .. }) => {
+                (close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned())
+            }
+            Phase::Over(Ending { by: Ender::Network, code, reason }) => (*code, reason.clone()),
+            Phase::Open { .. } => (close_code::NORMAL, String::new()),
+        };
+        let mut last: Vec<Frame> = self.blocked.drain(..).map(|(frame, _)| frame).collect();
+        if let Some(farewell) = farewell {
+            last.push(frame_of(farewell)?);
+        }
+        self.finish_with(py, code, &reason, last);
+        Ok(())
+    }
+}

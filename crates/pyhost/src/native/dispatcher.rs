@@ -1,0 +1,117 @@
+//! Routes the network's events to connections; one per server, owned by the loop thread.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pyo3::prelude::*;
+
+use super::connection::Connection;
+use super::hooks::{self, Hooks, hooks};
+use super::log::log_python_error;
+use crate::bridge::{Bridge, ConnKey, Event, Inbound};
+
+/// Connections the dispatcher still routes events to; back to zero when all are gone.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connections the interpreter side still tracks.
+#[pyfunction]
+pub fn live_connections() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+#[pyclass(module = "robyn._native")]
+pub struct Dispatcher {
+    bridge: Arc<Bridge>,
+    connections: HashMap<ConnKey, Py<Connection>>,
+    batch: Vec<Event>,
+    /// Set by `Event::ShuttingDown`: connections opened later are going away from the start.
+    shutting_down: bool,
+}
+
+impl Dispatcher {
+    pub fn new(bridge: Arc<Bridge>) -> Self {
+        Self { bridge, connections: HashMap::new(), batch: Vec::new(), shutting_down: false }
+    }
+
+    fn dispatch(&mut self, py: Python<'_>, event: Event) -> PyResult<()> {
+        match event {
+            Event::Conn(key, Inbound::Open(opening)) => {
+                let endpoint = opening.endpoint;
+                let mut opened = Connection::open(py, *opening);
+                if self.shutting_down {
+                    // Its handshake finished just as shutdown began.
+                    opened.going_away(py);
+                }
+                let conn = Py::new(py, opened)?;
+                self.connections.insert(key, conn.clone_ref(py));
+                LIVE.store(self.connections.len(), Ordering::Relaxed);
+                hooks(py)?.on_open.call1(py, (endpoint, conn))?;
+            }
+            Event::Conn(key, Inbound::Disconnected { code, reason }) => {
+                if let Some(conn) = self.connections.remove(&key) {
+                    LIVE.store(self.connections.len(), Ordering::Relaxed);
+                    conn.borrow_mut(py).network_gone(py, code, reason);
+                }
+            }
+            Event::Conn(key, inbound) => {
+                let Some(conn) = self.connections.get(&key) else {
+                    return Ok(());
+                };
+                let mut conn = conn.borrow_mut(py);
+                match inbound {
+                    Inbound::Text(bytes) => conn.text(py, bytes)?,
+                    Inbound::Binary(bytes) => conn.binary(py, bytes)?,
+                    Inbound::Writable => conn.writable(py),
+                    Inbound::Open(_) | Inbound::Disconnected { .. } => {
+                        unreachable!("handled above")
+                    }
+                }
+            }
+            Event::ShuttingDown => {
+                self.shutting_down = true;
+                for conn in self.connections.values() {
+                    conn.borrow_mut(py).going_away(py);
+                }
+            }
+            Event::Stop => {
+                hooks(py)?.on_stop.call0(py)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl Dispatcher {
+    /// Called once by the runtime, on the loop thread, before the first event.
+    fn configure(
+        &self,
+        py: Python<'_>,
+        event_loop: &Bound<'_, PyAny>,
+        disconnect: Py<PyAny>,
+        on_open: Py<PyAny>,
+        on_stop: Py<PyAny>,
+    ) -> PyResult<()> {
+        let create_future = event_loop.getattr("create_future")?.unbind();
+        hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop })
+    }
+
+    /// The descriptor the loop watches: readable while events are waiting.
+    fn fileno(&self) -> i32 {
+        self.bridge.fileno()
+    }
+
+    /// Hands every waiting event to its connection. One failing event is logged and the
+    /// others still go through: a message is never dropped because another one failed.
+    fn drain(&mut self, py: Python<'_>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        self.bridge.take(&mut batch);
+        for event in batch.drain(..) {
+            if let Err(err) = self.dispatch(py, event) {
+                log_python_error(py, "dispatching a network event failed", &err);
+            }
+        }
+        self.batch = batch;
+    }
+}

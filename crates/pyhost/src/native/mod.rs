@@ -1,0 +1,26 @@
+//! `robyn._native`: the part of the `robyn` package written in Rust. It runs only on the loop
+//! thread, where the GIL is held: the dispatcher hands a batch of network events to the
+//! connections, and each connection keeps the state its websocket object needs.
+
+mod busy_clock;
+mod connection;
+mod dispatcher;
+mod hooks;
+mod log;
+
+use pyo3::prelude::*;
+
+pub use busy_clock::busy;
+pub use dispatcher::{Dispatcher, live_connections};
+pub use log::{format_exception, log_python_error};
+
+/// Builds the `robyn._native` module object.
+pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let module = PyModule::new(py, "robyn._native")?;
+    module.add_class::<connection::Connection>()?;
+    module.add_class::<Dispatcher>()?;
+    module.add_function(wrap_pyfunction!(log::emit, &module)?)?;
+    module.add_function(wrap_pyfunction!(live_connections, &module)?)?;
+    module.add_function(wrap_pyfunction!(busy_clock::loop_waiting, &module)?)?;
+    Ok(module)
+}

@@ -1,0 +1,292 @@
+//! One task per connection, driving its socket in both directions from a single poll
+//! function: messages read go to the bridge in one batch per wake-up, frames the link queued
+//! are written as a batch and flushed once. One task (instead of a reader and a writer) keeps
+//! an idle connection small and needs no lock around the socket. How the connection ends is
+//! [`lifecycle`]'s to decide; this module does the I/O.
+
+mod keepalive;
+mod lifecycle;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use pyhost::bridge::{Event, Inbound, Opening};
+use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::Message;
+
+use self::keepalive::{Verdict, Watch};
+use self::lifecycle::{Happening, Lifecycle, Phase};
+use crate::config::CLOSE_TIMEOUT;
+use crate::registry::{Closing, Link};
+use crate::socket::{Socket, SocketError};
+use crate::state::{ServerState, Slot};
+
+/// Messages read per wake-up before the task yields, so one flooding client cannot hold a
+/// worker thread.
+const READ_BUDGET: usize = 64;
+
+/// Serves one upgraded connection until it is closed; `slot` is its place among
+/// `--max-connections`, given back when it ends.
+pub async fn serve(
+    state: Arc<ServerState>,
+    endpoint: usize,
+    socket: impl Socket,
+    query: Vec<(String, String)>,
+    slot: Slot,
+) {
+    let key = state.next_key();
+    let limits = &state.limits;
+    let link = Arc::new(Link::new(key, endpoint, state.registry.clone(), limits.send_queue, limits.receive_buffer));
+    state.registry.insert(&link);
+    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().to_string(), query, peer: link.clone() };
+    state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
+
+    let mut driver = Driver {
+        keepalive: limits.keepalive.map(Watch::new),
+        state: state.clone(),
+        link,
+        socket,
+        outgoing: VecDeque::new(),
+        events: Vec::new(),
+        lifecycle: Lifecycle::new(),
+        close_timer: None,
+        unflushed: false,
+        _slot: slot,
+    };
+    poll_fn(|cx| driver.poll(cx)).await;
+}
+
+struct Driver<S> {
+    state: Arc<ServerState>,
+    link: Arc<Link>,
+    socket: S,
+    keepalive: Option<Watch>,
+    /// Frames taken from the link, not yet handed to the socket.
+    outgoing: VecDeque<Message>,
+    /// Events for the bridge, pushed together at the end of each poll.
+    events: Vec<Event>,
+    lifecycle: Lifecycle,
+    /// Runs from the moment the server decides to close, or the client did.
+    close_timer: Option<Pin<Box<Sleep>>>,
+    /// Frames went into the layer since the last flush. (An I/O fact, not a phase.)
+    unflushed: bool,
+    /// Given back when the driver is dropped.
+    _slot: Slot,
+}
+
+/// Cleanup that cannot be skipped: however the task ends (returned, cancelled, or a panic
+/// inside a WebSocket layer), the interpreter side gets the connection's last event and the
+/// registry forgets it.
+impl<S> Drop for Driver<S> {
+    fn drop(&mut self) {
+        if let Some((code, reason)) = self.lifecycle.last_word() {
+            self.events.push(Event::Conn(self.link.key, Inbound::Disconnected { code, reason }));
+        }
+        self.state.bridge.push_all(&mut self.events);
+        self.link.set_gone();
+        self.state.registry.remove(&self.link);
+    }
+}
+
+impl<S: Socket> Driver<S> {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.lifecycle.reads() {
+            self.read(cx);
+        }
+        if *self.lifecycle.phase() == Phase::Open {
+            self.watch(cx);
+        }
+        if let Poll::Ready(Err(error)) = self.write(cx) {
+            tracing::debug!(key = self.link.key, %error, "connection write failed");
+            self.happen(Happening::WriteFailed);
+        }
+        if *self.lifecycle.phase() == Phase::Lingering && !self.unflushed && self.socket.poll_linger(cx).is_ready() {
+            self.happen(Happening::Lingered);
+        }
+        if self.poll_close_timer(cx).is_ready() {
+            self.happen(Happening::TimedOut);
+        }
+        self.state.bridge.push_all(&mut self.events);
+        if *self.lifecycle.phase() == Phase::Ended { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Reports a happening to the lifecycle and does what it says.
+    fn happen(&mut self, happening: Happening) {
+        let before = self.lifecycle.phase().clone();
+        tracing::trace!(key = self.link.key, ?happening, "connection event");
+        let outcome = self.lifecycle.on(happening);
+        if *self.lifecycle.phase() != before {
+            tracing::trace!(key = self.link.key, phase = ?self.lifecycle.phase(), "connection phase");
+        }
+        if let Some((code, reason)) = outcome.tell {
+            self.events.push(Event::Conn(self.link.key, Inbound::Disconnected { code, reason }));
+        }
+        if outcome.stop_sending {
+            self.outgoing.clear();
+            self.link.set_gone();
+        }
+    }
+
+    fn read(&mut self, cx: &mut Context<'_>) {
+        for _ in 0..READ_BUDGET {
+            if !self.lifecycle.reads() {
+                return;
+            }
+            if self.lifecycle.delivers() && self.link.receive_full() {
+                // The handler is behind: leave the client's data in the socket (TCP pushes
+                // back on it) until the link wakes us after the handler caught up.
+                return;
+            }
+            let message = match Pin::new(&mut self.socket).poll_next(cx) {
+                Poll::Pending => return,
+                Poll::Ready(None) => return self.happen(Happening::StreamEnded),
+                Poll::Ready(Some(Err(failure))) => {
+                    tracing::debug!(key = self.link.key, %failure, "connection read failed");
+                    let SocketError { code, close_queued, .. } = failure;
+                    return self.happen(Happening::ReadFailed { code, close_queued });
+                }
+                Poll::Ready(Some(Ok(message))) => message,
+            };
+            if let Some(watch) = &mut self.keepalive {
+                watch.heard();
+            }
+            match message {
+                Message::Text(text) => self.deliver(text.len(), Inbound::Text(text.into())),
+                Message::Binary(bytes) => self.deliver(bytes.len(), Inbound::Binary(bytes)),
+                // The WebSocket layer answers pings itself; the answer goes out with the next
+                // flush.
+                Message::Ping(_) | Message::Pong(_) => self.unflushed = true,
+                Message::Close(frame) => self.happen(Happening::PeerClosed(frame)),
+                // Only produced when writing raw frames, never by reading.
+                Message::Frame(_) => {}
+            }
+        }
+        // Budget spent with messages still coming: run again after others had their turn.
+        cx.waker().wake_by_ref();
+    }
+
+    fn deliver(&mut self, bytes: usize, inbound: Inbound) {
+        if self.lifecycle.delivers() {
+            self.link.received(bytes);
+            self.events.push(Event::Conn(self.link.key, inbound));
+        }
+    }
+
+    /// Keep-alive: ping a silent client, drop one that does not answer.
+    fn watch(&mut self, cx: &mut Context<'_>) {
+        let Some(watch) = &mut self.keepalive else { return };
+        match watch.poll(cx, self.link.receive_full()) {
+            Verdict::Quiet => {}
+            Verdict::SendPing => self.outgoing.push_back(Message::Ping(Bytes::new())),
+            Verdict::Gone => {
+                tracing::debug!(key = self.link.key, "client did not answer a keep-alive ping: dropping it");
+                self.happen(Happening::KeepaliveLost);
+            }
+        }
+    }
+
+    /// Takes the next batch of frames from the link (when the last is in the socket) and
+    /// whatever it says about room and closing; answers whether it took any frames.
+    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+        let before = self.outgoing.len();
+        let taken = self.link.take(cx.waker(), &mut self.outgoing);
+        if taken.writable && self.lifecycle.delivers() {
+            self.events.push(Event::Conn(self.link.key, Inbound::Writable));
+        }
+        if taken.close_pending {
+            self.start_close_timer();
+        }
+        if let Some(Closing { frame, by_app }) = taken.closing {
+            // The app's close comes after what it queued before (on_close's message); the
+            // server's own (slow consumer, shutdown) at once.
+            self.happen(if by_app { Happening::AppCloses(frame) } else { Happening::ServerCloses(frame) });
+        }
+        self.outgoing.len() > before
+    }
+
+    /// Writes what the phase has to say, then flushes as the phase wants it flushed.
+    fn write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+        if *self.lifecycle.phase() == Phase::Open {
+            self.refill(cx);
+        }
+        if matches!(self.lifecycle.phase(), Phase::Open | Phase::Closing { .. }) {
+            ready!(self.send_queued(cx))?;
+        }
+        if let Some(frame) = self.lifecycle.close_due() {
+            let close = Message::Close(Some(frame.clone()));
+            ready!(Pin::new(&mut self.socket).poll_ready(cx))?;
+            Pin::new(&mut self.socket).start_send(close)?;
+            self.unflushed = true;
+            self.happen(Happening::CloseWritten);
+        }
+        match self.lifecycle.phase() {
+            Phase::Ended => {}
+            // Nothing more is said: push out only what was written, never what a layer would
+            // add on its own (yawc answers every Close frame, even the answer to ours).
+            Phase::Lingering if self.unflushed => {
+                ready!(Pin::new(&mut self.socket).poll_flush(cx))?;
+                self.unflushed = false;
+            }
+            Phase::Lingering => {}
+            // The layer owes the client its answer (to the Close, or the one it queued after
+            // a protocol error).
+            Phase::Answering | Phase::Failing { .. } => {
+                ready!(self.socket.poll_flush_owed(cx))?;
+                self.unflushed = false;
+                self.happen(Happening::Flushed);
+            }
+            Phase::Open | Phase::Closing { .. } | Phase::CloseSent if self.unflushed => {
+                ready!(self.socket.poll_flush_owed(cx))?;
+                self.unflushed = false;
+            }
+            Phase::Open | Phase::Closing { .. } | Phase::CloseSent => {}
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Hands the queued frames to the layer, taking the link's next batch as each is done;
+    /// ready once everything is in.
+    fn send_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+        loop {
+            let Some(next) = self.outgoing.pop_front() else {
+                if *self.lifecycle.phase() == Phase::Open && self.refill(cx) {
+                    continue;
+                }
+                return Poll::Ready(Ok(()));
+            };
+            match Pin::new(&mut self.socket).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => {
+                    self.outgoing.push_front(next);
+                    return Poll::Pending;
+                }
+            }
+            Pin::new(&mut self.socket).start_send(next)?;
+            self.unflushed = true;
+        }
+    }
+
+    fn start_close_timer(&mut self) {
+        if self.close_timer.is_none() {
+            self.close_timer = Some(Box::pin(tokio::time::sleep(CLOSE_TIMEOUT)));
+        }
+    }
+
+    /// Ready once the close timeout has run out. The timer runs from the moment the server
+    /// decides to close (a close queued behind frames counts) or the client did.
+    fn poll_close_timer(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.lifecycle.phase() {
+            Phase::Ended => return Poll::Pending,
+            Phase::Open => {}
+            _ => self.start_close_timer(),
+        }
+        self.close_timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))
+    }
+}
