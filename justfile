@@ -35,6 +35,7 @@ lint: venv
     .venv/bin/mypy
 
 # The benchmark against Robyn, Starlette/uvicorn and picows (installed into .bench/venv):
-# writes docs/bench/ and README's table. `just bench --smoke` is a half-minute check.
+# writes docs/bench/ and README's table. `just bench --smoke` is a half-minute check;
+# `just bench --report-only` renders docs/bench/ and the table again from results.json.
 bench *flags:
     python3 bench/run.py {{flags}}

@@ -1,6 +1,7 @@
 """`just bench`: the same loads against robyn-ws-server and its peers, one server at a time,
 interleaved over rounds, on this machine. Writes docs/bench/ (results.md, results.json,
-chart.png) and the headline table in README.md. `--smoke` is the half-minute run the test suite makes.
+chart.png) and the headline table in README.md, through bench/report.py. `--smoke` is the
+half-minute run the test suite makes; `--report-only` renders the report again from results.json.
 
 Server and load generator share the machine's cores; the report says which cores each may
 use and how much CPU each took, so a reader can tell when the generator is the limit.
@@ -10,25 +11,25 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import json
 import os
-import platform
 import resource
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import date
 from pathlib import Path
+
+import report
+from report import OURS
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".bench" / "venv"
 REQUIREMENTS = ROOT / "bench" / "requirements.txt"
 SERVER = ROOT / "target" / "release" / "robyn-ws-server"
 LOADGEN = ROOT / "target" / "release" / "ws-loadgen"
-OURS = "robyn-ws-server"
 # Set once `setup` has run, for the process that re-executes in the benchmark's venv.
 SET_UP = "ROBYN_WS_BENCH_SET_UP"
 
@@ -80,7 +81,6 @@ class Peer:
 
 UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--log-level", "warning"]
 UVICORN_FLAGS += ["--host", "127.0.0.1"]
-TIMES = "\u00d7"
 
 
 def peers() -> list[Peer]:
@@ -320,137 +320,19 @@ def memory_round(peer: Peer, scale: Scale, most: bool) -> dict:
         server.stop()
 
 
-# --- the report ------------------------------------------------------------------------
-
-METRICS = [
-    # key, label, unit, higher is better
-    ("echo", "echo, 50 connections", "msg/s", True),
-    ("echo_in_flight_10", f"echo, 50 connections {TIMES} 10 in flight", "msg/s", True),
-    ("p50_us", "latency, 1 connection, p50 (one core)", "µs", False),
-    ("p99_us", "latency, 1 connection, p99 (one core)", "µs", False),
-    ("p50_us_two_cores", "latency, 1 connection, p50 (two cores)", "µs", False),
-    ("fanout", "fan-out to 1,000 subscribers", "deliveries/s", True),
-    ("idle_kib_per_connection", "idle memory per connection (5,000)", "KiB", False),
-    ("held", "connections held, each answering", "", True),
-]
-
-
-def median(values: list) -> float | None:
-    present = [value for value in values if value is not None]
-    return statistics.median(present) if present else None
-
-
-def summarize(rounds: dict[str, list[dict]]) -> dict[str, dict[str, float | None]]:
-    summary = {}
-    for name, results in rounds.items():
-        keys = {key for result in results for key in result if not isinstance(result[key], (list, str))}
-        summary[name] = {key: median([result.get(key) for result in results]) for key in sorted(keys)}
-    return summary
-
-
-def figure(value: float | None, unit: str) -> str:
-    if value is None:
-        return "failed"
-    if unit in ("msg/s", "deliveries/s"):
-        return f"{value / 1000:,.1f}k" if value < 1e6 else f"{value / 1e6:,.2f}M"
-    if unit == "":
-        return f"{value:,.0f}"
-    return f"{value:,.1f}"
-
-
-def table(summary: dict, scale: Scale) -> str:
-    names = list(summary)
-    rows = [
-        "| | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for key, label, unit, _ in METRICS:
-        label = label.replace("1,000", f"{scale.subscribers:,}").replace("5,000", f"{scale.idle_connections:,}")
-        ours = summary.get(OURS, {}).get(key)
-        cells = []
-        for name in names:
-            value = summary[name].get(key)
-            cell = figure(value, unit)
-            if name != OURS and ours is not None and value:
-                cell += f" ({ours / value:.2f}{TIMES})"
-            cells.append(cell)
-        rows.append(f"| {label}{f' ({unit})' if unit else ''} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
-CPU_ROWS = [
-    ("echo_server_cores", "echo, 50 connections: server"),
-    ("echo_generator_cores", "echo, 50 connections: generator"),
-    ("fanout_server_cores", "fan-out: server"),
-    ("fanout_generator_cores", "fan-out: generator"),
-]
-
-
-def cpu_table(summary: dict) -> str:
-    """Cores each side used: a generator near 1.0 (it has one thread) set the pace itself."""
-    names = list(summary)
-    rows = ["| cores used (of 2) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for key, label in CPU_ROWS:
-        cells = []
-        for name in names:
-            value = summary[name].get(key)
-            mark = " (generator-bound)" if key.endswith("generator_cores") and value and value >= 0.9 else ""
-            cells.append("n/a" if value is None else f"{value:.2f}{mark}")
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
-
-
-def conditions(scale: Scale, affinity: list[int]) -> str:
-    return (
-        f"{date.today().isoformat()}, {platform.node() or 'this machine'}: {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), Linux {platform.release()}; "
-        f"medians of {scale.rounds} interleaved round(s), 32-byte text messages. Server and load "
-        f"generator (`ws-loadgen`, Rust, one thread) share the cores: neither is pinned (both may run "
-        f"on cores {', '.join(map(str, affinity))}), except for the one-core latency, where the "
-        "server's threads and the generator are all pinned to core 0. Ratios in brackets are "
-        "ours/peer (for latency and memory, lower is better)."
-    )
-
-
-def chart(summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = [metric for metric in METRICS if metric[0] not in ("p99_us", "p50_us_two_cores")]
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-    names = list(summary)
-    colours = ["#d1495b" if name == OURS else "#8d99ae" for name in names]
-    for axis, (key, label, unit, higher) in zip(axes.flat, shown, strict=False):
-        values = [summary[name].get(key) or 0 for name in names]
-        bars = axis.bar(range(len(names)), values, color=colours)
-        axis.set_title(f"{label}\n({unit or 'count'}, {'higher' if higher else 'lower'} is better)", fontsize=10)
-        axis.set_xticks(range(len(names)), [name.replace(" ", "\n", 1) for name in names], fontsize=8)
-        for bar, value in zip(bars, values, strict=True):
-            axis.annotate(figure(value, unit), (bar.get_x() + bar.get_width() / 2, value), ha="center", va="bottom")
-        axis.margins(y=0.15)
-    fig.suptitle(f"robyn-ws-server and its peers, {date.today().isoformat()}, 2 shared cores")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-
-
-def update_readme(headline: str) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        readme.write_text(before + start + "\n" + headline + "\n" + end + rest.split(end, 1)[1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny loads, one round: checks that everything runs")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
     parser.add_argument("--only", action="append", help="run only this server (repeatable)")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "bench", help="where the report goes")
+    parser.add_argument("--out", type=Path, default=report.DOCS, help="where the report goes")
+    parser.add_argument(
+        "--report-only", action="store_true", help="measure nothing: render the report again from OUT/results.json"
+    )
     options = parser.parse_args()
+    if options.report_only:
+        report_only(parser, options.out)
+        return
     scale = SMOKE if options.smoke else FULL
     if options.rounds:
         scale = Scale(**{**asdict(scale), "rounds": options.rounds})
@@ -474,24 +356,36 @@ def main() -> None:
             print(f"  {json.dumps(result)}", flush=True)
             rounds[peer.name].append(result)
 
-    summary = summarize(rounds)
-    options.out.mkdir(parents=True, exist_ok=True)
-    affinity = sorted(os.sched_getaffinity(0))
-    report = table(summary, scale)
-    stated = conditions(scale, affinity)
-    cpu = cpu_table(summary)
-    (options.out / "results.json").write_text(
-        json.dumps({"scale": asdict(scale), "rounds": rounds, "medians": summary}, indent=2) + "\n"
-    )
-    (options.out / "results.md").write_text(
-        f"# Benchmark\n\n{stated}\n\n{report}\n\n![chart](chart.png)\n\n"
-        f"## Who set the pace\n\nCPU used during the loads, medians:\n\n{cpu}\n\n"
-        "Made by `just bench` (bench/run.py); raw rounds in results.json.\n"
-    )
-    chart(summary, options.out / "chart.png")
-    print(f"\n{stated}\n\n{report}\n\n{cpu}\n")
-    if not options.smoke and not options.only and options.out == ROOT / "docs" / "bench":
-        update_readme(f"{stated}\n\n{report}")
+    headline, cpu = report.write(report.results(asdict(scale), report.machine(), rounds), options.out)
+    print(f"\n{headline}\n\n{cpu}\n")
+    if not options.smoke and not options.only and options.out == report.DOCS:
+        report.update_readme(headline)
+
+
+def report_only(parser: argparse.ArgumentParser, out: Path) -> None:
+    """Renders results.md, chart.png and (for a full run in docs/bench) README's table again
+    from `out`/results.json, in the benchmark's venv if there is one (for matplotlib)."""
+    python = VENV / "bin" / "python"
+    if python.exists() and Path(sys.prefix).resolve() != VENV.resolve():
+        os.execv(python, [str(python), __file__, *sys.argv[1:]])
+    if importlib.util.find_spec("matplotlib") is None:
+        parser.error("the chart needs matplotlib: `just bench` installs it into .bench/venv, or pip install it")
+    source = out / "results.json"
+    if not source.is_file():
+        parser.error(f"no {source} to render")
+    measured = json.loads(source.read_text())
+    if "machine" not in measured:
+        parser.error(f"{source} does not say which machine it was measured on (made before --report-only)")
+    headline, cpu = report.render(measured, out)
+    print(f"\n{headline}\n\n{cpu}\n")
+    if out.resolve() == report.DOCS and is_full_run(measured):
+        report.update_readme(headline)
+
+
+def is_full_run(measured: dict) -> bool:
+    """A run README's table shows: the full loads (in any number of rounds) on every server."""
+    scale = {**measured["scale"], "rounds": FULL.rounds}
+    return scale == asdict(FULL) and list(measured["medians"]) == [peer.name for peer in peers()]
 
 
 if __name__ == "__main__":
