@@ -9,4 +9,4 @@ mod native;
 
 pub use event_loop::PythonLoop;
 pub use interpreter::{LoadedApp, Settings, StartupError, load};
-pub use native::live_connections;
+pub use native::{live_connections, live_connections_changed};

@@ -15,7 +15,7 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
     let path = request.uri().path();
     let Some(endpoint) = state.routes.lookup(path) else {
         if state.stats_path.as_deref() == Some(path) {
-            return stats::respond(&state);
+            return stats::respond(&state, request.uri().query()).await;
         }
         return refuse(StatusCode::NOT_FOUND, "no WebSocket route at this path\n");
     };

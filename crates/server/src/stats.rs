@@ -1,5 +1,9 @@
 //! Live counts, as JSON, at `--stats-path`: what an operator (or a leak test) needs to see
-//! that connections come and go.
+//! that connections come and go. `?wait=SECONDS&connections=N&interpreter_connections=M`
+//! answers once every named count has its value (or after SECONDS, with the counts then),
+//! so a test waits for an event instead of polling.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -7,7 +11,44 @@ use serde_json::{Map, Value, json};
 
 use crate::state::ServerState;
 
-pub fn respond(state: &ServerState) -> Response {
+/// The longest a request may wait for its counts.
+const LONGEST_WAIT: Duration = Duration::from_secs(60);
+
+/// A count a request can wait for, and how to read it.
+const COUNTS: [(&str, fn(&ServerState) -> usize); 2] =
+    [("connections", |state| state.registry.live()), ("interpreter_connections", |_| pyhost::live_connections())];
+
+pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
+    let mut wait = None;
+    let mut expected = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key == "wait" {
+            wait = value.parse::<f64>().ok().and_then(|seconds| Duration::try_from_secs_f64(seconds).ok());
+            continue;
+        }
+        let (Some((_, read)), Ok(value)) = (COUNTS.iter().find(|(name, _)| *name == key), value.parse::<usize>())
+        else {
+            let message = format!("unknown count {key}={value}: wait for connections or interpreter_connections\n");
+            return (axum::http::StatusCode::BAD_REQUEST, message).into_response();
+        };
+        expected.push((*read, value));
+    }
+    if let Some(wait) = wait {
+        let reached = async {
+            loop {
+                let registry = state.registry.changed().notified();
+                let interpreter = pyhost::live_connections_changed().notified();
+                if expected.iter().all(|(read, value)| read(state) == *value) {
+                    return;
+                }
+                tokio::select! {
+                    () = registry => {}
+                    () = interpreter => {}
+                }
+            }
+        };
+        let _ = tokio::time::timeout(wait.min(LONGEST_WAIT), reached).await;
+    }
     let endpoints: Map<String, Value> =
         state.routes.paths().map(|(path, endpoint)| (path.to_owned(), state.registry.count(endpoint).into())).collect();
     Json(json!({

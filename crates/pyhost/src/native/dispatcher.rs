@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pyo3::prelude::*;
+use tokio::sync::Notify;
 
 use super::connection::Connection;
 use super::hooks::{self, Hooks, hooks};
@@ -13,11 +14,22 @@ use crate::bridge::{Bridge, ConnKey, Event, Inbound};
 
 /// Connections the dispatcher still routes events to; back to zero when all are gone.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+static LIVE_CHANGED: Notify = Notify::const_new();
 
 /// How many connections the interpreter side still tracks.
 #[pyfunction]
 pub fn live_connections() -> usize {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Notified whenever `live_connections` changes, for whoever waits for a count.
+pub fn live_connections_changed() -> &'static Notify {
+    &LIVE_CHANGED
+}
+
+fn set_live(count: usize) {
+    LIVE.store(count, Ordering::Relaxed);
+    LIVE_CHANGED.notify_waiters();
 }
 
 #[pyclass(module = "robyn._native")]
@@ -45,12 +57,12 @@ impl Dispatcher {
                 }
                 let conn = Py::new(py, opened)?;
                 self.connections.insert(key, conn.clone_ref(py));
-                LIVE.store(self.connections.len(), Ordering::Relaxed);
+                set_live(self.connections.len());
                 hooks(py)?.on_open.call1(py, (endpoint, conn))?;
             }
             Event::Conn(key, Inbound::Disconnected { code, reason }) => {
                 if let Some(conn) = self.connections.remove(&key) {
-                    LIVE.store(self.connections.len(), Ordering::Relaxed);
+                    set_live(self.connections.len());
                     conn.borrow_mut(py).network_gone(py, code, reason);
                 }
             }

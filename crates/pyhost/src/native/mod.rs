@@ -11,7 +11,7 @@ mod log;
 use pyo3::prelude::*;
 
 pub use busy_clock::busy;
-pub use dispatcher::{Dispatcher, live_connections};
+pub use dispatcher::{Dispatcher, live_connections, live_connections_changed};
 pub use log::{format_exception, log_python_error};
 
 /// Builds the `robyn._native` module object.

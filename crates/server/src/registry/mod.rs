@@ -18,7 +18,8 @@ type Links = HashMap<ConnKey, Arc<Link>>;
 pub struct Registry {
     endpoints: Vec<RwLock<Links>>,
     live: AtomicUsize,
-    emptied: Notify,
+    /// Notified whenever a connection comes or goes.
+    changed: Notify,
 }
 
 impl Registry {
@@ -26,7 +27,7 @@ impl Registry {
         Self {
             endpoints: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
             live: AtomicUsize::new(0),
-            emptied: Notify::new(),
+            changed: Notify::new(),
         }
     }
 
@@ -42,12 +43,20 @@ impl Registry {
     pub fn insert(&self, link: &Arc<Link>) {
         self.write(link.endpoint).insert(link.key, link.clone());
         self.live.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
     }
 
     pub fn remove(&self, link: &Link) {
-        if self.write(link.endpoint).remove(&link.key).is_some() && self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.emptied.notify_waiters();
+        if self.write(link.endpoint).remove(&link.key).is_some() {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            self.changed.notify_waiters();
         }
+    }
+
+    /// Notified whenever a connection comes or goes (create the `Notified` before looking at
+    /// the counts, so no change between the two is missed).
+    pub fn changed(&self) -> &Notify {
+        &self.changed
     }
 
     /// One frame to every joined connection of `endpoint`. The frame's bytes are shared by
@@ -79,11 +88,11 @@ impl Registry {
     /// Returns once no connection is left.
     pub async fn until_empty(&self) {
         loop {
-            let emptied = self.emptied.notified();
+            let changed = self.changed.notified();
             if self.live() == 0 {
                 return;
             }
-            emptied.await;
+            changed.await;
         }
     }
 }
