@@ -14,8 +14,11 @@ use crate::state::ServerState;
 /// The longest a request may wait for its counts.
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
-/// A count a request can wait for, and how to read it.
-const COUNTS: [(&str, fn(&ServerState) -> usize); 2] =
+/// Reads one live count.
+type Count = fn(&ServerState) -> usize;
+
+/// The counts a request can wait for, by name.
+const COUNTS: [(&str, Count); 2] =
     [("connections", |state| state.registry.live()), ("interpreter_connections", |_| pyhost::live_connections())];
 
 pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
