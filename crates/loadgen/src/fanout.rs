@@ -78,7 +78,7 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
         let done = loop {
             let changed = progress.changed.notified();
             if progress.finished.load(Ordering::Acquire) >= burst * plan.subscribers {
-                break progress.burst_done.lock().unwrap_or_else(|p| p.into_inner()).take();
+                break progress.burst_done.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if tokio::time::timeout(left, changed).await.is_err() {
@@ -126,7 +126,7 @@ async fn listen(mut socket: Client, messages: usize, subscribers: usize, progres
         if received % messages == 0 {
             let finished = progress.finished.fetch_add(1, Ordering::AcqRel) + 1;
             if finished % subscribers == 0 {
-                *progress.burst_done.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                *progress.burst_done.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
                 progress.changed.notify_waiters();
             }
         }

@@ -141,7 +141,7 @@ impl Bridge {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock cannot leave the vector half-updated.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A non-blocking eventfd the asyncio loop watches with `loop.add_reader`.
@@ -149,6 +149,7 @@ struct Doorbell {
     fd: OwnedFd,
 }
 
+#[allow(unsafe_code, reason = "eventfd(2), read(2) and write(2) have no safe wrapper in std")]
 impl Doorbell {
     fn new() -> io::Result<Self> {
         // SAFETY: eventfd has no memory-safety preconditions; a negative result is an error.
@@ -178,6 +179,7 @@ impl Doorbell {
 mod tests {
     use super::*;
 
+    #[allow(unsafe_code, reason = "poll(2) has no safe wrapper in std")]
     fn readable(fd: RawFd) -> bool {
         let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd, zero timeout.

@@ -33,9 +33,9 @@ impl LoadedApp {
                     let (runtime, stop) = (runtime.clone_ref(py), stop.clone());
                     let _ = thread::Builder::new()
                         .name("loop-watchdog".into())
-                        .spawn(move || watch(runtime, threshold, &stop));
+                        .spawn(move || watch(&runtime, threshold, &stop));
                 }
-                run(py, runtime, bridge, ready_tx);
+                run(py, &runtime, bridge, &ready_tx);
                 stop.store(true, Ordering::Release);
             });
             let _ = finished_tx.send(());
@@ -51,7 +51,7 @@ impl LoadedApp {
     }
 }
 
-fn run(py: Python<'_>, runtime: Py<PyAny>, bridge: Arc<Bridge>, ready: mpsc::SyncSender<Result<(), StartupError>>) {
+fn run(py: Python<'_>, runtime: &Py<PyAny>, bridge: Arc<Bridge>, ready: &mpsc::SyncSender<Result<(), StartupError>>) {
     let startup_ready = ready.clone();
     let report = move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, pyo3::types::PyDict>>| -> PyResult<()> {
         let failure: Option<(String, String)> = args.get_item(0)?.extract()?;
@@ -78,7 +78,7 @@ fn run(py: Python<'_>, runtime: Py<PyAny>, bridge: Arc<Bridge>, ready: mpsc::Syn
 
 /// Checks a few times per `threshold` whether the loop has been busy that long; if so, has the
 /// runtime say where (once per busy stretch). Needs the GIL only then.
-fn watch(runtime: Py<PyAny>, threshold: Duration, stop: &AtomicBool) {
+fn watch(runtime: &Py<PyAny>, threshold: Duration, stop: &AtomicBool) {
     let period = (threshold / 2).max(Duration::from_millis(10));
     let mut reported = 0;
     while !stop.load(Ordering::Acquire) {

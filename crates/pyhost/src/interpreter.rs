@@ -76,7 +76,7 @@ pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
             py.import("robyn._loader").map_err(|err| StartupError::internal(py, "importing robyn._loader", &err))?;
         let runtime = loader
             .call_method1("load", (settings.target.as_str(), app_dir))
-            .map_err(|err| load_error(py, &loader, err))?;
+            .map_err(|err| load_error(py, &loader, &err))?;
         describe(&runtime).map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
     })
 }
@@ -111,6 +111,7 @@ fn version_of(executable: &Path) -> Option<&str> {
 
 /// Starts CPython, leaving signal handling to the server, then releases the GIL so the loop
 /// thread can take it.
+#[allow(unsafe_code, reason = "CPython's PyConfig initialization API has no safe PyO3 wrapper")]
 fn initialize() -> Result<(), StartupError> {
     // SAFETY: the PyConfig calls follow CPython's documented initialization sequence, on one
     // thread, before anything else touches the interpreter; the config is cleared after use.
@@ -166,11 +167,11 @@ fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {
     Ok(())
 }
 
-fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: PyErr) -> StartupError {
+fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: &PyErr) -> StartupError {
     let is_load_error =
         loader.getattr("AppLoadError").is_ok_and(|class| err.value(py).is_instance(&class).unwrap_or(false));
     if !is_load_error {
-        return StartupError::internal(py, "loading the app", &err);
+        return StartupError::internal(py, "loading the app", err);
     }
     let value = err.value(py);
     StartupError {

@@ -113,7 +113,7 @@ fn options(max_message_size: usize, pool: DeflatePool) -> Options {
         .with_deflate_pool(pool)
 }
 
-fn failure(code: u16, close_queued: bool, detail: impl ToString) -> SocketError {
+fn failure(code: u16, close_queued: bool, detail: &dyn std::fmt::Display) -> SocketError {
     SocketError { code, close_queued, detail: detail.to_string() }
 }
 
@@ -212,23 +212,23 @@ impl Stream for DeflateSocket {
                 Ok(frame) => frame,
                 Err(WebSocketError::ConnectionClosed) => return Poll::Ready(None),
                 Err(WebSocketError::IoError(error)) if connection_lost(&error) => {
-                    return Poll::Ready(Some(Err(failure(close_code::ABNORMAL, false, error))));
+                    return Poll::Ready(Some(Err(failure(close_code::ABNORMAL, false, &error))));
                 }
                 // Everything else (bad frames, undecodable compressed data) yawc answers with a
                 // Close frame it has already queued.
-                Err(error) => return Poll::Ready(Some(Err(failure(u16::from(close_code(&error)), true, error)))),
+                Err(error) => return Poll::Ready(Some(Err(failure(u16::from(close_code(&error)), true, &error)))),
             };
             match self.assemble(frame) {
                 Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(None) => continue,
-                Err(code) => return Poll::Ready(Some(Err(failure(code, false, "invalid message")))),
+                Err(code) => return Poll::Ready(Some(Err(failure(code, false, &"invalid message")))),
             }
         }
     }
 }
 
 /// A write failure: the connection is gone.
-fn lost(error: WebSocketError) -> SocketError {
+fn lost(error: &WebSocketError) -> SocketError {
     failure(close_code::ABNORMAL, false, error)
 }
 
@@ -264,19 +264,19 @@ impl Sink<Message> for DeflateSocket {
     type Error = SocketError;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_ready(cx).map_err(lost)
+        Pin::new(&mut self.inner).poll_ready(cx).map_err(|error| lost(&error))
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), Self::Error> {
-        Pin::new(&mut self.inner).start_send(frame(item)).map_err(lost)
+        Pin::new(&mut self.inner).start_send(frame(item)).map_err(|error| lost(&error))
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(lost)
+        Pin::new(&mut self.inner).poll_flush(cx).map_err(|error| lost(&error))
     }
 
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(lost)
+        Pin::new(&mut self.inner).poll_close(cx).map_err(|error| lost(&error))
     }
 }
 

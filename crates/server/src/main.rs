@@ -45,7 +45,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(cli.log_level.tracing())
         .init();
-    match run(cli) {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             if let Some(details) = &error.details {
@@ -61,7 +61,7 @@ fn failure(message: String) -> StartupError {
     StartupError { details: None, message }
 }
 
-fn run(cli: Cli) -> Result<(), StartupError> {
+fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings =
         Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
     let app = pyhost::load(&settings)?;
@@ -132,6 +132,7 @@ fn default_max_connections() -> usize {
 }
 
 /// Raises the soft open-file limit to the hard one, as servers do, and returns it.
+#[allow(unsafe_code, reason = "getrlimit(2) and setrlimit(2) have no safe wrapper in std")]
 fn open_file_limit() -> usize {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit read and write one rlimit struct we own.

@@ -64,6 +64,7 @@ pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
 }
 
 /// Resident memory of this process, from /proc (None where there is no such file).
+#[allow(unsafe_code, reason = "sysconf(3) has no safe wrapper in std")]
 fn rss_kib() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;

@@ -30,6 +30,7 @@ enum Incoming {
 }
 
 #[derive(Default)]
+#[allow(clippy::struct_excessive_bools, reason = "a test double recording independent facts about a fake socket")]
 struct WireState {
     incoming: VecDeque<Incoming>,
     /// The connection task, to wake when the client does something.
@@ -394,8 +395,8 @@ async fn a_slow_consumer_is_closed_with_1013() {
     let link = harness.link();
     link.join();
     // The task has not taken the first broadcast when the second comes: the queue is full.
-    harness.state.registry.broadcast(0, text("one"));
-    harness.state.registry.broadcast(0, text("two"));
+    harness.state.registry.broadcast(0, &text("one"));
+    harness.state.registry.broadcast(0, &text("two"));
     wire.until("the Close frame", |state| !state.delivered.is_empty()).await;
     wire.client_sends(close(close_code::TRY_AGAIN_LATER, ""));
     wire.client_does(Incoming::End);

@@ -91,7 +91,7 @@ impl Link {
 
     fn outbox(&self) -> MutexGuard<'_, Outbox> {
         // Nothing panics while holding this lock; a poisoned lock still holds a whole queue.
-        self.outbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.outbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn is_joined(&self) -> bool {
@@ -185,7 +185,7 @@ impl Peer for Link {
     }
 
     fn broadcast(&self, frame: Frame) {
-        self.registry.broadcast(self.endpoint, message(frame));
+        self.registry.broadcast(self.endpoint, &message(frame));
     }
 
     fn join(&self) {

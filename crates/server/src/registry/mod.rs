@@ -33,11 +33,11 @@ impl Registry {
 
     fn read(&self, endpoint: usize) -> RwLockReadGuard<'_, Links> {
         // Inserts and removes cannot panic half-way; a poisoned map is still whole.
-        self.endpoints[endpoint].read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.endpoints[endpoint].read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self, endpoint: usize) -> RwLockWriteGuard<'_, Links> {
-        self.endpoints[endpoint].write().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.endpoints[endpoint].write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn insert(&self, link: &Arc<Link>) {
@@ -61,7 +61,7 @@ impl Registry {
 
     /// One frame to every joined connection of `endpoint`. The frame's bytes are shared by
     /// every queue they go into; nothing waits on a slow client (see [`Link::offer`]).
-    pub fn broadcast(&self, endpoint: usize, message: Message) {
+    pub fn broadcast(&self, endpoint: usize, message: &Message) {
         for link in self.read(endpoint).values() {
             if link.is_joined() {
                 link.offer(message.clone());
