@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, Stream};
@@ -47,34 +47,18 @@ pub fn pool() -> DeflatePool {
     DeflatePool::new(POOL_SIZE)
 }
 
-/// Whether the client offers permessage-deflate.
-pub fn offered(headers: &HeaderMap) -> bool {
-    offers(headers).next().is_some()
-}
-
-fn offers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
-        .filter(|offer| offer.split(';').next().is_some_and(|name| name.trim() == "permessage-deflate"))
-}
-
-/// Completes the handshake on the compressing layer and serves the connection.
+/// Completes the handshake on the compressing layer with the client's `offer` and serves
+/// the connection.
 pub async fn upgrade(
     state: Arc<ServerState>,
     endpoint: usize,
     mut parts: Parts,
+    offer: HeaderValue,
     query: Vec<(String, String)>,
     slot: Slot,
 ) -> Response {
-    // A client may offer several parameter sets in order of preference; take its first.
-    let first = offers(&parts.headers).next().and_then(|offer| HeaderValue::from_str(offer).ok());
-    if let Some(first) = first {
-        parts.headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, first);
-    }
+    // The one offer chosen (`deflate_offer::acceptable`), in place of all the client made.
+    parts.headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, offer);
     let upgrade = match IncomingUpgrade::from_request_parts(&mut parts, &()).await {
         Ok(upgrade) => upgrade,
         Err(status) => return status.into_response(),
@@ -283,29 +267,6 @@ impl Sink<Message> for DeflateSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(values: &[&str]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for value in values {
-            headers.append(header::SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(value).unwrap());
-        }
-        headers
-    }
-
-    #[test]
-    fn finds_deflate_offers_among_other_extensions_and_header_lines() {
-        let headers = headers(&[
-            "x-webkit-deflate-frame",
-            "permessage-deflate; server_no_context_takeover; server_max_window_bits=9, permessage-deflate",
-        ]);
-        assert!(offered(&headers));
-        assert_eq!(
-            offers(&headers).collect::<Vec<_>>(),
-            ["permessage-deflate; server_no_context_takeover; server_max_window_bits=9", "permessage-deflate"]
-        );
-        assert!(!offered(&self::headers(&["x-webkit-deflate-frame, permessage-snappy"])));
-        assert!(!offered(&HeaderMap::new()));
-    }
 
     #[test]
     fn outgoing_messages_become_the_matching_frames() {

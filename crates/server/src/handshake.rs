@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::state::ServerState;
-use crate::{deflate, plain, stats};
+use crate::{deflate, deflate_offer, plain, stats};
 
 pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let path = request.uri().path();
@@ -31,8 +31,10 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections: try again later\n");
     };
     let query = parse_query(parts.uri.query());
-    if state.limits.deflate && deflate::offered(&parts.headers) {
-        return deflate::upgrade(state, endpoint, parts, query, slot).await;
+    if state.limits.deflate
+        && let Some(offer) = deflate_offer::acceptable(&parts.headers)
+    {
+        return deflate::upgrade(state, endpoint, parts, offer, query, slot).await;
     }
     plain::upgrade(state, endpoint, parts, query, slot)
 }
@@ -68,21 +70,48 @@ fn refusal(parts: &Parts, allowed_origins: &[String]) -> Option<Response> {
             "websocket",
         ));
     }
-    if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return Some(refuse_with(
-            StatusCode::UPGRADE_REQUIRED,
-            "this server speaks WebSocket version 13\n",
-            header::SEC_WEBSOCKET_VERSION,
-            "13",
-        ));
+    let mut versions = parts.headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (Some(version), None) if version.as_bytes() == b"13" => {}
+        (Some(_), Some(_)) => {
+            return Some(refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Version is given more than once\n"));
+        }
+        _ => {
+            return Some(refuse_with(
+                StatusCode::UPGRADE_REQUIRED,
+                "this server speaks WebSocket version 13\n",
+                header::SEC_WEBSOCKET_VERSION,
+                "13",
+            ));
+        }
     }
-    if !parts.headers.contains_key(header::SEC_WEBSOCKET_KEY) {
-        return Some(refuse(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key header\n"));
+    if !parts.headers.contains_key(header::HOST) {
+        return Some(refuse(StatusCode::BAD_REQUEST, "missing Host header\n"));
+    }
+    let mut keys = parts.headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if is_key(key) => {}
+        (None, _) => return Some(refuse(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key header\n")),
+        (Some(_), Some(_)) => {
+            return Some(refuse(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is given more than once\n"));
+        }
+        (Some(_), None) => {
+            return Some(refuse(
+                StatusCode::BAD_REQUEST,
+                "Sec-WebSocket-Key must be 16 random bytes in base64 (RFC 6455 section 4.1)\n",
+            ));
+        }
     }
     if !origin_allowed(parts.headers.get(header::ORIGIN), allowed_origins) {
         return Some(refuse(StatusCode::FORBIDDEN, "this Origin may not open WebSocket connections here\n"));
     }
     None
+}
+
+/// A handshake key is 16 bytes, base64-encoded (RFC 6455 section 4.1): 24 characters.
+fn is_key(key: &HeaderValue) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(key.as_bytes()).is_ok_and(|bytes| bytes.len() == 16)
 }
 
 /// With allowed origins configured, a browser's Origin must be one of them. A request without
@@ -124,6 +153,16 @@ mod tests {
         assert!(!origin_allowed(Some(&origin("https://evil.test")), &allowed));
         assert!(!origin_allowed(Some(&origin("https://example.com.evil.test")), &allowed));
         assert!(origin_allowed(None, &allowed));
+    }
+
+    #[test]
+    fn keys_are_16_bytes_of_base64() {
+        assert!(is_key(&HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==")));
+        for bad in
+            ["abc", "", "dGhlIHNhbXBsZSBub25jZQ", "dGhlIHNhbXBsZSBub25jZR==", "dGhlIHNhbXBsZSBub25jZQ==x", "aGVsbG8="]
+        {
+            assert!(!is_key(&HeaderValue::from_static(bad)), "{bad}");
+        }
     }
 
     #[test]

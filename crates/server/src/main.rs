@@ -1,13 +1,19 @@
 //! robyn-ws-server: serves a Robyn-style Python WebSocket app. The network side (this crate:
 //! listener, handshake, routing, registries, broadcast, shutdown) runs on tokio; the handlers
 //! run on an embedded CPython (the `pyhost` crate), on one asyncio loop thread.
+//!
+//! The modules depend on each other top down, without cycles: `config` and `routing` (leaves),
+//! `registry` (connections and their queues), `state`, `socket` (the trait both WebSocket
+//! layers implement), `connection` (the task per socket and its close lifecycle), the layers
+//! `plain` (with `client_stream`) and `deflate` (with `deflate_offer`), then `stats`,
+//! `handshake`, `listener`, `shutdown`, and this file, which assembles them.
 
-// In dependency order: each module uses only those above it.
 mod cli;
 mod client_stream;
 mod config;
 mod connection;
 mod deflate;
+mod deflate_offer;
 mod handshake;
 mod listener;
 mod plain;
