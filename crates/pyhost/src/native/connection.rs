@@ -11,42 +11,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use super::hooks::{create_future, disconnect, fail, resolve};
+use super::phase::{Ender, Finish, Phase};
 use crate::bridge::{Frame, Opening, Peer, SendError};
 use crate::close_code::{self, reason};
-
-/// Who ended the conversation, which decides the Close frame `finish` asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ender {
-    /// `websocket.close(code, reason)`: that code.
-    Handler,
-    /// The server is going away: 1001, unless the handler failed.
-    Shutdown,
-    /// The network side ended it (the client closed or vanished, a slow consumer): it needs
-    /// no Close frame from here.
-    Network,
-}
-
-/// Why the conversation is over: what `WebSocketDisconnect` carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Ending {
-    by: Ender,
-    code: u16,
-    reason: String,
-}
-
-/// Where the conversation stands for the handler. Every change goes through `end`, `finish`
-/// or `reject`.
-#[derive(Debug, PartialEq, Eq)]
-enum Phase {
-    /// Receives and sends work; `joined` once broadcasts reach the connection (after
-    /// `on_connect`'s greeting is queued).
-    Open { joined: bool },
-    /// Receives (once the inbox is empty) and sends raise `WebSocketDisconnect`.
-    Over(Ending),
-    /// The last call to the network side is made: the Close frame is asked for, or the
-    /// network side ended the connection itself.
-    Finished(Ending),
-}
 
 /// A message received and not yet handed to the handler.
 #[derive(Clone)]
@@ -95,12 +62,8 @@ impl Connection {
             inbox: VecDeque::new(),
             waiter: None,
             blocked: VecDeque::new(),
-            phase: Phase::Open { joined: false },
+            phase: Phase::new(),
         }
-    }
-
-    pub(super) fn is_open(&self) -> bool {
-        matches!(self.phase, Phase::Open { .. })
     }
 
     pub(super) fn text(&mut self, py: Python<'_>, bytes: Bytes) -> PyResult<()> {
@@ -112,7 +75,7 @@ impl Connection {
     }
 
     fn deliver(&mut self, py: Python<'_>, message: Received) -> PyResult<()> {
-        if matches!(&self.phase, Phase::Over(ending) | Phase::Finished(ending) if ending.by == Ender::Handler) {
+        if self.phase.drops_messages() {
             // Still on its way when the handler closed: the handler wants no more.
             self.peer.consumed(message.len());
             return Ok(());
@@ -140,38 +103,31 @@ impl Connection {
         self.end(py, Ender::Network, code, reason);
     }
 
-    /// The one transition out of `Open`: the pending receive and every blocked send raise
-    /// `WebSocketDisconnect(code, reason)`, and so will every later one. Once over, only the
-    /// network side going away is still recorded: then no Close frame is asked for.
+    /// Ends the conversation for the handler (see `Phase::end`): the pending receive and every
+    /// blocked send raise `WebSocketDisconnect(code, reason)`, and so will every later one.
     fn end(&mut self, py: Python<'_>, by: Ender, code: u16, reason: String) {
-        match &mut self.phase {
-            Phase::Open { joined } => {
-                if *joined {
-                    self.peer.leave();
-                }
-                let error = disconnect(py, code, &reason);
-                self.phase = Phase::Over(Ending { by, code, reason });
-                if let Some(waiter) = self.waiter.take() {
-                    fail(py, &waiter, &error);
-                }
-                for (_, future) in self.blocked.drain(..) {
-                    fail(py, &future, &error);
-                }
-            }
-            Phase::Over(ending) | Phase::Finished(ending) if by == Ender::Network => ending.by = Ender::Network,
-            Phase::Over(_) | Phase::Finished(_) => {}
+        let Some(was_joined) = self.phase.end(by, code, reason) else { return };
+        let error = self.disconnected_error(py);
+        if was_joined {
+            self.peer.leave();
+        }
+        if let Some(waiter) = self.waiter.take() {
+            fail(py, &waiter, &error);
+        }
+        for (_, future) in self.blocked.drain(..) {
+            fail(py, &future, &error);
         }
     }
 
-    /// Makes the connection's last call to the network side: `last` then a Close frame with
-    /// `code`, unless the network side already ended it.
-    fn finish_with(&mut self, py: Python<'_>, code: u16, reason: &str, last: Vec<Frame>) {
-        self.end(py, Ender::Handler, code, reason.to_owned());
-        let Phase::Over(ending) = &self.phase else { return };
-        if ending.by != Ender::Network {
-            self.peer.close(code, reason, last);
+    /// Makes the connection's last call to the network side: `last` then the Close frame the
+    /// phase asks for, if any.
+    fn finish_as(&mut self, py: Python<'_>, how: Finish, last: Vec<Frame>) {
+        let closing = self.phase.closing(how);
+        if let Some((code, reason)) = &closing {
+            self.end(py, Ender::Handler, *code, reason.clone());
+            self.peer.close(*code, reason, last);
         }
-        self.phase = Phase::Finished(ending.clone());
+        self.phase.finish();
     }
 
     /// The outbound queue has room again: queue the parked sends, in order, as far as they fit.
@@ -196,16 +152,16 @@ impl Connection {
     }
 
     fn disconnected_error(&self, py: Python<'_>) -> PyErr {
-        match &self.phase {
-            Phase::Over(ending) | Phase::Finished(ending) => disconnect(py, ending.code, &ending.reason),
-            Phase::Open { .. } => disconnect(py, close_code::ABNORMAL, ""),
+        match self.phase.ending() {
+            Some(ending) => disconnect(py, ending.code, &ending.reason),
+            None => disconnect(py, close_code::ABNORMAL, ""),
         }
     }
 
     /// Queues a frame, or parks it behind the ones already waiting for room. Returns the
     /// future to await when the frame could not be queued yet.
     fn send_frame(&mut self, py: Python<'_>, frame: Frame) -> PyResult<Option<Py<PyAny>>> {
-        if !self.is_open() {
+        if !self.phase.is_open() {
             return Err(self.disconnected_error(py));
         }
         if self.blocked.is_empty() {
@@ -276,7 +232,7 @@ impl Connection {
             self.peer.consumed(message.len());
             return message.into_py(py).map(Some);
         }
-        if self.is_open() { Ok(None) } else { Err(self.disconnected_error(py)) }
+        if self.phase.is_open() { Ok(None) } else { Err(self.disconnected_error(py)) }
     }
 
     /// A future resolved with the next message (or failed with `WebSocketDisconnect`).
@@ -327,8 +283,7 @@ impl Connection {
 
     /// Broadcasts reach this connection from now on.
     fn join(&mut self) {
-        if let Phase::Open { joined: joined @ false } = &mut self.phase {
-            *joined = true;
+        if self.phase.join() {
             self.peer.join();
         }
     }
@@ -348,7 +303,7 @@ impl Connection {
                 reason.len()
             )));
         }
-        if !self.is_open() {
+        if !self.phase.is_open() {
             return Ok(());
         }
         let dropped = self.inbox.drain(..).map(|message| message.len()).sum();
@@ -359,7 +314,7 @@ impl Connection {
 
     /// Refuses the connection before its handler runs: one text message, then Close 1008.
     fn reject(&mut self, py: Python<'_>, message: String) {
-        self.finish_with(py, close_code::POLICY_VIOLATION, reason::INVALID_PARAMETERS, vec![Frame::Text(message)]);
+        self.finish_as(py, Finish::Rejected, vec![Frame::Text(message)]);
     }
 
     /// The handler and `on_close` are done: send `farewell` (if the client is still there),
@@ -367,21 +322,14 @@ impl Connection {
     /// unhandled exception, 1001 when the server is going away, else 1000.
     #[pyo3(signature = (failed, farewell = None))]
     fn finish(&mut self, py: Python<'_>, failed: bool, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        let (code, reason) = match &self.phase {
-            Phase::Finished(_) => return Ok(()),
-            Phase::Over(Ending { by: Ender::Handler, code, reason }) => (*code, reason.clone()),
-            _ if failed => (close_code::INTERNAL_ERROR, reason::INTERNAL_ERROR.to_owned()),
-            Phase::Over(Ending { by: Ender::Shutdown, .. }) => {
-                (close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned())
-            }
-            Phase::Over(Ending { by: Ender::Network, code, reason }) => (*code, reason.clone()),
-            Phase::Open { .. } => (close_code::NORMAL, String::new()),
-        };
+        if matches!(self.phase, Phase::Finished(_)) {
+            return Ok(());
+        }
         let mut last: Vec<Frame> = self.blocked.drain(..).map(|(frame, _)| frame).collect();
         if let Some(farewell) = farewell {
             last.push(frame_of(farewell)?);
         }
-        self.finish_with(py, code, &reason, last);
+        self.finish_as(py, if failed { Finish::Failed } else { Finish::Returned }, last);
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ mod connection;
 mod dispatcher;
 mod hooks;
 mod log;
+mod phase;
 
 use pyo3::prelude::*;
 
