@@ -102,20 +102,16 @@ async def test_no_message_overtakes_the_greeting(module_server):
         stop = asyncio.Event()
 
         async def chatter_broadcasts() -> None:
+            # One broadcast in flight at a time: the next goes once the chatter got its own
+            # back (which also keeps it reading, so it can see the answer to its Close frame).
             n = 0
             while not stop.is_set():
                 await chatter.send(f"noise {n}")
+                while await chatter.recv() != f"noise {n}":
+                    pass
                 n += 1
-                await asyncio.sleep(0.001)
-
-        async def chatter_reads() -> None:
-            # The chatter gets its own broadcasts back; a client that stops reading could
-            # not see the server's answer to its Close frame.
-            while True:
-                await chatter.recv()
 
         noise = asyncio.create_task(chatter_broadcasts())
-        reading = asyncio.create_task(chatter_reads())
         try:
             for _ in range(10):
                 async with module_server.connect("/greeting-first") as newcomer:
@@ -124,7 +120,6 @@ async def test_no_message_overtakes_the_greeting(module_server):
         finally:
             stop.set()
             await noise
-            reading.cancel()
 
 
 async def test_every_connection_gets_its_on_close_exactly_once(module_server):
