@@ -34,7 +34,8 @@ lint: venv
     .venv/bin/ruff format --check .
     .venv/bin/mypy
 
-# The benchmark against Robyn, Starlette/uvicorn and picows (installed into .bench/venv):
+# The benchmark against Robyn, Starlette on uvicorn and on granian, socketify.py and picows
+# (installed into .bench/venv; socketify needs Debian's libuv1, which it installs with apt if missing):
 # writes docs/bench/ and README's table. `just bench --smoke` is a half-minute check;
 # `just bench --report-only` renders docs/bench/ and the table again from results.json.
 bench *flags:

@@ -4,17 +4,23 @@ chart.png) and the headline table in README.md, through bench/report.py. `--smok
 half-minute run the test suite makes; `--report-only` renders the report again from results.json.
 
 Server and load generator share the machine's cores; the report says which cores each may
-use and how much CPU each took, so a reader can tell when the generator is the limit.
+use, how much CPU each took over what it measured (the server's per message handled), and
+how fast the generator itself can go, so a reader can tell when the generator is the limit.
+Every peer runs at its defaults (or its own documented fast setup); `peer_settings` says how,
+as the installed versions resolve their `auto` choices, and the report repeats it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
-import resource
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,8 +34,12 @@ from report import OURS
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".bench" / "venv"
 REQUIREMENTS = ROOT / "bench" / "requirements.txt"
-SERVER = ROOT / "target" / "release" / "robyn-ws-server"
-LOADGEN = ROOT / "target" / "release" / "ws-loadgen"
+BUILT = ROOT / "target" / "release"
+# What cargo built, copied once it has: a rebuild in the same tree during the run (another
+# cargo command) then cannot change the server or the generator between rounds.
+BINARIES = ROOT / ".bench" / "bin"
+SERVER = BINARIES / "robyn-ws-server"
+LOADGEN = BINARIES / "ws-loadgen"
 # Set once `setup` has run, for the process that re-executes in the benchmark's venv.
 SET_UP = "ROBYN_WS_BENCH_SET_UP"
 
@@ -75,26 +85,76 @@ SMOKE = Scale(
 class Peer:
     name: str
     command: list[str]
-    # The peers read their port from PORT; ours takes --port.
+    # The peers read their port from PORT; ours and uvicorn and granian take --port.
     takes_port_flag: bool = False
 
 
-UVICORN_FLAGS = ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--log-level", "warning"]
-UVICORN_FLAGS += ["--host", "127.0.0.1"]
+APP = "bench.apps.starlette_app:app"
 
 
 def peers() -> list[Peer]:
     python = str(VENV / "bin" / "python")
     return [
         Peer(OURS, [str(SERVER), "--app", "bench.apps.robyn_app", "--log-level", "warn"], takes_port_flag=True),
-        Peer("Robyn 0.88.0", [python, "bench/apps/robyn_app.py"]),
+        # Its production log level, as its startup line advises; otherwise its defaults.
+        Peer("Robyn 0.88.0", [python, "bench/apps/robyn_app.py", "--log-level", "WARN"]),
+        # Its defaults: --loop auto, --http auto and --ws auto pick uvloop, httptools and
+        # (with websockets installed) the sans-I/O websockets implementation; see peer_settings.
         Peer(
             "Starlette/uvicorn",
-            [python, "-m", "uvicorn", "bench.apps.starlette_app:app", *UVICORN_FLAGS],
+            [python, "-m", "uvicorn", APP, "--host", "127.0.0.1", "--log-level", "warning"],
             takes_port_flag=True,
         ),
+        # Its defaults: one worker, one runtime thread, --loop auto (uvloop here).
+        Peer(
+            "Starlette/granian",
+            [str(VENV / "bin" / "granian"), "--interface", "asgi", APP, "--host", "127.0.0.1"],
+            takes_port_flag=True,
+        ),
+        Peer("socketify.py", [python, "bench/apps/socketify_app.py"]),
         Peer("picows raw", [python, "bench/apps/picows_app.py"]),
     ]
+
+
+def peer_settings() -> dict[str, str]:
+    """How each server runs, for the report: versions as installed, and what the peers'
+    `auto` settings resolve to with what is installed. Runs in the benchmark's venv."""
+    version = importlib.metadata.version
+    # uvicorn's own resolution of --ws/--http/--loop auto (uvicorn/protocols/.../auto.py).
+    from uvicorn.config import WS_PROTOCOLS
+    from uvicorn.loops.auto import auto_loop_factory
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    from uvicorn.protocols.websockets.auto import AutoWebSocketsProtocol
+
+    ws = next(
+        name
+        for name, target in WS_PROTOCOLS.items()
+        if name != "auto" and target and target.split(":")[0] == AutoWebSocketsProtocol.__module__
+    )
+    http = "httptools" if "httptools" in AutoHTTPProtocol.__module__ else "h11"
+    loop = "uvloop" if auto_loop_factory().__module__ == "uvloop" else "asyncio"
+    # granian's --loop auto takes rloop if installed, else uvloop, else asyncio (granian/_loops.py).
+    granian_loop = next(name for name in ("rloop", "uvloop", "asyncio") if importlib.util.find_spec(name))
+    uvloop = f"uvloop {version('uvloop')}"
+    return {
+        OURS: "its defaults (network I/O threads: CPUs - 1, at least 1; the Python handlers on a thread of "
+        "their own) but `--log-level warn`",
+        "Robyn 0.88.0": "`python robyn_app.py --log-level WARN` (its production log level, as its startup line "
+        "advises), `app.start()` at its defaults: 1 process, 1 worker (its `--fast` would start "
+        f"{2 * (os.cpu_count() or 1) + 1} processes here, and a broadcast would then reach only the clients of "
+        "one process)",
+        "Starlette/uvicorn": f"Starlette {version('starlette')} on uvicorn {version('uvicorn')} at its defaults "
+        f"(`uvicorn {APP}`, one process), with its documented fast setup installed: `--ws auto` picks `{ws}` "
+        f"(websockets {version('websockets')}), `--http auto` picks {http} {version('httptools')}, `--loop auto` "
+        f"picks {uvloop if loop == 'uvloop' else loop}; `--log-level warning` (no log line per connection)",
+        "Starlette/granian": f"the same Starlette app on granian {version('granian')} at its defaults "
+        f"(`granian --interface asgi {APP}`): 1 worker, 1 runtime thread (single-threaded runtime), "
+        f"asyncio task implementation, `--loop auto` picks {uvloop if granian_loop == 'uvloop' else granian_loop}",
+        "socketify.py": f"socketify {version('socketify')} at its defaults (`App()`; its `ws()` behaviours set "
+        "only the handlers: no compression); broadcast by its built-in pub/sub (`app.publish` to a topic "
+        "every connection subscribes to on open)",
+        "picows raw": f"picows {version('picows')} on {uvloop}: one `WSListener` per endpoint, no framework",
+    }
 
 
 # --- setting up ------------------------------------------------------------------------
@@ -102,11 +162,15 @@ def peers() -> list[Peer]:
 
 def setup() -> None:
     """Builds both binaries and installs the peers into .bench/venv (once per requirements)."""
+    install_libuv()
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "--quiet", "-p", "robyn-ws-server", "-p", "ws-loadgen"],
         cwd=ROOT,
         check=True,
     )
+    BINARIES.mkdir(parents=True, exist_ok=True)
+    for binary in (SERVER, LOADGEN):
+        shutil.copy2(BUILT / binary.name, binary)
     stamp = VENV / "requirements.sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
@@ -115,6 +179,21 @@ def setup() -> None:
     pip = [str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
     stamp.write_text(wanted)
+
+
+def install_libuv() -> None:
+    """socketify's native library links libuv.so.1: Debian's libuv1, installed with apt if missing."""
+    if ctypes.util.find_library("uv"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        sys.exit("socketify needs libuv (libuv.so.1) and there is no apt-get: install your system's libuv package")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print("installing Debian's libuv1 for socketify (apt-get)", flush=True)
+    update = subprocess.run([*sudo, apt, "update", "-qq"], check=False)
+    install = subprocess.run([*sudo, apt, "install", "-y", "-qq", "libuv1"], check=False)
+    if update.returncode or install.returncode or not ctypes.util.find_library("uv"):
+        sys.exit("socketify needs libuv (libuv.so.1): `apt-get install libuv1` failed; install it as root and rerun")
 
 
 # --- one server ------------------------------------------------------------------------
@@ -177,13 +256,6 @@ class Running:
                     total += int(line.split()[1])
         return total
 
-    def cpu_seconds(self) -> float:
-        ticks = 0
-        for pid in process_tree(self.process.pid):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
     def cores(self) -> list[int]:
         return sorted(os.sched_getaffinity(self.process.pid))
 
@@ -194,6 +266,7 @@ class Running:
                 os.sched_setaffinity(int(task.name), cores)
 
     def stop(self) -> None:
+        tree = process_tree(self.process.pid)
         self.process.terminate()
         try:
             # Graceful shutdown is not what is measured; Robyn 0.88.0 may not exit on SIGTERM.
@@ -201,40 +274,90 @@ class Running:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        # A worker its parent left behind (granian's, after a kill) would hold the machine.
+        for pid in tree[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         self.log.close()
 
 
 # --- the load generator ----------------------------------------------------------------
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system, every thread, to the nanosecond) the processes have used,
+    read from each one's CPU-time clock, the clock clock_getcpuclockid(3) names: /proc's
+    tick counts are too coarse for a fan-out burst of a few tens of milliseconds."""
+    total = 0.0
+    for pid in pids:
+        try:
+            total += time.clock_gettime((~pid << 3) | 2)  # CPUCLOCK_SCHED of the whole process
+        except OSError:  # it has exited
+            pass
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time every core of the machine has spent busy, from /proc/stat (in ticks)."""
+    fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Generated:
+    """One load's report, and CPU use between its marks: the span it measured (echo: after
+    the warm-up; fan-out: the bursts, with every subscriber already connected)."""
+
     report: dict
-    cpu_seconds: float
     server_cpu_seconds: float
+    generator_cpu_seconds: float
+    # Everything else the machine did meanwhile (this script's reading included): a run on
+    # a machine that was not otherwise idle shows here.
+    other_cpu_seconds: float
     wall_seconds: float
+
+    def server_us_per(self, messages: float) -> float | None:
+        return self.server_cpu_seconds / messages * 1e6 if messages else None
+
+    def generator_cores(self) -> float:
+        return self.generator_cpu_seconds / self.wall_seconds
+
+    def server_cores(self) -> float:
+        return self.server_cpu_seconds / self.wall_seconds
+
+    def other_cores(self) -> float:
+        return self.other_cpu_seconds / self.wall_seconds
 
 
 def generate(server: Running, args: list[str], cores: set[int] | None = None) -> Generated:
-    """Runs one load to completion; CPU use of generator and server over the same span."""
-    server_cpu = server.cpu_seconds()
-    children_cpu = reaped_children_cpu()
-    started = time.monotonic()
+    """Runs one load to completion, reading the CPU time of server and generator at its marks."""
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
-    process = subprocess.run([str(LOADGEN), *args], stdout=subprocess.PIPE, text=True, preexec_fn=pin)
-    wall = time.monotonic() - started
-    if process.returncode != 0:
+    process = subprocess.Popen(
+        [str(LOADGEN), "--marks", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pin
+    )
+    # The servers start their processes and threads before they listen, none during a load.
+    server_pids = process_tree(server.process.pid)
+    marks: list[tuple[float, float, float, float]] = []
+    report = None
+    for line in process.stdout:
+        message = json.loads(line)
+        if "mark" not in message:
+            report = message
+            continue
+        now = time.monotonic()
+        marks.append((now, cpu_seconds(server_pids), cpu_seconds([process.pid]), machine_busy_seconds()))
+        if message["wait"]:
+            process.stdin.write("go\n")
+            process.stdin.flush()
+    process.stdin.close()
+    if process.wait() != 0 or report is None or len(marks) != 2:
         raise RuntimeError(f"ws-loadgen {' '.join(args)} failed against {server.peer.name}")
-    report = json.loads(process.stdout.splitlines()[-1])
-    # The generator is the only child reaped in between.
-    generator_cpu = reaped_children_cpu() - children_cpu
-    return Generated(report, generator_cpu, server.cpu_seconds() - server_cpu, wall)
-
-
-def reaped_children_cpu() -> float:
-    """CPU seconds of all child processes this process has reaped so far."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    (start, *before), (end, *after) = marks
+    server, generator, busy = (later - earlier for earlier, later in zip(before, after, strict=True))
+    return Generated(report, server, generator, max(0.0, busy - server - generator), end - start)
 
 
 def hold(server: Running, connections: int) -> dict:
@@ -261,9 +384,8 @@ def hold(server: Running, connections: int) -> dict:
 def throughput_round(peer: Peer, scale: Scale) -> dict:
     server = Running(peer)
     try:
-        seconds = ["--seconds", str(scale.echo_seconds), "--warmup", str(scale.warmup)]
-        echo = generate(server, ["echo", f"{server.url}/echo", "--connections", "50", *seconds])
-        echo10 = generate(server, ["echo", f"{server.url}/echo", "--connections", "50", "--in-flight", "10", *seconds])
+        echo = generate(server, load_args("echo", server, scale))
+        echo10 = generate(server, load_args("echo_in_flight_10", server, scale))
         one_connection = ["echo", f"{server.url}/echo", "--connections", "1"]
         one_connection += ["--seconds", str(scale.latency_seconds), "--warmup", str(scale.warmup)]
         spread = generate(server, one_connection)
@@ -274,32 +396,66 @@ def throughput_round(peer: Peer, scale: Scale) -> dict:
         server.pin({0})
         latency = generate(server, one_connection, cores={0})
         server.pin(all_cores)
-        # A burst of 100 broadcasts is over in well under a second: the median of several
-        # over the same subscribers, so one unlucky context switch does not decide it.
-        subscribers = ["--subscribers", str(scale.subscribers), "--messages", str(scale.broadcasts)]
-        subscribers += ["--repeat", str(scale.bursts)]
         try:
-            fanout = generate(server, ["fanout", f"{server.url}/broadcast", *subscribers])
+            fanout = generate(server, load_args("fanout", server, scale))
         except RuntimeError as error:
             # A server that loses broadcasts gets no figure rather than ending the run.
             print(f"  {error}", flush=True)
-            fanout = Generated({"rate": None, "bursts": []}, 0.0, 0.0, 1.0)
-        return {
-            "echo": echo.report["rate"],
-            "echo_in_flight_10": echo10.report["rate"],
-            "p50_us": latency.report["p50_us"],
-            "p99_us": latency.report["p99_us"],
-            "p50_us_two_cores": spread.report["p50_us"],
-            "fanout": fanout.report["rate"],
-            "fanout_bursts": fanout.report["bursts"],
-            "echo_server_cores": echo.server_cpu_seconds / echo.wall_seconds,
-            "echo_generator_cores": echo.cpu_seconds / echo.wall_seconds,
-            "fanout_server_cores": fanout.server_cpu_seconds / fanout.wall_seconds,
-            "fanout_generator_cores": fanout.cpu_seconds / fanout.wall_seconds,
-            "server_affinity": server.cores(),
-        }
+            fanout = None
+        return (
+            {
+                "p50_us": latency.report["p50_us"],
+                "p99_us": latency.report["p99_us"],
+                "p50_us_two_cores": spread.report["p50_us"],
+                "server_affinity": server.cores(),
+            }
+            | figures("echo", echo)
+            | figures("echo_in_flight_10", echo10)
+            | figures("fanout", fanout)
+        )
     finally:
         server.stop()
+
+
+THROUGHPUT_LOADS = ["echo", "echo_in_flight_10", "fanout"]
+
+
+def load_args(key: str, server: Running, scale: Scale) -> list[str]:
+    """ws-loadgen's arguments for one of THROUGHPUT_LOADS."""
+    if key == "fanout":
+        # A burst of 100 broadcasts is over in well under a second: the median of several
+        # over the same subscribers, so one unlucky context switch does not decide it.
+        subscribers = ["--subscribers", str(scale.subscribers), "--messages", str(scale.broadcasts)]
+        return ["fanout", f"{server.url}/broadcast", *subscribers, "--repeat", str(scale.bursts)]
+    in_flight = ["--in-flight", "10"] if key == "echo_in_flight_10" else []
+    seconds = ["--seconds", str(scale.echo_seconds), "--warmup", str(scale.warmup)]
+    return ["echo", f"{server.url}/echo", "--connections", "50", *in_flight, *seconds]
+
+
+def handled(load: Generated) -> int:
+    """Messages the server handled in the span measured: echoes, or deliveries to the
+    subscribers (the publisher's own copy of each broadcast is not counted)."""
+    report = load.report
+    if report["load"] == "echo":
+        return report["messages"]
+    return report["subscribers"] * report["messages"] * len(report["bursts"])
+
+
+def figures(key: str, load: Generated | None) -> dict:
+    """A throughput load's rate and what it cost: the server's CPU per message handled, and
+    the cores server and generator used over the span measured."""
+    if load is None:
+        return {key: None, f"{key}_bursts": []} if key == "fanout" else {key: None}
+    result = {
+        key: load.report["rate"],
+        f"{key}_server_us_per_message": load.server_us_per(handled(load)),
+        f"{key}_server_cores": load.server_cores(),
+        f"{key}_generator_cores": load.generator_cores(),
+        f"{key}_other_cores": load.other_cores(),
+    }
+    if key == "fanout":
+        result["fanout_bursts"] = load.report["bursts"]
+    return result
 
 
 def memory_round(peer: Peer, scale: Scale, most: bool) -> dict:
@@ -318,6 +474,42 @@ def memory_round(peer: Peer, scale: Scale, most: bool) -> dict:
         return result
     finally:
         server.stop()
+
+
+def generator_ceiling(chosen: list[Peer], rounds: dict[str, list[dict]], scale: Scale) -> dict:
+    """The generator's own ceiling, measured directly: each throughput load once more against
+    the server that was fastest at it in this run, with the server's threads on one core and
+    the generator alone on the other. A generator that then uses >= 0.9 of its core (it has one
+    thread) ran at its ceiling; one that used less was held back by the server, so the rate is
+    only a floor under that ceiling."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return {}
+    summary = report.summarize(rounds)
+    ceiling = {}
+    for key in THROUGHPUT_LOADS:
+        rates = {name: figures[key] for name, figures in summary.items() if figures.get(key)}
+        if not rates:
+            continue
+        fastest = max(rates, key=rates.__getitem__)
+        print(f"generator's ceiling, {key}: against {fastest}, generator alone on core {cores[1]}", flush=True)
+        server = Running(next(peer for peer in chosen if peer.name == fastest))
+        try:
+            server.pin({cores[0]})
+            load = generate(server, load_args(key, server, scale), cores={cores[1]})
+        except RuntimeError as error:
+            print(f"  {error}", flush=True)
+            continue
+        finally:
+            server.stop()
+        ceiling[key] = {
+            "server": fastest,
+            "rate": load.report["rate"],
+            "generator_cores": load.generator_cores(),
+            "server_cores": load.server_cores(),
+        }
+        print(f"  {json.dumps(ceiling[key])}", flush=True)
+    return ceiling
 
 
 def main() -> None:
@@ -356,7 +548,12 @@ def main() -> None:
             print(f"  {json.dumps(result)}", flush=True)
             rounds[peer.name].append(result)
 
-    headline, cpu = report.write(report.results(asdict(scale), report.machine(), rounds), options.out)
+    ceiling = generator_ceiling(chosen, rounds, scale)
+    settings = peer_settings()
+    measured = report.results(
+        asdict(scale), report.machine(), {peer.name: settings[peer.name] for peer in chosen}, rounds, ceiling
+    )
+    headline, cpu = report.write(measured, options.out)
     print(f"\n{headline}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.out == report.DOCS:
         report.update_readme(headline)

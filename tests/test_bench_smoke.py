@@ -12,8 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "picows raw"]
-FIGURES = ["echo", "echo_in_flight_10", "p50_us", "p99_us", "p50_us_two_cores", "fanout", "idle_kib_per_connection"]
+SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "Starlette/granian", "socketify.py", "picows raw"]
+LOADS = ["echo", "echo_in_flight_10", "fanout"]
+FIGURES = [
+    *LOADS,
+    *(f"{load}_{figure}" for load in LOADS for figure in ("server_us_per_message", "server_cores", "generator_cores")),
+    "p50_us",
+    "p99_us",
+    "p50_us_two_cores",
+    "idle_kib_per_connection",
+]
 
 
 @pytest.mark.bench
@@ -33,6 +41,9 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
         missing = [figure for figure in FIGURES if not medians.get(figure)]
         assert not missing, f"{server}: no figure for {missing}"
         assert medians["held"] == results["scale"]["held_connections"], f"{server} did not hold every connection"
+    assert list(results["peers"]) == SERVERS, "the report must say how each server ran"
+    assert set(results["generator_ceiling"]) == set(LOADS), "the generator's ceiling must be measured for every load"
     report = (tmp_path / "results.md").read_text()
     assert "| echo, 50 connections (msg/s) | " in report
+    assert "| echo, 50 connections: server CPU per message (µs) | " in report
     assert (tmp_path / "chart.png").stat().st_size > 10_000

@@ -1,4 +1,4 @@
-"""The benchmark's app on Starlette (run by uvicorn): the same echo and broadcast."""
+"""The benchmark's app on Starlette (run by uvicorn and by granian): the same echo and broadcast."""
 
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute

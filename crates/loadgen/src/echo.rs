@@ -2,6 +2,7 @@
 //! keeping `in_flight` messages outstanding.
 
 use crate::client::{self, Client};
+use crate::marks::Marks;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use std::collections::VecDeque;
@@ -23,7 +24,7 @@ struct Tally {
     round_trips_ns: Vec<u32>,
 }
 
-pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
+pub async fn run(url: &str, plan: Plan, marks: Marks) -> Result<serde_json::Value, String> {
     let mut sockets = Vec::with_capacity(plan.connections);
     for _ in 0..plan.connections {
         sockets.push(client::connect(url).await?);
@@ -31,6 +32,13 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
     // Every connection starts together, once all handshakes are done.
     let begin = Instant::now();
     let window = (begin + plan.warmup, begin + plan.warmup + plan.measured);
+    // The load cannot pause: the marks go out on time while it runs.
+    let marking = tokio::spawn(async move {
+        tokio::time::sleep_until(window.0.into()).await;
+        marks.pass("start");
+        tokio::time::sleep_until(window.1.into()).await;
+        marks.pass("end");
+    });
     let tasks: Vec<_> = sockets
         .into_iter()
         .enumerate()
@@ -43,6 +51,7 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
         echoed += tally.echoed;
         round_trips.extend(tally.round_trips_ns);
     }
+    marking.await.map_err(|error| error.to_string())?;
     round_trips.sort_unstable();
     let seconds = plan.measured.as_secs_f64();
     Ok(json!({

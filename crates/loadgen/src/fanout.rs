@@ -6,6 +6,7 @@
 //! bursts over the same subscribers and reports each and their median.
 
 use crate::client::{self, Client};
+use crate::marks::Marks;
 use futures_util::{SinkExt, StreamExt, stream};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +36,7 @@ struct Progress {
     changed: Notify,
 }
 
-pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
+pub async fn run(url: &str, plan: Plan, mut marks: Marks) -> Result<serde_json::Value, String> {
     let sockets: Vec<Client> = stream::iter(0..plan.subscribers)
         .map(|_| client::connect(url))
         .buffer_unordered(64)
@@ -69,6 +70,8 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
 
     let per_burst = plan.subscribers * plan.messages;
     let mut rates = Vec::new();
+    // Every subscriber is connected and registered: what is measured starts here.
+    marks.wait("start").await?;
     for burst in 1..=plan.repeat {
         let start = Instant::now();
         for index in 0..plan.messages {
@@ -92,6 +95,7 @@ pub async fn run(url: &str, plan: Plan) -> Result<serde_json::Value, String> {
         let seconds = (done.unwrap_or_else(Instant::now) - start).as_secs_f64();
         rates.push(per_burst as f64 / seconds);
     }
+    marks.wait("end").await?;
     drain.abort();
     for listener in listeners {
         listener.abort();

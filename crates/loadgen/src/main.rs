@@ -6,6 +6,7 @@ mod client;
 mod echo;
 mod fanout;
 mod hold;
+mod marks;
 
 use clap::{Parser, Subcommand};
 use std::time::Duration;
@@ -16,6 +17,9 @@ struct Cli {
     /// Threads for the generator's tokio runtime (1 = a current-thread runtime).
     #[arg(long, default_value_t = 1, global = true)]
     threads: usize,
+    /// Print `{"mark": ...}` lines at the edges of the measured span (see `marks`).
+    #[arg(long, global = true)]
+    marks: bool,
     #[command(subcommand)]
     load: Load,
 }
@@ -78,6 +82,7 @@ fn main() {
     }
     .expect("cannot start the tokio runtime");
     let report = runtime.block_on(async move {
+        let marks = marks::Marks::new(cli.marks);
         match cli.load {
             Load::Echo { url, connections, in_flight, size, seconds, warmup } => {
                 let plan = echo::Plan {
@@ -87,7 +92,7 @@ fn main() {
                     warmup: Duration::from_secs_f64(warmup),
                     measured: Duration::from_secs_f64(seconds),
                 };
-                echo::run(&url, plan).await
+                echo::run(&url, plan, marks).await
             }
             Load::Fanout { url, subscribers, messages, repeat, size, timeout } => {
                 let plan = fanout::Plan {
@@ -97,7 +102,7 @@ fn main() {
                     size,
                     timeout: Duration::from_secs_f64(timeout),
                 };
-                fanout::run(&url, plan).await
+                fanout::run(&url, plan, marks).await
             }
             Load::Hold { url, connections, concurrency, timeout } => {
                 hold::run(&url, connections, concurrency, Duration::from_secs_f64(timeout)).await
