@@ -1,12 +1,15 @@
 //! The crossing between the network side (tokio threads) and the interpreter side (the one
 //! thread that runs the asyncio loop).
 //!
-//! Inbound, network threads append events to one shared vector and ring an eventfd only when
-//! the vector goes from empty to non-empty; the loop thread takes the whole vector in a single
-//! swap. Many messages therefore cost one wake-up, and no tokio thread ever touches the GIL.
+//! Inbound, network tasks append events to one shared vector and wake the loop thread only
+//! when the vector goes from empty to non-empty; the loop thread takes the whole vector in a
+//! single swap. Many messages therefore cost one wake-up, and no tokio thread ever touches the
+//! GIL. With two threads the wake-up is an eventfd the asyncio loop watches; with one thread
+//! (the loop thread runs the network side itself) it is a notification inside the runtime.
 //!
 //! Outbound, the interpreter side calls a connection's [`Peer`], which the network side
-//! implements with its own bounded queue; nothing crosses back through this module.
+//! implements with its own bounded queue; nothing crosses back through this module (wakes of
+//! network tasks go through [`crate::wake`]).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -92,18 +95,36 @@ pub trait Peer: Send + Sync {
     fn close(&self, code: u16, reason: &str, last: Vec<Frame>);
 }
 
-/// The shared event vector and its doorbell.
+/// The shared event vector and how the loop thread learns of it.
 pub struct Bridge {
     pending: Mutex<Vec<Event>>,
-    /// True from the moment the doorbell is rung until the loop thread starts draining: while
-    /// it is set, producers append without a system call.
+    /// True from the moment the loop thread is woken until it starts draining: while it is
+    /// set, producers append without waking it again.
     rung: AtomicBool,
-    doorbell: Doorbell,
+    wakeup: Wakeup,
+}
+
+enum Wakeup {
+    /// Two threads: an eventfd the asyncio loop watches (`loop.add_reader`).
+    Doorbell(Doorbell),
+    /// One thread: the loop thread, running the network side, waits on this between turns; a
+    /// notification from a task of the same runtime costs no system call.
+    Notify(tokio::sync::Notify),
 }
 
 impl Bridge {
+    /// For an asyncio loop on a thread of its own, woken through an eventfd.
     pub fn new() -> io::Result<Self> {
-        Ok(Self { pending: Mutex::new(Vec::new()), rung: AtomicBool::new(false), doorbell: Doorbell::new()? })
+        Ok(Self::with(Wakeup::Doorbell(Doorbell::new()?)))
+    }
+
+    /// For a loop thread that runs the network side itself.
+    pub fn for_one_thread() -> Self {
+        Self::with(Wakeup::Notify(tokio::sync::Notify::new()))
+    }
+
+    fn with(wakeup: Wakeup) -> Self {
+        Self { pending: Mutex::new(Vec::new()), rung: AtomicBool::new(false), wakeup }
     }
 
     pub fn push(&self, event: Event) {
@@ -122,20 +143,43 @@ impl Bridge {
 
     fn ring(&self) {
         if !self.rung.swap(true, Ordering::SeqCst) {
-            self.doorbell.ring();
+            match &self.wakeup {
+                Wakeup::Doorbell(doorbell) => doorbell.ring(),
+                Wakeup::Notify(notify) => notify.notify_one(),
+            }
+        }
+    }
+
+    /// Whether events are waiting.
+    pub fn has_events(&self) -> bool {
+        self.rung.load(Ordering::SeqCst)
+    }
+
+    /// Returns once events are waiting (one-thread mode; with a doorbell, never).
+    pub(crate) async fn until_events(&self) {
+        let Wakeup::Notify(notify) = &self.wakeup else { return std::future::pending().await };
+        // A notification left from a batch already taken only costs one more look.
+        while !self.has_events() {
+            notify.notified().await;
         }
     }
 
     /// Takes every pending event. Resets the doorbell first, then the flag, so a producer that
     /// appends after the swap always rings again.
     pub fn take(&self, into: &mut Vec<Event>) {
-        self.doorbell.reset();
+        if let Wakeup::Doorbell(doorbell) = &self.wakeup {
+            doorbell.reset();
+        }
         self.rung.store(false, Ordering::SeqCst);
         std::mem::swap(&mut *lock(&self.pending), into);
     }
 
-    pub(crate) fn fileno(&self) -> RawFd {
-        self.doorbell.fd.as_raw_fd()
+    /// The eventfd the asyncio loop watches, with two threads.
+    pub(crate) fn fileno(&self) -> Option<RawFd> {
+        match &self.wakeup {
+            Wakeup::Doorbell(doorbell) => Some(doorbell.fd.as_raw_fd()),
+            Wakeup::Notify(_) => None,
+        }
     }
 }
 
@@ -193,14 +237,14 @@ mod tests {
     #[test]
     fn many_pushes_ring_the_doorbell_once_and_drain_in_order() {
         let bridge = Bridge::new().unwrap();
-        assert!(!readable(bridge.fileno()));
+        assert!(!readable(bridge.fileno().unwrap()));
         for key in 0..100 {
             bridge.push(text(key));
         }
-        assert!(readable(bridge.fileno()));
+        assert!(readable(bridge.fileno().unwrap()));
         let mut batch = Vec::new();
         bridge.take(&mut batch);
-        assert!(!readable(bridge.fileno()), "taking the batch resets the doorbell");
+        assert!(!readable(bridge.fileno().unwrap()), "taking the batch resets the doorbell");
         let keys: Vec<ConnKey> = batch
             .iter()
             .map(|event| match event {
@@ -218,7 +262,7 @@ mod tests {
         let mut batch = Vec::new();
         bridge.take(&mut batch);
         bridge.push(text(2));
-        assert!(readable(bridge.fileno()));
+        assert!(readable(bridge.fileno().unwrap()));
         batch.clear();
         bridge.take(&mut batch);
         assert_eq!(batch.len(), 1);

@@ -11,18 +11,32 @@ use pyo3::types::{PyCFunction, PyTuple};
 
 use crate::bridge::Bridge;
 use crate::interpreter::{LoadedApp, StartupError};
-use crate::native::{self, Dispatcher, format_exception, log_python_error};
+use crate::native::{self, Dispatcher, Driver, format_exception, log_python_error};
 
 /// The running loop thread.
 pub struct PythonLoop {
     finished: mpsc::Receiver<()>,
 }
 
+/// Where the network side runs.
+pub enum Network {
+    /// On tokio threads of its own; the loop thread is woken through the bridge's eventfd.
+    OwnThreads,
+    /// On the loop thread, between Python's turns, on this current-thread runtime (with a
+    /// standby thread for when Python keeps the loop busy).
+    LoopThread(Arc<tokio::runtime::Runtime>),
+}
+
 impl LoadedApp {
     /// Starts the loop thread and returns once the startup handlers have run and the loop is
     /// serving events from `bridge`. With `slow_callback`, a watchdog reports any callback
     /// that keeps the loop busy longer than that.
-    pub fn start(self, bridge: Arc<Bridge>, slow_callback: Option<Duration>) -> Result<PythonLoop, StartupError> {
+    pub fn start(
+        self,
+        bridge: Arc<Bridge>,
+        network: Network,
+        slow_callback: Option<Duration>,
+    ) -> Result<PythonLoop, StartupError> {
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<(), StartupError>>(1);
         let (finished_tx, finished) = mpsc::sync_channel(1);
         let runtime = self.runtime;
@@ -35,7 +49,7 @@ impl LoadedApp {
                         .name("loop-watchdog".into())
                         .spawn(move || watch(&runtime, threshold, &stop));
                 }
-                run(py, &runtime, bridge, &ready_tx);
+                run(py, &runtime, bridge, network, &ready_tx);
                 stop.store(true, Ordering::Release);
             });
             let _ = finished_tx.send(());
@@ -51,7 +65,13 @@ impl LoadedApp {
     }
 }
 
-fn run(py: Python<'_>, runtime: &Py<PyAny>, bridge: Arc<Bridge>, ready: &mpsc::SyncSender<Result<(), StartupError>>) {
+fn run(
+    py: Python<'_>,
+    runtime: &Py<PyAny>,
+    bridge: Arc<Bridge>,
+    network: Network,
+    ready: &mpsc::SyncSender<Result<(), StartupError>>,
+) {
     let startup_ready = ready.clone();
     let report = move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, pyo3::types::PyDict>>| -> PyResult<()> {
         let failure: Option<(String, String)> = args.get_item(0)?.extract()?;
@@ -63,8 +83,12 @@ fn run(py: Python<'_>, runtime: &Py<PyAny>, bridge: Arc<Bridge>, ready: &mpsc::S
         Ok(())
     };
     let outcome = PyCFunction::new_closure(py, None, None, report).and_then(|report| {
-        let dispatcher = Py::new(py, Dispatcher::new(bridge))?;
-        runtime.call_method1(py, "run", (dispatcher, report))
+        let dispatcher = Py::new(py, Dispatcher::new(bridge.clone()))?;
+        let driver = match network {
+            Network::OwnThreads => None,
+            Network::LoopThread(tokio) => Some(Py::new(py, Driver::new(tokio, bridge, dispatcher.clone_ref(py))?)?),
+        };
+        runtime.call_method1(py, "run", (dispatcher, report, driver))
     });
     if let Err(err) = outcome {
         // Only reaches anyone if start-up was still waiting; otherwise it is logged.

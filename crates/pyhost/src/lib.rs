@@ -6,7 +6,8 @@ pub mod close_code;
 mod event_loop;
 mod interpreter;
 mod native;
+pub mod wake;
 
-pub use event_loop::PythonLoop;
+pub use event_loop::{Network, PythonLoop};
 pub use interpreter::{LoadedApp, Settings, StartupError, load};
 pub use native::{live_connections, live_connections_changed};

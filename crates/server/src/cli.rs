@@ -33,10 +33,12 @@ pub struct Cli {
     #[arg(long, value_enum, env = "ROBYN_LOG_LEVEL", default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
 
-    /// Threads doing network I/O. [default: number of CPUs - 1, at least 1; the Python
-    /// handlers have a thread of their own]
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
+    /// Threads doing network I/O. 0 runs the network side on the Python loop thread itself,
+    /// between Python's turns: no thread switch per message (a standby thread takes over while
+    /// a callback keeps Python busy). N gives it N threads of its own, beside the loop thread.
+    /// [default: number of CPUs - 1, at least 1]
+    #[arg(long, value_name = "N", visible_alias = "workers", env = "ROBYN_IO_THREADS")]
+    pub io_threads: Option<usize>,
 
     /// Largest message (and frame) a client may send, in bytes (suffixes K, M, KiB, MiB
     /// accepted); a bigger one is answered with Close 1009.

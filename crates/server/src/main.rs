@@ -32,7 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use clap::Parser;
 use pyhost::bridge::Bridge;
-use pyhost::{LoadedApp, Settings, StartupError};
+use pyhost::{LoadedApp, Network, Settings, StartupError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -76,19 +76,23 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
 
     let host = cli.host.clone().or_else(|| app.start_host.clone()).unwrap_or_else(|| "127.0.0.1".into());
     let port = cli.port.or(app.start_port).unwrap_or(8080);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.workers.unwrap_or_else(default_workers).max(1))
-        .thread_name("robyn-ws-io")
-        .enable_all()
-        .build()
-        .map_err(|error| failure(format!("cannot start the I/O threads: {error}")))?;
+    let io_threads = cli.io_threads.unwrap_or_else(default_io_threads);
+    let runtime = Arc::new(
+        network_runtime(io_threads).map_err(|error| failure(format!("cannot start the network side: {error}")))?,
+    );
     let listener = runtime
         .block_on(TcpListener::bind((host.as_str(), port)))
         .map_err(|error| bind_failure(&host, port, &error))?;
     let address =
         listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
 
-    let bridge = Arc::new(Bridge::new().map_err(|error| failure(format!("cannot create the event bridge: {error}")))?);
+    let (bridge, network) = if io_threads == 0 {
+        (Bridge::for_one_thread(), Network::LoopThread(runtime.clone()))
+    } else {
+        let bridge = Bridge::new().map_err(|error| failure(format!("cannot create the event bridge: {error}")))?;
+        (bridge, Network::OwnThreads)
+    };
+    let bridge = Arc::new(bridge);
     let keepalive = (cli.ping_interval > 0.0).then(|| Keepalive {
         interval: Duration::from_secs_f64(cli.ping_interval),
         timeout: Duration::from_secs_f64(cli.ping_timeout),
@@ -102,33 +106,73 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
         keepalive,
         allowed_origins: cli.allowed_origins.clone(),
     };
-    let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
-    let python = app.start(bridge.clone(), slow_callback)?;
-    let state = Arc::new(ServerState::new(routes, bridge, limits, deflate::pool(), cli.stats_path.clone()));
-    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
     let signals = {
         let _runtime = runtime.enter();
         shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
     };
+    let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
+    let python = app.start(bridge.clone(), network, slow_callback)?;
+    let state = Arc::new(ServerState::new(routes, bridge, limits, deflate::pool(), cli.stats_path.clone()));
+    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
     tracing::info!("serving {} on ws://{address}", cli.app);
 
-    let grace = Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10));
-    runtime.block_on(async {
-        let stop = CancellationToken::new();
-        let handshake_timeout = Duration::from_secs_f64(cli.handshake_timeout);
-        let accepting = tokio::spawn(listener::accept_until(listener, router, handshake_timeout, stop.clone()));
-        signals.received().await;
-        stop.cancel();
-        let _ = accepting.await;
-        tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
-        shutdown::close_all(&state, grace).await;
-    });
+    let serving = serve(
+        listener,
+        router,
+        Duration::from_secs_f64(cli.handshake_timeout),
+        signals,
+        state,
+        Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10)),
+    );
+    if io_threads == 0 {
+        // The loop thread (or its standby) runs the network side: wait for it to have shut down.
+        let (done, shut_down) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            serving.await;
+            let _ = done.send(());
+        });
+        let _ = shut_down.recv();
+    } else {
+        runtime.block_on(serving);
+    }
     if !python.wait(PYTHON_STOP_TIMEOUT) {
         tracing::warn!(
             "the Python loop did not stop within {PYTHON_STOP_TIMEOUT:?} (is a handler blocking it?): exiting anyway"
         );
     }
     Ok(())
+}
+
+/// Accepts until SIGINT or SIGTERM, then closes every connection and stops the interpreter
+/// side (see `shutdown`).
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    handshake_timeout: Duration,
+    signals: shutdown::Signals,
+    state: Arc<ServerState>,
+    grace: Duration,
+) {
+    let stop = CancellationToken::new();
+    let accepting = tokio::spawn(listener::accept_until(listener, router, handshake_timeout, stop.clone()));
+    signals.received().await;
+    stop.cancel();
+    let _ = accepting.await;
+    tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
+    shutdown::close_all(&state, grace).await;
+}
+
+/// The runtime the network side runs on: with `io_threads` of its own, or (0) a current-thread
+/// runtime that the Python loop thread runs between its turns.
+fn network_runtime(io_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if io_threads == 0 {
+        return tokio::runtime::Builder::new_current_thread().enable_all().build();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
+        .thread_name("robyn-ws-io")
+        .enable_all()
+        .build()
 }
 
 /// Every connection is a file descriptor: the default cap leaves a few for everything else
@@ -156,8 +200,8 @@ fn open_file_limit() -> usize {
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
-fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+fn default_io_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
 }
 
 fn announce(app: &LoadedApp, duplicates: &[String]) {

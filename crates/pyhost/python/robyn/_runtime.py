@@ -1,6 +1,8 @@
 """The asyncio side of the server: one event loop, on one thread, runs every connection's
-task. The server's Rust side wakes it through a file descriptor only when a batch of events
-is waiting; ``Dispatcher.drain`` then hands the whole batch out in one call."""
+task. With the network side on threads of its own, the server's Rust side wakes the loop
+through a file descriptor only when a batch of events is waiting, and ``Dispatcher.drain``
+hands the whole batch out in one call. With the network side on the loop thread, the loop's
+selector runs it (``Driver.run``) where asyncio would wait for I/O, and drains after each turn."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import WebSocketDisconnect
 
 if TYPE_CHECKING:
-    from robyn._native import Connection, Dispatcher
+    from robyn._native import Connection, Dispatcher, Driver
 
 _log = logging.getLogger("robyn.server")
 
@@ -43,15 +45,24 @@ class Runtime:
     def paths(self) -> list[str]:
         return [endpoint.path for endpoint in self.endpoints]
 
-    def run(self, dispatcher: Dispatcher, ready: Callable[[tuple[str, str] | None], None]) -> None:
+    def run(
+        self,
+        dispatcher: Dispatcher,
+        ready: Callable[[tuple[str, str] | None], None],
+        driver: Driver | None = None,
+    ) -> None:
         """Runs the startup handlers, reports through ``ready`` (``None``, or the traceback and
-        a one-line summary of the failure), then serves until the server sends Stop."""
-        loop = asyncio.SelectorEventLoop(_WatchedSelector())
+        a one-line summary of the failure), then serves until the server sends Stop. With a
+        ``driver``, the loop's selector runs the network side."""
+        selector = _WatchedSelector() if driver is None else _DrivenSelector(driver)
+        loop = asyncio.SelectorEventLoop(selector)
         asyncio.set_event_loop(loop)
         self._loop = loop
         self._loop_thread = threading.get_ident()
         dispatcher.configure(loop, WebSocketDisconnect, self._open, self._stop)
-        loop.add_reader(dispatcher.fileno(), dispatcher.drain)
+        doorbell = dispatcher.fileno()
+        if doorbell is not None:
+            loop.add_reader(doorbell, dispatcher.drain)
         try:
             loop.run_until_complete(_run_all(self.app.startup_handlers))
         except BaseException as error:
@@ -62,7 +73,8 @@ class Runtime:
         try:
             loop.run_forever()
         finally:
-            loop.remove_reader(dispatcher.fileno())
+            if doorbell is not None:
+                loop.remove_reader(doorbell)
             loop.close()
 
     @property
@@ -125,6 +137,30 @@ class _WatchedSelector(selectors.DefaultSelector):
             return super().select(timeout)
         finally:
             _native.loop_waiting(False)
+
+
+class _DrivenSelector(selectors.EpollSelector):
+    """asyncio's selector when the network side runs on the loop thread: waiting for I/O runs
+    it (with the GIL released) until there are events for Python, one of asyncio's own
+    descriptors is ready, or the timeout passes. asyncio's descriptors are only looked at when
+    the network side's reactor saw this selector become ready."""
+
+    def __init__(self, driver: Driver) -> None:
+        super().__init__()
+        self._driver = driver
+        # asyncio looked last time and found nothing ready.
+        self._idle = False
+        driver.watch(self.fileno())
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._driver.run(timeout, self._idle)
+        events = super().select(0) if ready else []
+        self._idle = ready and not events
+        return events
+
+    def close(self) -> None:
+        self._driver.unwatch()
+        super().close()
 
 
 def _serving(frame: FrameType) -> str | None:

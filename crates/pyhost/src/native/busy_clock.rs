@@ -16,7 +16,7 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// How long the event loop has been running callbacks without waiting for I/O, and a token
 /// that stays the same for one busy stretch; None while it waits.
 pub fn busy() -> Option<(Duration, u64)> {
-    let since = BUSY_SINCE.load(Ordering::Acquire);
+    let since = BUSY_SINCE.load(Ordering::SeqCst);
     (since != 0).then(|| (EPOCH.elapsed().saturating_sub(Duration::from_nanos(since - 1)), since))
 }
 
@@ -24,7 +24,8 @@ pub fn busy() -> Option<(Duration, u64)> {
 #[pyfunction]
 pub fn loop_waiting(waiting: bool) {
     let value = if waiting { 0 } else { u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1 };
-    BUSY_SINCE.store(value, Ordering::Release);
+    // Sequentially consistent: the one-thread mode's standby driver pairs it with its own flag.
+    BUSY_SINCE.store(value, Ordering::SeqCst);
 }
 
 #[cfg(test)]

@@ -109,14 +109,15 @@ impl Dispatcher {
         hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop })
     }
 
-    /// The descriptor the loop watches: readable while events are waiting.
-    fn fileno(&self) -> i32 {
+    /// The descriptor the loop watches, readable while events are waiting; None when the
+    /// loop thread runs the network side itself (and drains after each turn).
+    fn fileno(&self) -> Option<i32> {
         self.bridge.fileno()
     }
 
     /// Hands every waiting event to its connection. One failing event is logged and the
     /// others still go through: a message is never dropped because another one failed.
-    fn drain(&mut self, py: Python<'_>) {
+    pub(crate) fn drain(&mut self, py: Python<'_>) {
         let mut batch = std::mem::take(&mut self.batch);
         self.bridge.take(&mut batch);
         for event in batch.drain(..) {

@@ -5,14 +5,17 @@
 mod busy_clock;
 mod connection;
 mod dispatcher;
+mod driver;
 mod hooks;
 mod log;
 mod phase;
+mod standby;
 
 use pyo3::prelude::*;
 
 pub use busy_clock::busy;
 pub use dispatcher::{Dispatcher, live_connections, live_connections_changed};
+pub use driver::Driver;
 pub use log::{format_exception, log_python_error};
 
 /// Builds the `robyn._native` module object.
@@ -20,6 +23,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     let module = PyModule::new(py, "robyn._native")?;
     module.add_class::<connection::Connection>()?;
     module.add_class::<Dispatcher>()?;
+    module.add_class::<Driver>()?;
     module.add_function(wrap_pyfunction!(log::emit, &module)?)?;
     module.add_function(wrap_pyfunction!(live_connections, &module)?)?;
     module.add_function(wrap_pyfunction!(busy_clock::loop_waiting, &module)?)?;

@@ -79,6 +79,14 @@ impl Link {
         }
     }
 
+    /// Wakes the socket task (from the loop thread in one-thread mode: when it next runs the
+    /// network side; see `pyhost::wake`).
+    fn wake_task(&self) {
+        if let Some(waker) = self.waker.take() {
+            pyhost::wake::wake(waker);
+        }
+    }
+
     /// A message of `bytes` went to the handler's side.
     pub fn received(&self, bytes: usize) {
         self.unreceived.fetch_add(bytes, Ordering::AcqRel);
@@ -131,7 +139,7 @@ impl Link {
             outbox.frames.push_back(message);
         }
         drop(outbox);
-        self.waker.wake();
+        self.wake_task();
     }
 
     /// The server closes the connection on its own (shutdown grace period over, say); what
@@ -145,7 +153,7 @@ impl Link {
         outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: false });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
-        self.waker.wake();
+        self.wake_task();
     }
 
     /// The socket task has ended: later sends are refused.
@@ -180,7 +188,7 @@ impl Peer for Link {
         }
         outbox.frames.push_back(message(frame));
         drop(outbox);
-        self.waker.wake();
+        self.wake_task();
         Ok(())
     }
 
@@ -200,7 +208,7 @@ impl Peer for Link {
         let before = self.unreceived.fetch_sub(bytes, Ordering::AcqRel);
         if before >= self.receive_limit && before - bytes < self.receive_limit {
             // The socket task paused reading; it can go on.
-            self.waker.wake();
+            self.wake_task();
         }
     }
 
@@ -213,7 +221,7 @@ impl Peer for Link {
         outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: true });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
-        self.waker.wake();
+        self.wake_task();
     }
 }
 
