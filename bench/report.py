@@ -138,7 +138,8 @@ def table(summary: Summary, scale: dict[str, Any]) -> str:
             value = summary[name].get(key)
             cell = figure(value, unit)
             if name != OURS and ours is not None and value and unit != "cores":
-                cell += f" ({ours / value:.2f}{TIMES})"
+                ratio = ours / value
+                cell += f" ({ratio:.2f}{TIMES})" if ratio >= 0.1 else f" ({ratio:.2g}{TIMES})"
             cells.append(cell)
         rows.append(f"| {label}{f' ({unit})' if unit else ''} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -177,7 +178,8 @@ def ceiling_table(ceiling: dict[str, dict[str, Any]], scale: dict[str, Any]) -> 
         reading = rate
         if measured["generator_cores"] < BOUND:
             reading = f"above {rate} (the server, on one core, set the pace)"
-        extrapolated = figure(measured["rate"] / measured["generator_cores"], unit)
+        cores = measured["generator_cores"]
+        extrapolated = figure(measured["rate"] / cores, unit) if cores else "n/a"
         label = label.replace("fan-out", f"fan-out to {scale['subscribers']:,}")
         rows.append(
             f"| {label} | {measured['server']} | {rate} {unit} | {measured['generator_cores']:.2f} | "

@@ -287,9 +287,10 @@ class Running:
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user and system, every thread, to the nanosecond) the processes have used,
-    read from each one's CPU-time clock, the clock clock_getcpuclockid(3) names: /proc's
-    tick counts are too coarse for a fan-out burst of a few tens of milliseconds."""
+    """CPU time (user and system, every thread) the processes have used, read from each one's
+    CPU-time clock, the clock clock_getcpuclockid(3) names: exact for a thread that has gone to
+    sleep, counted to the last scheduler tick (a few ms) for one still running, where /proc's
+    counts are in 10 ms ticks. That matters only for spans of a few ms (the smoke run's)."""
     total = 0.0
     for pid in pids:
         try:
@@ -304,6 +305,24 @@ def machine_busy_seconds() -> float:
     fields = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(most: float = 600.0) -> None:
+    """Waits, up to `most` seconds, until the rest of the machine has been nearly idle for a
+    second: work of another user of these two cores would skew the next server's figures
+    (the report's "other processes" rows show what was left)."""
+    deadline = time.monotonic() + most
+    said = False
+    while time.monotonic() < deadline:
+        before = machine_busy_seconds()
+        time.sleep(1)
+        busy = machine_busy_seconds() - before
+        if busy < 0.1:
+            return
+        if not said:
+            print(f"  waiting for the machine to quiet down (other processes use {busy:.2f} cores)", flush=True)
+            said = True
+    print(f"  the machine stayed busy for {most:.0f} s: measuring anyway", flush=True)
 
 
 @dataclass
@@ -476,7 +495,7 @@ def memory_round(peer: Peer, scale: Scale, most: bool) -> dict:
         server.stop()
 
 
-def generator_ceiling(chosen: list[Peer], rounds: dict[str, list[dict]], scale: Scale) -> dict:
+def generator_ceiling(chosen: list[Peer], rounds: dict[str, list[dict]], scale: Scale, quiet: bool) -> dict:
     """The generator's own ceiling, measured directly: each throughput load once more against
     the server that was fastest at it in this run, with the server's threads on one core and
     the generator alone on the other. A generator that then uses >= 0.9 of its core (it has one
@@ -493,6 +512,8 @@ def generator_ceiling(chosen: list[Peer], rounds: dict[str, list[dict]], scale: 
             continue
         fastest = max(rates, key=rates.__getitem__)
         print(f"generator's ceiling, {key}: against {fastest}, generator alone on core {cores[1]}", flush=True)
+        if quiet:
+            wait_for_quiet()
         server = Running(next(peer for peer in chosen if peer.name == fastest))
         try:
             server.pin({cores[0]})
@@ -543,12 +564,14 @@ def main() -> None:
         order = chosen[index % len(chosen) :] + chosen[: index % len(chosen)]
         for peer in order:
             print(f"round {index + 1}/{scale.rounds}: {peer.name}", flush=True)
+            if not options.smoke:
+                wait_for_quiet()
             # Holding many connections is a capacity check, measured in the first round only.
             result = throughput_round(peer, scale) | memory_round(peer, scale, most=index == 0)
             print(f"  {json.dumps(result)}", flush=True)
             rounds[peer.name].append(result)
 
-    ceiling = generator_ceiling(chosen, rounds, scale)
+    ceiling = generator_ceiling(chosen, rounds, scale, quiet=not options.smoke)
     settings = peer_settings()
     measured = report.results(
         asdict(scale), report.machine(), {peer.name: settings[peer.name] for peer in chosen}, rounds, ceiling

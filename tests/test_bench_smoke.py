@@ -14,13 +14,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "Starlette/granian", "socketify.py", "picows raw"]
 LOADS = ["echo", "echo_in_flight_10", "fanout"]
-FIGURES = [
-    *LOADS,
-    *(f"{load}_{figure}" for load in LOADS for figure in ("server_us_per_message", "server_cores", "generator_cores")),
-    "p50_us",
-    "p99_us",
-    "p50_us_two_cores",
-    "idle_kib_per_connection",
+FIGURES = [*LOADS, "p50_us", "p99_us", "p50_us_two_cores", "idle_kib_per_connection"]
+# CPU use over what each load measured. A smoke fan-out lasts a few ms, less than the
+# scheduler tick to which a running thread's CPU time is counted: these may be 0, never missing.
+CPU_FIGURES = [
+    f"{load}_{figure}" for load in LOADS for figure in ("server_us_per_message", "server_cores", "generator_cores")
 ]
 
 
@@ -40,6 +38,8 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
         medians = results["medians"][server]
         missing = [figure for figure in FIGURES if not medians.get(figure)]
         assert not missing, f"{server}: no figure for {missing}"
+        unmeasured = [figure for figure in CPU_FIGURES if medians.get(figure) is None]
+        assert not unmeasured, f"{server}: no CPU figure for {unmeasured}"
         assert medians["held"] == results["scale"]["held_connections"], f"{server} did not hold every connection"
     assert list(results["peers"]) == SERVERS, "the report must say how each server ran"
     assert set(results["generator_ceiling"]) == set(LOADS), "the generator's ceiling must be measured for every load"
