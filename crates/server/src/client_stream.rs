@@ -15,7 +15,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 /// How much one read can take beyond tungstenite's own buffer.
@@ -51,10 +51,26 @@ impl ClientStream {
 
     /// One `readv` into `buf` and the scratch buffer; what overflowed into the scratch
     /// buffer is kept in `ahead`. Returns the bytes that went into `buf`.
+    ///
+    /// A read that comes back short has emptied the socket: the readiness it was made on is
+    /// forgotten at once (as tokio's own reads do), so the next read waits for new data
+    /// instead of spending a system call on EAGAIN. Readiness that arrived during the read is
+    /// newer and stays.
     fn read_vectored(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         SCRATCH_BUFFER.with_borrow_mut(|scratch| {
             let mut slices = [IoSliceMut::new(buf), IoSliceMut::new(scratch)];
-            let read = self.tcp.try_read_vectored(&mut slices)?;
+            let room = slices[0].len() + slices[1].len();
+            let mut read = 0;
+            // `try_io` forgets the readiness it started from when its closure reports
+            // WouldBlock; a short read reports it, keeping the count here.
+            let outcome = self.tcp.try_io(Interest::READABLE, || {
+                read = self.tcp.try_read_vectored(&mut slices)?;
+                if read > 0 && read < room { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+            });
+            match outcome {
+                Err(error) if read == 0 => return Err(error),
+                _ => {}
+            }
             let direct = read.min(slices[0].len());
             self.ahead.extend_from_slice(&scratch[..read - direct]);
             Ok(direct)
