@@ -53,8 +53,8 @@ pub enum Inbound {
 pub struct Opening {
     /// Index of the endpoint in the app's list of WebSocket routes.
     pub endpoint: usize,
-    /// The connection's UUID4, as a string.
-    pub id: String,
+    /// The connection's UUID4 (its text is made when Python first asks for it).
+    pub id: u128,
     /// Decoded query parameters, in URL order, repeated keys kept.
     pub query: Vec<(String, String)>,
     pub peer: std::sync::Arc<dyn Peer>,

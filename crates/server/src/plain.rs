@@ -32,7 +32,7 @@ use crate::state::{ServerState, Slot};
 
 /// tungstenite's read buffer, which every connection keeps for its whole life: small, since
 /// each read of `ClientStream` also fills a per-thread scratch buffer beside it.
-const READ_BUFFER: usize = 512;
+const READ_BUFFER: usize = 128;
 
 /// Answers the handshake (already checked by `handshake::refusal`) and serves the connection
 /// once hyper hands over the upgraded stream.

@@ -43,7 +43,10 @@ impl Received {
 /// One connection, as the loop thread sees it.
 #[pyclass(module = "robyn._native")]
 pub struct Connection {
-    id: Py<PyString>,
+    id: u128,
+    /// `id` as text, made on first use: a connection whose handler never reads its id costs
+    /// no string.
+    id_text: Option<Py<PyString>>,
     query: Vec<(String, String)>,
     peer: Arc<dyn Peer>,
     inbox: VecDeque<Received>,
@@ -54,9 +57,10 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub(super) fn open(py: Python<'_>, opening: Opening) -> Self {
+    pub(super) fn open(opening: Opening) -> Self {
         Self {
-            id: PyString::new(py, &opening.id).unbind(),
+            id: opening.id,
+            id_text: None,
             query: opening.query,
             peer: opening.peer,
             inbox: VecDeque::new(),
@@ -216,8 +220,14 @@ const MAX_CLOSE_REASON: usize = 123;
 #[pymethods]
 impl Connection {
     #[getter]
-    fn id(&self, py: Python<'_>) -> Py<PyString> {
-        self.id.clone_ref(py)
+    fn id(&mut self, py: Python<'_>) -> Py<PyString> {
+        let uuid = uuid::Uuid::from_u128(self.id);
+        self.id_text
+            .get_or_insert_with(|| {
+                let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                PyString::new(py, uuid.hyphenated().encode_lower(&mut text)).unbind()
+            })
+            .clone_ref(py)
     }
 
     #[getter]

@@ -50,7 +50,7 @@ impl Dispatcher {
         match event {
             Event::Conn(key, Inbound::Open(opening)) => {
                 let endpoint = opening.endpoint;
-                let mut opened = Connection::open(py, *opening);
+                let mut opened = Connection::open(*opening);
                 if self.shutting_down {
                     // Its handshake finished just as shutdown began.
                     opened.going_away(py);

@@ -44,7 +44,7 @@ pub async fn serve(
     let limits = &state.limits;
     let link = Arc::new(Link::new(key, endpoint, state.registry.clone(), limits.send_queue, limits.receive_buffer));
     state.registry.insert(&link);
-    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().to_string(), query, peer: link.clone() };
+    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().as_u128(), query, peer: link.clone() };
     state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
 
     let mut driver = Driver {
@@ -69,7 +69,7 @@ struct Driver<S> {
     keepalive: Option<Watch>,
     /// Frames taken from the link, not yet handed to the socket.
     outgoing: VecDeque<Message>,
-    /// Events for the bridge, pushed together at the end of each poll.
+    /// Events for the bridge, pushed together at the end of each poll (unallocated between).
     events: Vec<Event>,
     lifecycle: Lifecycle,
     /// Runs from the moment the server decides to close, or the client did.
@@ -112,7 +112,10 @@ impl<S: Socket> Driver<S> {
         if self.poll_close_timer(cx).is_ready() {
             self.happen(Happening::TimedOut);
         }
-        self.state.bridge.push_all(&mut self.events);
+        if !self.events.is_empty() {
+            // The vector goes with its events: an idle connection keeps no buffer for them.
+            self.state.bridge.push_all(&mut std::mem::take(&mut self.events));
+        }
         if *self.lifecycle.phase() == Phase::Ended { Poll::Ready(()) } else { Poll::Pending }
     }
 
