@@ -128,8 +128,24 @@ class Server:
             self.process.wait()
 
 
+# Every server the suite starts runs in each place the network side can run (`--io-threads`):
+# on the Python loop thread itself (0), and on a thread of its own beside it (1). The whole
+# suite runs once per mode; a test that passes `--io-threads` itself keeps its own.
+IO_MODES = {"one-thread": "0", "io-thread": "1"}
+
+
+@pytest.fixture(scope="session", params=list(IO_MODES))
+def io_threads(request: pytest.FixtureRequest) -> str:
+    """The `--io-threads` value of this run of the suite."""
+    return IO_MODES[request.param]
+
+
+def with_io_threads(args: list[str], io_threads: str) -> list[str]:
+    return args if "--io-threads" in args else [*args, "--io-threads", io_threads]
+
+
 @pytest.fixture
-def start_server(binary: Path) -> Iterator[Callable[..., Server]]:
+def start_server(binary: Path, io_threads: str) -> Iterator[Callable[..., Server]]:
     """start_server("app_module", "--flag", ..., env={...}, ready=True) -> Server"""
     servers: list[Server] = []
 
@@ -147,7 +163,7 @@ def start_server(binary: Path) -> Iterator[Callable[..., Server]]:
             args += ["--host", "127.0.0.1"]
         if loopback and "--port" not in flags:
             args += ["--port", "0"]
-        server = Server(binary, args, env, cwd)
+        server = Server(binary, with_io_threads(args, io_threads), env, cwd)
         servers.append(server)
         return server.started() if ready else server
 
@@ -158,9 +174,9 @@ def start_server(binary: Path) -> Iterator[Callable[..., Server]]:
 
 
 @pytest.fixture(scope="module")
-def module_server(binary: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
+def module_server(binary: Path, io_threads: str, request: pytest.FixtureRequest) -> Iterator[Server]:
     """One server for a whole test module, on the app named by the module's `APP`."""
-    args = ["--app", request.module.APP, "--host", "127.0.0.1", "--port", "0"]
+    args = ["--app", request.module.APP, "--host", "127.0.0.1", "--port", "0", "--io-threads", io_threads]
     server = Server(binary, args, None, APPS).started()
     yield server
     assert server.stop() == 0, server.output

@@ -124,9 +124,9 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(binary: Path, mode: str) -> Iterator[Server]:
+def server(binary: Path, mode: str, io_threads: str) -> Iterator[Server]:
     """One server per mode for the module; it must exit 0 on SIGTERM at the end."""
-    args = ["--app", APP, "--host", "127.0.0.1", "--port", "0", *SERVER_FLAGS[mode]]
+    args = ["--app", APP, "--host", "127.0.0.1", "--port", "0", "--io-threads", io_threads, *SERVER_FLAGS[mode]]
     server = Server(binary, args, None, APPS).started()
     yield server
     assert server.stop() == 0, server.output

@@ -127,13 +127,13 @@ def test_help_documents_every_flag(binary):
         "--host",
         "--port",
         "--log-level",
-        "--workers",
+        "--io-threads",
         "--max-message-size",
         "--send-queue",
         "--shutdown-timeout",
     ):
         assert flag in result.stdout
-    for variable in ("ROBYN_HOST", "ROBYN_PORT"):
+    for variable in ("ROBYN_HOST", "ROBYN_PORT", "ROBYN_IO_THREADS"):
         assert variable in result.stdout
 
 

@@ -36,7 +36,7 @@ pub struct Cli {
     /// Threads doing network I/O. 0 runs the network side on the Python loop thread itself,
     /// between Python's turns: no thread switch per message (a standby thread takes over while
     /// a callback keeps Python busy). N gives it N threads of its own, beside the loop thread.
-    /// [default: number of CPUs - 1, at least 1]
+    /// [default: 0]
     #[arg(long, value_name = "N", visible_alias = "workers", env = "ROBYN_IO_THREADS")]
     pub io_threads: Option<usize>,
 

@@ -200,8 +200,11 @@ fn open_file_limit() -> usize {
     usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
+/// The network side on the loop thread: measured faster for one message in and one out, as
+/// fast for fan-out, on this project's 2-core machines (ARCHITECTURE.md); more cores are more
+/// processes.
 fn default_io_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1)).max(1)
+    0
 }
 
 fn announce(app: &LoadedApp, duplicates: &[String]) {
