@@ -137,8 +137,7 @@ def peer_settings() -> dict[str, str]:
     granian_loop = next(name for name in ("rloop", "uvloop", "asyncio") if importlib.util.find_spec(name))
     uvloop = f"uvloop {version('uvloop')}"
     return {
-        OURS: "its defaults (network I/O threads: CPUs - 1, at least 1; the Python handlers on a thread of "
-        "their own) but `--log-level warn`",
+        OURS: f"its defaults ({our_defaults()}) but `--log-level warn`",
         "Robyn 0.88.0": "`python robyn_app.py --log-level WARN` (its production log level, as its startup line "
         "advises), `app.start()` at its defaults: 1 process, 1 worker (its `--fast` would start "
         f"{2 * (os.cpu_count() or 1) + 1} processes here, and a broadcast would then reach only the clients of "
@@ -155,6 +154,17 @@ def peer_settings() -> dict[str, str]:
         "every connection subscribes to on open)",
         "picows raw": f"picows {version('picows')} on {uvloop}: one `WSListener` per endpoint, no framework",
     }
+
+
+def our_defaults() -> str:
+    """Where our server runs its network side by default, as its --help says."""
+    help_text = subprocess.run([str(SERVER), "--help"], capture_output=True, text=True, check=True).stdout
+    for line in help_text.splitlines():
+        if line.strip().startswith("--io-threads"):
+            default = line.split("[default: ", 1)[1].split("]", 1)[0] if "[default: " in line else "?"
+            where = "on the Python loop thread" if default == "0" else f"on {default} thread(s) of its own"
+            return f"`--io-threads {default}`: the network side {where}"
+    return "see `robyn-ws-server --help`"
 
 
 # --- setting up ------------------------------------------------------------------------
