@@ -60,7 +60,11 @@ async def test_receive_json_decodes_text_or_binary_and_keeps_the_connection_on_b
         ("json", '{"a":[1,2.5,null,true],"é":"ü"}'),
         ("text-with-bytes", "TypeError: send_text() takes a str, got bytes"),
         ("bytes-with-text", "TypeError: send_bytes() takes bytes, bytearray or memoryview, got str"),
-        ("json-unserialisable", "TypeError: Object of type object is not JSON serializable"),
+        (
+            "json-unserialisable",
+            "TypeError: send_json() cannot send an object at the value['when']: "
+            "Object of type object is not JSON serializable",
+        ),
         ("broadcast-int", "TypeError: broadcast() takes str or bytes, got int"),
     ],
 )

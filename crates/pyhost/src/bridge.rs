@@ -49,15 +49,61 @@ pub enum Inbound {
     },
 }
 
-/// A connection whose handshake has completed on an endpoint.
+/// A connection that asked for an endpoint: its handshake is complete, or (when `decides`) it
+/// waits for the interpreter side's [`Peer::decide`].
 pub struct Opening {
     /// Index of the endpoint in the app's list of WebSocket routes.
     pub endpoint: usize,
     /// The connection's UUID4 (its text is made when Python first asks for it).
     pub id: u128,
-    /// Decoded query parameters, in URL order, repeated keys kept.
-    pub query: Vec<(String, String)>,
+    pub request: Box<Request>,
+    /// The app decides before the upgrade (it runs `on_connect` first): the handshake waits
+    /// for [`Peer::decide`].
+    pub decides: bool,
     pub peer: std::sync::Arc<dyn Peer>,
+}
+
+/// What the client's opening handshake said, as the handler's `websocket` shows it. Kept
+/// compact: an idle connection holds it for its whole life.
+#[derive(Debug)]
+pub struct Request {
+    pub path: String,
+    /// The query string as sent, without the `?`.
+    pub query: String,
+    /// The route's parameters (`/user/:id`), percent-decoded, in pattern order.
+    pub path_params: Vec<(String, String)>,
+    /// Every header line, `name: value` (names lower-case) one after another, `\n` between.
+    pub headers: String,
+    /// The client's address: the peer's, or through `--proxy-headers` the one a trusted
+    /// proxy names.
+    pub client: std::net::SocketAddr,
+    /// `ws` or `wss` (behind a trusted proxy that terminated TLS).
+    pub scheme: &'static str,
+    /// The subprotocol chosen from the client's offers, if any.
+    pub subprotocol: Option<String>,
+}
+
+impl Request {
+    /// The header lines as (name, value) pairs, in order.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.split('\n').filter_map(|line| line.split_once(": "))
+    }
+}
+
+/// The app's answer to a handshake it decides on.
+#[derive(Debug)]
+pub enum Decision {
+    /// Upgrade: the 101 response, then what the app queued.
+    Accept,
+    /// Answer the handshake with this HTTP response instead; the handler never runs.
+    Refuse(Refusal),
+}
+
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
 }
 
 /// A message the interpreter side wants delivered.
@@ -80,19 +126,41 @@ pub enum SendError {
 pub trait Peer: Send + Sync {
     /// Queue one frame for this connection; a refused frame is handed back.
     fn send(&self, frame: Frame) -> Result<(), (SendError, Frame)>;
-    /// Queue one frame for every joined connection on this endpoint, this one included.
-    fn broadcast(&self, frame: Frame);
+    /// Queue one frame for every joined connection of this endpoint, or of one of its rooms;
+    /// this one included unless `exclude_self`.
+    fn broadcast(&self, frame: Frame, room: Option<&str>, exclude_self: bool);
     /// Broadcasts reach this connection from now on (its greeting has been queued).
     fn join(&self);
-    /// Broadcasts no longer reach this connection.
+    /// Broadcasts no longer reach this connection, nor do its rooms' broadcasts.
     fn leave(&self);
+    /// Adds the connection to a room of its endpoint (it stays until it leaves or ends).
+    fn join_room(&self, room: &str);
+    fn leave_room(&self, room: &str);
+    /// The rooms this connection is in.
+    fn rooms(&self) -> Vec<String>;
+    /// The app's answer to a handshake it decides on (`Opening::decides`); ignored once the
+    /// connection is upgraded or gone.
+    fn decide(&self, decision: Decision);
     /// The handler has taken (or the connection dropped) `bytes` of received messages; the
     /// network side reads from the client again once enough is taken.
     fn consumed(&self, bytes: usize);
     /// Queue `last` whatever the queue's capacity (the farewell, and any sends that were
-    /// still waiting for room), then the Close frame, then end the connection. The last call
-    /// the interpreter side makes for a connection.
+    /// still waiting for room), then the Close frame, then end the connection (upgrading it
+    /// first if the handshake still waits for a decision). The last call the interpreter side
+    /// makes for a connection.
     fn close(&self, code: u16, reason: &str, last: Vec<Frame>);
+}
+
+/// The network side as a whole, as the app reaches it from any coroutine (not only a
+/// connection's handler). With a broker between servers (scale-out), these go through it.
+pub trait Hub: Send + Sync {
+    /// Queues a frame for the open connection with this id; false when there is none (or its
+    /// queue is full, which closes it as a slow consumer).
+    fn send_to(&self, id: u128, frame: Frame) -> bool;
+    /// Queues a frame for every joined connection of an endpoint, or of one of its rooms.
+    fn broadcast(&self, endpoint: usize, room: Option<&str>, frame: Frame);
+    /// The ids of an endpoint's open connections.
+    fn connections(&self, endpoint: usize) -> Vec<u128>;
 }
 
 /// The shared event vector and how the loop thread learns of it.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyTuple};
 
-use crate::bridge::Bridge;
+use crate::bridge::{Bridge, Hub};
 use crate::interpreter::{LoadedApp, StartupError};
 use crate::native::{self, Dispatcher, Driver, format_exception, log_python_error};
 
@@ -34,6 +34,7 @@ impl LoadedApp {
     pub fn start(
         self,
         bridge: Arc<Bridge>,
+        hub: Arc<dyn Hub>,
         network: Network,
         slow_callback: Option<Duration>,
     ) -> Result<PythonLoop, StartupError> {
@@ -49,7 +50,7 @@ impl LoadedApp {
                         .name("loop-watchdog".into())
                         .spawn(move || watch(&runtime, threshold, &stop));
                 }
-                run(py, &runtime, bridge, network, &ready_tx);
+                run(py, &runtime, bridge, hub, network, &ready_tx);
                 stop.store(true, Ordering::Release);
             });
             let _ = finished_tx.send(());
@@ -69,6 +70,7 @@ fn run(
     py: Python<'_>,
     runtime: &Py<PyAny>,
     bridge: Arc<Bridge>,
+    hub: Arc<dyn Hub>,
     network: Network,
     ready: &mpsc::SyncSender<Result<(), StartupError>>,
 ) {
@@ -83,7 +85,7 @@ fn run(
         Ok(())
     };
     let outcome = PyCFunction::new_closure(py, None, None, report).and_then(|report| {
-        let dispatcher = Py::new(py, Dispatcher::new(bridge.clone()))?;
+        let dispatcher = Py::new(py, Dispatcher::new(bridge.clone(), hub))?;
         let driver = match network {
             Network::OwnThreads => None,
             Network::LoopThread(tokio) => Some(Py::new(py, Driver::new(tokio, bridge, dispatcher.clone_ref(py))?)?),

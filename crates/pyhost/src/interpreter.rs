@@ -53,10 +53,23 @@ impl StartupError {
     }
 }
 
+/// One `@app.websocket(...)` route, as the network side serves it.
+#[derive(Debug, Clone)]
+pub struct EndpointSpec {
+    /// Robyn's pattern: `/chat`, `/user/:id`, `/files/*rest`.
+    pub path: String,
+    /// The subprotocols it speaks, in its order of preference.
+    pub subprotocols: Vec<String>,
+    /// It has `on_connect`, which runs before the handshake is answered.
+    pub decides: bool,
+}
+
 /// The user's app, imported, with what the network side needs to know about it.
 pub struct LoadedApp {
     /// The WebSocket routes; an event's endpoint index points into this list.
-    pub paths: Vec<String>,
+    pub endpoints: Vec<EndpointSpec>,
+    /// The app's HTTP routes (method, Robyn pattern), which this server does not serve.
+    pub http_routes: Vec<(String, String)>,
     /// Where `app.start(host=..., port=...)` asked to listen, if it was called.
     pub start_host: Option<String>,
     pub start_port: Option<u16>,
@@ -182,8 +195,13 @@ fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: &PyErr) -> Star
 
 fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
     let app = runtime.getattr("app")?;
+    let endpoints: Vec<(String, Vec<String>, bool)> = runtime.call_method0("routes")?.extract()?;
     Ok(LoadedApp {
-        paths: runtime.call_method0("paths")?.extract()?,
+        endpoints: endpoints
+            .into_iter()
+            .map(|(path, subprotocols, decides)| EndpointSpec { path, subprotocols, decides })
+            .collect(),
+        http_routes: app.getattr("http_routes")?.extract()?,
         start_host: app.getattr("start_host")?.extract()?,
         start_port: app.getattr("start_port")?.extract()?,
         unserved: app.getattr("unserved")?.extract()?,

@@ -29,9 +29,24 @@ pub struct Cli {
     #[arg(long, env = "ROBYN_PORT")]
     pub port: Option<u16>,
 
-    /// Least severe log messages shown, for the server and for Python's `logging`.
-    #[arg(long, value_enum, env = "ROBYN_LOG_LEVEL", default_value_t = LogLevel::Info)]
+    /// Least severe log messages shown, for the server and for Python's `logging` (any case).
+    #[arg(long, value_enum, ignore_case = true, env = "ROBYN_LOG_LEVEL", default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
+
+    /// Log one line per connection when it ends (client, path, subprotocol, close code,
+    /// duration, messages in and out) at info; without it, at debug.
+    #[arg(long)]
+    pub access_log: bool,
+
+    /// Take the client's address (and ws/wss) from `Forwarded` or `X-Forwarded-For` /
+    /// `X-Forwarded-Proto`, when the peer is one of --forwarded-allow-ips.
+    #[arg(long)]
+    pub proxy_headers: bool,
+
+    /// Proxies whose forwarding headers are believed: addresses and networks, comma-separated,
+    /// or * for any.
+    #[arg(long, value_name = "IPS", env = "FORWARDED_ALLOW_IPS", default_value = "127.0.0.1,::1")]
+    pub forwarded_allow_ips: String,
 
     /// Threads doing network I/O. 0 runs the network side on the Python loop thread itself,
     /// between Python's turns: no thread switch per message (a standby thread takes over while

@@ -31,9 +31,9 @@ use yawc::{DeflatePool, Frame, HttpStream, IncomingUpgrade, OpCode, Options, Web
 use pyhost::close_code;
 
 use crate::config::WRITE_BUFFER;
-use crate::connection;
+use crate::connection::{self, Opened};
 use crate::socket::{Socket, SocketError};
-use crate::state::{ServerState, Slot};
+use crate::state::ServerState;
 
 /// yawc's read buffer per compressed connection: 8 KiB reads a typical message in one system
 /// call (its default, 128 KiB, would make every idle connection cost that much).
@@ -47,15 +47,14 @@ pub fn pool() -> DeflatePool {
     DeflatePool::new(POOL_SIZE)
 }
 
-/// Completes the handshake on the compressing layer with the client's `offer` and serves
-/// the connection.
+/// Completes the handshake on the compressing layer with the client's `offer` and
+/// `subprotocol`, and serves the connection.
 pub async fn upgrade(
     state: Arc<ServerState>,
-    endpoint: usize,
+    opened: Opened,
     mut parts: Parts,
     offer: HeaderValue,
-    query: Vec<(String, String)>,
-    slot: Slot,
+    subprotocol: Option<String>,
 ) -> Response {
     // The one offer chosen (`deflate_offer::acceptable`), in place of all the client made.
     parts.headers.insert(header::SEC_WEBSOCKET_EXTENSIONS, offer);
@@ -75,12 +74,16 @@ pub async fn upgrade(
         match upgraded.await {
             Ok(socket) => {
                 let socket = DeflateSocket { inner: socket.into_streaming(), partial: None, max_message_size };
-                connection::serve(state, endpoint, socket, query, slot).await;
+                connection::serve(opened, socket).await;
             }
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
         }
     });
-    response.map(Body::new)
+    let mut response = response.map(Body::new);
+    if let Some(chosen) = subprotocol.and_then(|chosen| HeaderValue::try_from(chosen).ok()) {
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, chosen);
+    }
+    response
 }
 
 fn options(max_message_size: usize, pool: DeflatePool) -> Options {

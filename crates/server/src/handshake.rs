@@ -1,27 +1,37 @@
 //! The HTTP side of a connection: route the request, answer what is not a WebSocket
 //! handshake with the right status, and hand upgraded sockets to `connection::serve`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pyhost::bridge::{Decision, Refusal};
 
+use crate::connection::Opened;
 use crate::state::ServerState;
-use crate::{deflate, deflate_offer, plain, stats};
+use crate::{deflate, deflate_offer, plain, request, stats};
 
 pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let path = request.uri().path();
-    let Some(endpoint) = state.routes.lookup(path) else {
+    let Some(matched) = state.routes.lookup(path) else {
         if state.stats_path.as_deref() == Some(path) {
             return stats::respond(&state, request.uri().query()).await;
+        }
+        if let Some(route) = state.http_routes.lookup(path) {
+            return refuse_owned(
+                StatusCode::NOT_FOUND,
+                format!("{route} is an HTTP route of this app: robyn-ws-server serves its WebSocket routes only\n"),
+            );
         }
         return refuse(StatusCode::NOT_FOUND, "no WebSocket route at this path\n");
     };
     if state.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n");
     }
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(UNKNOWN_PEER, |info| info.0);
     let (parts, _body) = request.into_parts();
     if let Some(refusal) = refusal(&parts, &state.limits.allowed_origins) {
         return refusal;
@@ -30,17 +40,55 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
         tracing::warn!("refused a connection: --max-connections ({}) are open", state.limits.max_connections);
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections: try again later\n");
     };
-    let query = parse_query(parts.uri.query());
+    let spec = &state.endpoints[matched.endpoint];
+    let decides = spec.decides;
+    let mut request = request::read(&parts, peer, state.proxies.as_ref(), matched.params);
+    request.subprotocol = request::subprotocol(&parts.headers, &spec.subprotocols);
+    let subprotocol = request.subprotocol.clone();
+    let mut opened = Opened::open(state.clone(), matched.endpoint, request, decides, slot);
+    if let Some(decision) = opened.decision() {
+        match tokio::time::timeout(state.limits.handshake_timeout, decision).await {
+            Ok(Ok(Decision::Accept)) => {}
+            Ok(Ok(Decision::Refuse(refusal))) => return refused(&parts, refusal),
+            Ok(Err(_)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n"),
+            Err(_) => {
+                tracing::warn!(
+                    "on_connect of {} did not answer within --handshake-timeout ({:?}): refused the connection with 503",
+                    parts.uri.path(),
+                    state.limits.handshake_timeout
+                );
+                return refuse(StatusCode::SERVICE_UNAVAILABLE, "the app did not accept the connection in time\n");
+            }
+        }
+    }
     if state.limits.deflate
         && let Some(offer) = deflate_offer::acceptable(&parts.headers)
     {
-        return deflate::upgrade(state, endpoint, parts, offer, query, slot).await;
+        return deflate::upgrade(state, opened, parts, offer, subprotocol).await;
     }
-    plain::upgrade(state, endpoint, parts, query, slot)
+    plain::upgrade(&state, opened, parts, subprotocol)
 }
 
-fn parse_query(query: Option<&str>) -> Vec<(String, String)> {
-    query.map_or_else(Vec::new, |query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+/// Where a request came from when the listener did not say (never, outside tests).
+const UNKNOWN_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+/// The HTTP response the app answered a handshake with (`on_connect` returned a `Response`).
+fn refused(parts: &Parts, refusal: Refusal) -> Response {
+    let Refusal { status, headers, body } = refusal;
+    tracing::info!("refused a connection to {} with HTTP {status} (on_connect returned a Response)", parts.uri.path());
+    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN), body).into_response();
+    for (name, value) in headers {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+            (Ok(name), Ok(value)) => {
+                response.headers_mut().append(name, value);
+            }
+            _ => tracing::warn!(
+                "on_connect's Response has a header that HTTP cannot carry, left out: {name:?}: {value:?}"
+            ),
+        }
+    }
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// The answer to a request that is not an opening handshake (RFC 6455 section 4.2.1), if it
@@ -127,6 +175,10 @@ fn origin_allowed(origin: Option<&HeaderValue>, allowed: &[String]) -> bool {
 /// An error response that also closes the TCP connection: a refused handshake leaves no
 /// socket open behind it.
 fn refuse(status: StatusCode, body: &'static str) -> Response {
+    refuse_owned(status, body.to_owned())
+}
+
+fn refuse_owned(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
@@ -163,16 +215,5 @@ mod tests {
         {
             assert!(!is_key(&HeaderValue::from_static(bad)), "{bad}");
         }
-    }
-
-    #[test]
-    fn query_strings_are_decoded_with_repeats_kept() {
-        assert_eq!(
-            parse_query(Some("name=gordon&role=commissioner&tag=a&tag=b%20c&sp=x+y&empty=")),
-            [("name", "gordon"), ("role", "commissioner"), ("tag", "a"), ("tag", "b c"), ("sp", "x y"), ("empty", ""),]
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        );
-        assert!(parse_query(None).is_empty());
-        assert!(parse_query(Some("")).is_empty());
     }
 }

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -14,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// its whole HTTP request; one that sends nothing, or half a request, is disconnected.
 pub async fn accept_until(listener: TcpListener, router: Router, handshake_timeout: Duration, stop: CancellationToken) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = stop.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -28,7 +29,8 @@ pub async fn accept_until(listener: TcpListener, router: Router, handshake_timeo
         };
         // Small frames must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The handshake reads the client's address from the request (`ConnectInfo`).
+        let service = TowerToHyperService::new(router.clone().layer(Extension(ConnectInfo(peer))));
         tokio::spawn(async move {
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -18,6 +18,7 @@ mod handshake;
 mod listener;
 mod plain;
 mod registry;
+mod request;
 mod routing;
 mod shutdown;
 mod socket;
@@ -37,9 +38,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Cli;
-use crate::config::{Keepalive, Limits};
+use crate::config::{Keepalive, Limits, Proxies};
+use crate::registry::Registry;
+use crate::routing::HttpRoutes;
 use crate::routing::Routes;
-use crate::state::ServerState;
+use crate::state::{Served, ServerState};
 
 /// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
 const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -71,8 +74,15 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings =
         Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
     let app = pyhost::load(&settings)?;
-    let (routes, duplicates) = Routes::new(&app.paths);
+    let patterns: Vec<String> = app.endpoints.iter().map(|endpoint| endpoint.path.clone()).collect();
+    let (routes, duplicates) = Routes::new(&patterns).map_err(failure)?;
     announce(&app, &duplicates);
+    let proxies = match cli.proxy_headers {
+        true => Some(
+            Proxies::parse(&cli.forwarded_allow_ips).map_err(|why| failure(format!("--forwarded-allow-ips: {why}")))?,
+        ),
+        false => None,
+    };
 
     let host = cli.host.clone().or_else(|| app.start_host.clone()).unwrap_or_else(|| "127.0.0.1".into());
     let port = cli.port.or(app.start_port).unwrap_or(8080);
@@ -105,21 +115,33 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
         max_connections: cli.max_connections.unwrap_or_else(default_max_connections),
         keepalive,
         allowed_origins: cli.allowed_origins.clone(),
+        handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
     };
     let signals = {
         let _runtime = runtime.enter();
         shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
     };
     let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
-    let python = app.start(bridge.clone(), network, slow_callback)?;
-    let state = Arc::new(ServerState::new(routes, bridge, limits, deflate::pool(), cli.stats_path.clone()));
+    let registry = Arc::new(Registry::new(routes.len()));
+    let served = Served {
+        routes,
+        http_routes: HttpRoutes::new(&app.http_routes),
+        endpoints: app.endpoints.clone(),
+        limits,
+        deflate_pool: deflate::pool(),
+        stats_path: cli.stats_path.clone(),
+        proxies,
+        access_log: cli.access_log,
+    };
+    let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
+    let state = Arc::new(ServerState::new(served, bridge, registry));
     let router = Router::new().fallback(handshake::handle).with_state(state.clone());
     tracing::info!("serving {} on ws://{address}", cli.app);
 
     let serving = serve(
         listener,
         router,
-        Duration::from_secs_f64(cli.handshake_timeout),
+        state.limits.handshake_timeout,
         signals,
         state,
         Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10)),
@@ -208,10 +230,11 @@ fn default_io_threads() -> usize {
 }
 
 fn announce(app: &LoadedApp, duplicates: &[String]) {
-    if app.paths.is_empty() {
+    if app.endpoints.is_empty() {
         tracing::warn!("the app has no @app.websocket routes: every request will get 404");
     } else {
-        tracing::info!("WebSocket routes: {}", app.paths.join(", "));
+        let paths: Vec<&str> = app.endpoints.iter().map(|endpoint| endpoint.path.as_str()).collect();
+        tracing::info!("WebSocket routes: {}", paths.join(", "));
     }
     for path in duplicates {
         tracing::warn!("{path} has several handlers: the last one registered serves it");

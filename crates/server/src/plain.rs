@@ -6,7 +6,6 @@
 //! TCP reset.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -26,23 +25,17 @@ use pyhost::close_code;
 
 use crate::client_stream::ClientStream;
 use crate::config::WRITE_BUFFER;
-use crate::connection;
+use crate::connection::{self, Opened};
 use crate::socket::{Socket, SocketError};
-use crate::state::{ServerState, Slot};
+use crate::state::ServerState;
 
 /// tungstenite's read buffer, which every connection keeps for its whole life: small, since
 /// each read of `ClientStream` also fills a per-thread scratch buffer beside it.
 const READ_BUFFER: usize = 128;
 
-/// Answers the handshake (already checked by `handshake::refusal`) and serves the connection
-/// once hyper hands over the upgraded stream.
-pub fn upgrade(
-    state: Arc<ServerState>,
-    endpoint: usize,
-    mut parts: Parts,
-    query: Vec<(String, String)>,
-    slot: Slot,
-) -> Response<Body> {
+/// Answers the handshake (already checked by `handshake::refusal`) with `subprotocol`, and
+/// serves the connection once hyper hands over the upgraded stream.
+pub fn upgrade(state: &ServerState, opened: Opened, mut parts: Parts, subprotocol: Option<String>) -> Response<Body> {
     let (Some(key), Some(on_upgrade)) =
         (parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned(), parts.extensions.remove::<OnUpgrade>())
     else {
@@ -63,7 +56,7 @@ pub fn upgrade(
                     let client = ClientStream::new(parts.io.into_inner(), &parts.read_buf);
                     drop(parts.read_buf);
                     let stream = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
-                    connection::serve(state, endpoint, PlainSocket(stream), query, slot).await;
+                    connection::serve(opened, PlainSocket(stream)).await;
                 }
                 Err(_) => tracing::error!("BUG: the upgraded connection is not the TCP stream the listener accepted"),
             },
@@ -78,6 +71,9 @@ pub fn upgrade(
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    if let Some(chosen) = subprotocol.and_then(|chosen| HeaderValue::try_from(chosen).ok()) {
+        headers.insert(header::SEC_WEBSOCKET_PROTOCOL, chosen);
     }
     response
 }

@@ -3,14 +3,19 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use pyhost::EndpointSpec;
 use pyhost::bridge::{Bridge, ConnKey};
 
-use crate::config::Limits;
+use crate::config::{Limits, Proxies};
 use crate::registry::Registry;
-use crate::routing::Routes;
+use crate::routing::{HttpRoutes, Routes};
 
 pub struct ServerState {
     pub routes: Routes,
+    /// Per endpoint: its subprotocols and whether it decides on handshakes.
+    pub endpoints: Vec<EndpointSpec>,
+    /// The app's HTTP routes (not served: a request there gets a 404 saying so).
+    pub http_routes: HttpRoutes,
     pub registry: Arc<Registry>,
     pub bridge: Arc<Bridge>,
     pub limits: Limits,
@@ -18,30 +23,50 @@ pub struct ServerState {
     pub deflate_pool: yawc::DeflatePool,
     /// Where live counts are served, if anywhere.
     pub stats_path: Option<String>,
+    /// Whose forwarding headers are believed (`--proxy-headers`).
+    pub proxies: Option<Proxies>,
+    /// Access lines at info (`--access-log`) rather than debug.
+    pub access_log: bool,
     next_key: AtomicU64,
     open: AtomicUsize,
     shutting_down: AtomicBool,
 }
 
+/// What the server is assembled from.
+pub struct Served {
+    pub routes: Routes,
+    pub endpoints: Vec<EndpointSpec>,
+    pub http_routes: HttpRoutes,
+    pub limits: Limits,
+    pub deflate_pool: yawc::DeflatePool,
+    pub stats_path: Option<String>,
+    pub proxies: Option<Proxies>,
+    pub access_log: bool,
+}
+
 impl ServerState {
-    pub fn new(
-        routes: Routes,
-        bridge: Arc<Bridge>,
-        limits: Limits,
-        deflate_pool: yawc::DeflatePool,
-        stats_path: Option<String>,
-    ) -> Self {
+    pub fn new(served: Served, bridge: Arc<Bridge>, registry: Arc<Registry>) -> Self {
+        let Served { routes, endpoints, http_routes, limits, deflate_pool, stats_path, proxies, access_log } = served;
         Self {
-            registry: Arc::new(Registry::new(routes.len())),
             routes,
+            endpoints,
+            http_routes,
+            registry,
             bridge,
             limits,
             deflate_pool,
             stats_path,
+            proxies,
+            access_log,
             next_key: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// Whether connections keep what their access line needs.
+    pub fn logs_access(&self) -> bool {
+        self.access_log || tracing::enabled!(target: "robyn_ws_server::access", tracing::Level::DEBUG)
     }
 
     pub fn next_key(&self) -> ConnKey {

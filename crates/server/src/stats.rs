@@ -52,8 +52,11 @@ pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
         };
         let _ = tokio::time::timeout(wait.min(LONGEST_WAIT), reached).await;
     }
-    let endpoints: Map<String, Value> =
-        state.routes.paths().map(|(path, endpoint)| (path.to_owned(), state.registry.count(endpoint).into())).collect();
+    let endpoints: Map<String, Value> = state
+        .routes
+        .patterns()
+        .map(|(path, endpoint)| (path.to_owned(), state.registry.count(endpoint).into()))
+        .collect();
     Json(json!({
         "connections": state.registry.live(),
         "endpoints": endpoints,

@@ -5,7 +5,7 @@ server lists them once at start-up as not served."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from robyn._endpoint import Callback, Endpoint
@@ -23,6 +23,8 @@ class BaseRobyn:
         self.file_path = file_object
         self.directory_path = os.path.dirname(os.path.abspath(file_object)) if file_object else os.getcwd()
         self.endpoints: list[Endpoint] = []
+        # (method, path) of each HTTP route: not served, but a request there is told so.
+        self.http_routes: list[tuple[str, str]] = []
         self.unserved: list[str] = []
         self.global_dependencies: dict[str, Any] = {}
         self.router_dependencies: dict[str, Any] = {}
@@ -31,13 +33,19 @@ class BaseRobyn:
 
     # -- WebSocket routes ---------------------------------------------------------------
 
-    def websocket(self, endpoint: str) -> Callable[[Callback], Callback]:
-        """Registers an async handler for WebSocket connections on ``endpoint`` (exact path)."""
+    def websocket(self, endpoint: str, subprotocols: Iterable[str] = ()) -> Callable[[Callback], Callback]:
+        """Registers an async handler for WebSocket connections on ``endpoint``: an exact path
+        (``/chat``), with ``:name`` parameters (``/user/:id``) or a last ``*name`` segment
+        (``/files/*rest``). ``subprotocols``: the ones it speaks, in order; the first of the
+        client's offers that it lists is chosen."""
         if not isinstance(endpoint, str) or not endpoint.startswith("/"):
             raise ValueError(f"WebSocket path must be a string starting with '/', got {endpoint!r}")
+        if isinstance(subprotocols, str):
+            raise TypeError(f"subprotocols is a list of names, got the string {subprotocols!r}")
+        spoken = list(subprotocols)
 
         def decorator(handler: Callback) -> Callback:
-            route = Endpoint(self._prefixed(endpoint), handler, self._dependencies)
+            route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken)
             self.endpoints.append(route)
             return route.attach(handler)
 
@@ -70,6 +78,7 @@ class BaseRobyn:
 
     def add_route(self, route_type: Any, endpoint: str, handler: Callback, *args: Any, **kwargs: Any) -> Callback:
         method = getattr(route_type, "name", str(route_type)).upper()
+        self.http_routes.append((method, self._prefixed(endpoint)))
         self.unserved.append(f"{method} {self._prefixed(endpoint)}")
         return handler
 
@@ -128,6 +137,19 @@ class BaseRobyn:
 
         return decorator
 
+    # -- Routers --------------------------------------------------------------------------
+
+    def include_router(self, router: SubRouter) -> None:
+        """Serves a SubRouter's routes under this app's (or router's) own prefix, with its
+        dependencies layered over this one's. Routers nest: prefixes add up."""
+        for route in router.endpoints:
+            self.endpoints.append(route.with_prefix(self._prefixed("")))
+        self.http_routes.extend((method, self._prefixed(path)) for method, path in router.http_routes)
+        self.unserved.extend(router.unserved)
+        self.startup_handlers.extend(router.startup_handlers)
+        self.shutdown_handlers.extend(router.shutdown_handlers)
+        router.parent = self
+
     # -- Paths ----------------------------------------------------------------------------
 
     def _prefixed(self, endpoint: str) -> str:
@@ -148,15 +170,34 @@ class Robyn(BaseRobyn):
         self.start_port: int | None = None
         created.append(self)
 
-    def include_router(self, router: SubRouter) -> None:
-        """Serves a SubRouter's WebSocket routes (already prefixed) with its dependencies
-        layered over the app's."""
-        for route in router.endpoints:
-            self.endpoints.append(route)
-        self.unserved.extend(router.unserved)
-        self.startup_handlers.extend(router.startup_handlers)
-        self.shutdown_handlers.extend(router.shutdown_handlers)
-        router.parent = self
+    # -- Reaching connections from anywhere in the app -------------------------------------
+
+    async def send_to(self, connection_id: str, data: str | bytes) -> bool:
+        """Send to one open connection by its id: True when queued, False when no such
+        connection is open. What becomes of the recipient never raises here."""
+        from robyn import _native  # only inside the running server
+
+        return _native.send_to(connection_id, data)
+
+    async def broadcast(self, path: str, data: str | bytes, room: str | None = None) -> None:
+        """Send to every client of the WebSocket route ``path`` (as registered, e.g.
+        ``/user/:id``), or with ``room`` to that room's members."""
+        from robyn import _native  # only inside the running server
+
+        _native.broadcast(self._endpoint_index(path), data, room)
+
+    def connections(self, path: str) -> list[str]:
+        """The ids of the open connections of the WebSocket route ``path``."""
+        from robyn import _native  # only inside the running server
+
+        return _native.connections(self._endpoint_index(path))
+
+    def _endpoint_index(self, path: str) -> int:
+        for route in reversed(self.endpoints):
+            if route.path == path and route.index is not None:
+                return route.index
+        served = ", ".join(route.path for route in self.endpoints) or "none"
+        raise ValueError(f"no WebSocket route {path!r} (the app's are: {served}); name a route as it was registered")
 
     def start(self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any) -> None:
         if host is not None:
@@ -166,12 +207,12 @@ class Robyn(BaseRobyn):
 
 
 class SubRouter(BaseRobyn):
-    """A group of routes under a path prefix, mounted with ``app.include_router``."""
+    """A group of routes under a path prefix, mounted with ``include_router``."""
 
     def __init__(self, file_object: str = "", prefix: str = "", *args: Any, **kwargs: Any) -> None:
         super().__init__(file_object, *args, **kwargs)
         self.prefix = prefix
-        self.parent: Robyn | None = None
+        self.parent: BaseRobyn | None = None
 
     def _prefixed(self, endpoint: str) -> str:
         return self.prefix.rstrip("/") + endpoint if self.prefix else endpoint

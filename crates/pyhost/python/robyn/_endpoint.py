@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from robyn._http import Response
 from robyn._params import Dependencies, ParameterError, ParameterPlan
 from robyn._websocket import WebSocket, WebSocketDisconnect, dumps_json
 
@@ -65,12 +66,36 @@ def _as_message(value: Any) -> str | bytes | None:
 class Endpoint:
     """A WebSocket route. ``serve`` runs once per connection, as its own asyncio task."""
 
-    def __init__(self, path: str, handler: Callback, dependencies: Callable[[], Dependencies]) -> None:
+    def __init__(
+        self,
+        path: str,
+        handler: Callback,
+        dependencies: Callable[[], Dependencies],
+        subprotocols: list[str] | None = None,
+    ) -> None:
         self.path = path
         self.handler = _Callback(handler)
         self.on_connect: _Callback | None = None
         self.on_close: _Callback | None = None
+        self.subprotocols = subprotocols or []
+        # Its place in the server's list of routes, once the server runs.
+        self.index: int | None = None
         self._dependencies = dependencies
+        self._warned_return = False
+        if not inspect.iscoroutinefunction(handler) and callable(handler):
+            _log.warning(
+                "the handler of %s (%s) is not async: it runs once, without waiting for messages, and what it "
+                "returns is not sent; write `async def %s(websocket): ...` and send with "
+                "`await websocket.send_text(...)`",
+                path,
+                _where(handler),
+                getattr(handler, "__name__", "handler"),
+            )
+
+    @property
+    def decides(self) -> bool:
+        """Whether the handshake waits for ``on_connect`` (which may refuse it)."""
+        return self.on_connect is not None
 
     def attach(self, handler: Callback) -> Callback:
         """Gives the handler Robyn's ``@handler.on_connect`` and ``@handler.on_close``."""
@@ -112,18 +137,27 @@ class Endpoint:
         phase = "on_connect"
         try:
             if on_connect is not None:
-                greeting = _as_message(await _invoke(on_connect, websocket, connect_arguments))
+                # Before the handshake is answered: a Response refuses it.
+                outcome = await _invoke(on_connect, websocket, connect_arguments)
+                if isinstance(outcome, Response):
+                    headers = outcome.headers.items() if outcome.headers else []
+                    conn.refuse(outcome.status_code, [(str(k), str(v)) for k, v in headers], outcome.description)
+                    return
+                greeting = _as_message(outcome)
                 if greeting is not None:
                     blocked = conn.send(greeting)
                     if blocked is not None:
                         await blocked
+                conn.accept()
             # Only now may broadcasts reach this client: nothing overtakes the greeting.
             conn.join()
             phase = "handler"
             # Not `_invoke`: its coroutine would stay alive as long as the connection.
             result = self.handler.call(websocket, handler_arguments)
             if inspect.isawaitable(result):
-                await result
+                result = await result
+            if result is not None:
+                self._returned(result)
         except (WebSocketDisconnect, asyncio.CancelledError):
             pass
         except Exception:
@@ -140,3 +174,21 @@ class Endpoint:
                 failed = True
                 _log.exception("on_close on %s failed for connection %s", self.path, conn.id)
         conn.finish(failed, farewell)
+
+    def _returned(self, result: Any) -> None:
+        """A handler's return value goes nowhere: say so, once per route."""
+        if not self._warned_return:
+            self._warned_return = True
+            _log.warning(
+                "the handler of %s (%s) returned %.60r, which is not sent: a handler sends with "
+                "`await websocket.send_text(...)` (only on_connect's and on_close's return values are sent)",
+                self.path,
+                _where(self.handler.function),
+                result,
+            )
+
+
+def _where(function: Callback) -> str:
+    """`app.py:12` for a function, as far as it can be told."""
+    code = getattr(function, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else repr(function)

@@ -167,6 +167,10 @@ class ParameterPlan:
             # Shared and never mutated (`**` copies it): most handlers take only the websocket.
             return _NO_ARGUMENTS
         query, available = websocket.query_params, dependencies()
+        path_params = getattr(websocket, "path_params", None)
+        if path_params:
+            # The route's own parameters (`/user/:id`) win over the query string's.
+            query = QueryParams([*query.multi_items(), *path_params.items()])
         return {name: resolve(query, available) for name, resolve in self._resolvers}
 
 

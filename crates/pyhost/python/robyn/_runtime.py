@@ -34,6 +34,8 @@ class Runtime:
         self.app = app
         # The server routes by index into this list; its order is fixed from here on.
         self.endpoints: list[Endpoint] = list(app.endpoints)
+        for index, endpoint in enumerate(self.endpoints):
+            endpoint.index = index
         self._tasks: set[asyncio.Task[None]] = set()
         # One bound method and one context for every task's done-callback, created here:
         # made per connection they would cost two objects for its whole life.
@@ -42,8 +44,10 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
-    def paths(self) -> list[str]:
-        return [endpoint.path for endpoint in self.endpoints]
+    def routes(self) -> list[tuple[str, list[str], bool]]:
+        """What the server needs of each route: its pattern, its subprotocols, and whether
+        its handshakes wait for ``on_connect``."""
+        return [(endpoint.path, endpoint.subprotocols, endpoint.decides) for endpoint in self.endpoints]
 
     def run(
         self,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from robyn._http import Headers, Url
 from robyn._query import QueryParams
 
 if TYPE_CHECKING:
@@ -20,21 +21,95 @@ class WebSocketDisconnect(Exception):  # noqa: N818 (Robyn's public name)
         self.reason = reason
 
 
+class Client(NamedTuple):
+    """Where a connection comes from: the peer's address, or the client a trusted proxy
+    names (``--proxy-headers``; its port is then 0)."""
+
+    host: str
+    port: int
+
+
 class WebSocket:
     """One client's connection. Receives and sends never block the event loop: messages
     arrive through the server's Rust side and sends go straight onto the connection's
     bounded outbound queue."""
 
-    __slots__ = ("_conn", "_query_params")
+    # Made on first use: most handlers read none of them, and every connection keeps its
+    # websocket object for its whole life.
+    __slots__ = ("_conn", "_headers", "_query_params")
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *old_api: object) -> None:
+        if old_api:
+            raise TypeError(_OLD_API)
         self._conn = conn
         self._query_params: QueryParams | None = None
+        self._headers: Headers | None = None
 
     @property
     def id(self) -> str:
         """The connection's UUID4."""
         return self._conn.id
+
+    @property
+    def headers(self) -> Headers:
+        """The opening handshake's headers (case-insensitive names; ``get_all`` for repeats)."""
+        if self._headers is None:
+            self._headers = Headers(self._conn.headers)
+        return self._headers
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The cookies the client sent with its handshake, by name."""
+        cookies: dict[str, str] = {}
+        for header in self.headers.get_all("cookie"):
+            for pair in header.split(";"):
+                name, separator, value = pair.strip().partition("=")
+                if separator and name:
+                    cookies[name] = value.strip().strip('"')
+        return cookies
+
+    @property
+    def client(self) -> Client:
+        return Client(*self._conn.client)
+
+    @property
+    def path(self) -> str:
+        """The path the client connected to, e.g. ``/user/42``."""
+        return self._conn.path
+
+    @property
+    def path_params(self) -> dict[str, str]:
+        """The route's parameters: ``{"id": "42"}`` for ``/user/:id``."""
+        return dict(self._conn.path_params)
+
+    @property
+    def url(self) -> Url:
+        """Robyn's ``Url``: scheme (``ws``, or ``wss`` behind a trusted TLS proxy), host (the
+        Host header) and path."""
+        return Url(scheme=self._conn.scheme, host=self.headers.get("host") or "", path=self.path)
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol chosen from the client's offers (the route lists those it speaks)."""
+        return self._conn.subprotocol
+
+    @property
+    def rooms(self) -> list[str]:
+        """The rooms of this endpoint the connection is in."""
+        return self._conn.rooms()
+
+    def join(self, room: str) -> None:
+        """Join a room of this endpoint: ``broadcast(data, room=room)`` reaches it from now on,
+        until ``leave(room)`` or the end of the connection."""
+        self._conn.join_room(room)
+
+    def leave(self, room: str) -> None:
+        self._conn.leave_room(room)
+
+    async def send_to(self, connection_id: str, data: str | bytes) -> bool:
+        """Send to one open connection by its id (any endpoint): True when queued, False when
+        no such connection is open. What becomes of the recipient never raises here."""
+        return _native_send_to(connection_id, data)
 
     @property
     def query_params(self) -> QueryParams:
@@ -85,10 +160,11 @@ class WebSocket:
         """Send ``data`` as compact JSON in a text frame."""
         await self.send_text(dumps_json(data))
 
-    async def broadcast(self, data: str | bytes) -> None:
-        """Send to every client connected to this endpoint, this one included: ``str`` as a
-        text frame, ``bytes`` as a binary frame."""
-        self._conn.broadcast(data)
+    async def broadcast(self, data: str | bytes, room: str | None = None, exclude_self: bool = False) -> None:
+        """Send to every client connected to this endpoint (or, with ``room``, to that room's
+        members), this one included unless ``exclude_self``: ``str`` as a text frame, ``bytes``
+        as a binary frame. Nobody waits on a slow client: it is closed with 1013."""
+        self._conn.broadcast(data, room, exclude_self)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection: the client gets a Close frame with ``code`` once the handler
@@ -110,8 +186,50 @@ class WebSocket:
 
 
 def dumps_json(data: Any) -> str:
-    """Compact JSON, as ``send_json`` sends it. Raises ``TypeError`` for what JSON cannot hold."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, as ``send_json`` sends it. Raises ``TypeError`` naming what JSON cannot
+    hold (and where, inside a container)."""
+    try:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as error:
+        what = _unjsonable(data) or f"this {type(data).__name__}"
+        raise TypeError(f"send_json() cannot send {what}: {error}") from None
+
+
+def _unjsonable(data: Any, where: str = "the value") -> str:
+    """Names the first part of `data` JSON cannot hold: `a set at the value['tags']`."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                return f"{_a(type(key).__name__)} key in {where}"
+            found = _unjsonable(value, f"{where}[{key!r}]")
+            if found:
+                return found
+        return ""
+    if isinstance(data, (list, tuple)):
+        for index, item in enumerate(data):
+            found = _unjsonable(item, f"{where}[{index}]")
+            if found:
+                return found
+        return ""
+    if data is None or isinstance(data, (str, int, float, bool)):
+        return ""
+    return f"{_a(type(data).__name__)} at {where}"
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+
+
+def _native_send_to(connection_id: str, data: str | bytes) -> bool:
+    from robyn import _native  # only inside the running server
+
+    return _native.send_to(connection_id, data)
+
+
+_OLD_API = (
+    "WebSocket(app, path) is Robyn's older WebSocket API, which this server does not serve: "
+    'write `@app.websocket("/path")` above `async def handler(websocket): ...` (see the README)'
+)
 
 
 # Robyn's name for the same object.

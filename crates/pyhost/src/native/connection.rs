@@ -12,7 +12,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
 use super::hooks::{create_future, disconnect, fail, resolve};
 use super::phase::{Ender, Finish, Phase};
-use crate::bridge::{Frame, Opening, Peer, SendError};
+use crate::bridge::{Decision, Frame, Opening, Peer, Refusal, Request, SendError};
 use crate::close_code::{self, reason};
 
 /// A message received and not yet handed to the handler.
@@ -47,7 +47,7 @@ pub struct Connection {
     /// `id` as text, made on first use: a connection whose handler never reads its id costs
     /// no string.
     id_text: Option<Py<PyString>>,
-    query: Vec<(String, String)>,
+    request: Request,
     peer: Arc<dyn Peer>,
     inbox: VecDeque<Received>,
     waiter: Option<Py<PyAny>>,
@@ -61,7 +61,7 @@ impl Connection {
         Self {
             id: opening.id,
             id_text: None,
-            query: opening.query,
+            request: *opening.request,
             peer: opening.peer,
             inbox: VecDeque::new(),
             waiter: None,
@@ -189,7 +189,7 @@ impl Connection {
 }
 
 /// A Python value as a frame: `str` as text, bytes-like as binary.
-fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
+pub(super) fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
     if let Ok(text) = data.cast::<PyString>() {
         return Ok(Frame::Text(text.to_str()?.to_owned()));
     }
@@ -210,7 +210,7 @@ fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
     None
 }
 
-fn type_name(data: &Bound<'_, PyAny>) -> String {
+pub(super) fn type_name(data: &Bound<'_, PyAny>) -> String {
     data.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "?".into())
 }
 
@@ -230,9 +230,78 @@ impl Connection {
             .clone_ref(py)
     }
 
+    /// The query string's parameters, decoded, in URL order, repeated keys kept.
     #[getter]
     fn query(&self) -> Vec<(String, String)> {
-        self.query.clone()
+        form_urlencoded::parse(self.request.query.as_bytes()).into_owned().collect()
+    }
+
+    /// The query string as the client sent it.
+    #[getter]
+    fn query_string(&self) -> &str {
+        &self.request.query
+    }
+
+    #[getter]
+    fn path(&self) -> &str {
+        &self.request.path
+    }
+
+    #[getter]
+    fn path_params(&self) -> Vec<(String, String)> {
+        self.request.path_params.clone()
+    }
+
+    /// The handshake's header lines, (lower-case name, value), in order.
+    #[getter]
+    fn headers(&self) -> Vec<(&str, &str)> {
+        self.request.header_pairs().collect()
+    }
+
+    /// The client's (host, port).
+    #[getter]
+    fn client(&self) -> (String, u16) {
+        (self.request.client.ip().to_string(), self.request.client.port())
+    }
+
+    #[getter]
+    fn scheme(&self) -> &str {
+        self.request.scheme
+    }
+
+    #[getter]
+    fn subprotocol(&self) -> Option<&str> {
+        self.request.subprotocol.as_deref()
+    }
+
+    /// Upgrades a connection whose handshake waits for the app (after `on_connect`); nothing
+    /// for one already upgraded.
+    fn accept(&self) {
+        self.peer.decide(Decision::Accept);
+    }
+
+    /// Answers a handshake that waits for the app with this HTTP response instead of the
+    /// upgrade; the connection ends there.
+    fn refuse(
+        &mut self,
+        py: Python<'_>,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        if !(200..=599).contains(&status) || status == 101 {
+            return Err(PyValueError::new_err(format!(
+                "{status} is not a status a refused handshake can answer with: use 200-599 (but not 101)"
+            )));
+        }
+        let body = match frame_of(body)? {
+            Frame::Text(text) => Bytes::from(text),
+            Frame::Binary(bytes) => bytes,
+        };
+        self.end(py, Ender::Handler, close_code::POLICY_VIOLATION, format!("refused with HTTP {status}"));
+        self.peer.decide(Decision::Refuse(Refusal { status, headers, body }));
+        self.phase.finish();
+        Ok(())
     }
 
     /// The next message if one is waiting, else None; raises `WebSocketDisconnect` once the
@@ -284,11 +353,28 @@ impl Connection {
 
     /// Sends to every joined connection on this endpoint. Works after this connection has
     /// ended too, so a handler can tell the others that its client left.
-    fn broadcast(&self, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    #[pyo3(signature = (data, room = None, exclude_self = false))]
+    fn broadcast(&self, data: &Bound<'_, PyAny>, room: Option<&str>, exclude_self: bool) -> PyResult<()> {
         let frame = frame_of(data)
             .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
-        self.peer.broadcast(frame);
+        self.peer.broadcast(frame, room, exclude_self);
         Ok(())
+    }
+
+    /// Adds the connection to a room of its endpoint, until it leaves it or ends.
+    fn join_room(&self, room: &str) {
+        if self.phase.is_open() {
+            self.peer.join_room(room);
+        }
+    }
+
+    fn leave_room(&self, room: &str) {
+        self.peer.leave_room(room);
+    }
+
+    /// The rooms the connection is in.
+    fn rooms(&self) -> Vec<String> {
+        self.peer.rooms()
     }
 
     /// Broadcasts reach this connection from now on.

@@ -9,8 +9,9 @@ use tokio::sync::Notify;
 
 use super::connection::Connection;
 use super::hooks::{self, Hooks, hooks};
+use super::hub;
 use super::log::log_python_error;
-use crate::bridge::{Bridge, ConnKey, Event, Inbound};
+use crate::bridge::{Bridge, ConnKey, Event, Hub, Inbound};
 
 /// Connections the dispatcher still routes events to; back to zero when all are gone.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -35,6 +36,8 @@ fn set_live(count: usize) {
 #[pyclass(module = "robyn._native")]
 pub struct Dispatcher {
     bridge: Arc<Bridge>,
+    /// Handed to `hub` when the runtime configures the dispatcher.
+    hub: Arc<dyn Hub>,
     connections: HashMap<ConnKey, Py<Connection>>,
     batch: Vec<Event>,
     /// Set by `Event::ShuttingDown`: connections opened later are going away from the start.
@@ -42,8 +45,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(bridge: Arc<Bridge>) -> Self {
-        Self { bridge, connections: HashMap::new(), batch: Vec::new(), shutting_down: false }
+    pub fn new(bridge: Arc<Bridge>, hub: Arc<dyn Hub>) -> Self {
+        Self { bridge, hub, connections: HashMap::new(), batch: Vec::new(), shutting_down: false }
     }
 
     fn dispatch(&mut self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -106,6 +109,7 @@ impl Dispatcher {
         on_stop: Py<PyAny>,
     ) -> PyResult<()> {
         let create_future = event_loop.getattr("create_future")?.unbind();
+        hub::install(py, self.hub.clone())?;
         hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop })
     }
 

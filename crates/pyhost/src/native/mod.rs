@@ -7,6 +7,7 @@ mod connection;
 mod dispatcher;
 mod driver;
 mod hooks;
+mod hub;
 mod log;
 mod phase;
 mod standby;
@@ -27,5 +28,8 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(log::emit, &module)?)?;
     module.add_function(wrap_pyfunction!(live_connections, &module)?)?;
     module.add_function(wrap_pyfunction!(busy_clock::loop_waiting, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::send_to, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::broadcast, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::connections, &module)?)?;
     Ok(module)
 }

@@ -92,11 +92,19 @@ pub struct Outcome {
 pub struct Lifecycle {
     phase: Phase,
     told: Told,
+    /// The code of the first Close frame sent or received.
+    closed_with: Option<u16>,
 }
 
 impl Lifecycle {
     pub fn new() -> Self {
-        Self { phase: Phase::Open, told: Told::Nothing }
+        Self { phase: Phase::Open, told: Told::Nothing, closed_with: None }
+    }
+
+    /// The code of the closing handshake: of the first Close frame sent or received, 1006 when
+    /// there was none.
+    pub fn close_code(&self) -> u16 {
+        self.closed_with.unwrap_or(close_code::ABNORMAL)
     }
 
     pub fn phase(&self) -> &Phase {
@@ -128,6 +136,15 @@ impl Lifecycle {
         use Happening as H;
         use Phase as P;
         let abnormal = || (close_code::ABNORMAL, String::new());
+        match (&self.phase, &happening) {
+            (P::Closing { frame } | P::Failing { frame: Some(frame) }, H::CloseWritten) => {
+                self.closed_with.get_or_insert(frame.code.into());
+            }
+            (_, H::PeerClosed(frame)) => {
+                self.closed_with.get_or_insert(peer_code(frame.clone()).0);
+            }
+            _ => {}
+        }
         let (next, tell, stop_sending) = match (&self.phase, happening) {
             (P::Ended, _) => return Outcome::default(),
             (_, H::WriteFailed | H::TimedOut) => (P::Ended, Some(abnormal()), true),
@@ -248,6 +265,7 @@ mod tests {
             ]
         );
         assert!(tells.is_empty(), "the app knows: no Disconnected before the end");
+        assert_eq!(lifecycle.close_code(), 4000);
         assert_eq!(lifecycle.last_word(), Some((close_code::NORMAL, String::new())));
         assert_eq!(lifecycle.last_word(), None, "the last word is said once");
     }

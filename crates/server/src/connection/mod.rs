@@ -6,6 +6,7 @@
 
 mod keepalive;
 mod lifecycle;
+mod opened;
 #[cfg(test)]
 mod tests;
 
@@ -16,12 +17,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
-use pyhost::bridge::{Event, Inbound, Opening};
+use pyhost::bridge::{Event, Inbound};
 use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::Message;
 
 use self::keepalive::{Verdict, Watch};
 use self::lifecycle::{Happening, Lifecycle, Phase};
+pub use self::opened::Opened;
+use self::opened::{Access, Parts};
 use crate::config::CLOSE_TIMEOUT;
 use crate::registry::{Closing, Link};
 use crate::socket::{Socket, SocketError};
@@ -31,25 +34,12 @@ use crate::state::{ServerState, Slot};
 /// worker thread.
 const READ_BUDGET: usize = 64;
 
-/// Serves one upgraded connection until it is closed; `slot` is its place among
-/// `--max-connections`, given back when it ends.
-pub async fn serve(
-    state: Arc<ServerState>,
-    endpoint: usize,
-    socket: impl Socket,
-    query: Vec<(String, String)>,
-    slot: Slot,
-) {
-    let key = state.next_key();
-    let limits = &state.limits;
-    let link = Arc::new(Link::new(key, endpoint, state.registry.clone(), limits.send_queue, limits.receive_buffer));
-    state.registry.insert(&link);
-    let opening = Opening { endpoint, id: uuid::Uuid::new_v4().as_u128(), query, peer: link.clone() };
-    state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
-
+/// Serves one upgraded connection until it is closed.
+pub async fn serve(opened: Opened, socket: impl Socket) {
+    let Parts { state, link, slot, access } = opened.into_parts();
     let mut driver = Driver {
-        keepalive: limits.keepalive.map(Watch::new),
-        state: state.clone(),
+        keepalive: state.limits.keepalive.map(Watch::new),
+        state,
         link,
         socket,
         outgoing: VecDeque::new(),
@@ -57,6 +47,7 @@ pub async fn serve(
         lifecycle: Lifecycle::new(),
         close_timer: None,
         unflushed: false,
+        access,
         _slot: slot,
     };
     poll_fn(|cx| driver.poll(cx)).await;
@@ -76,6 +67,8 @@ struct Driver<S> {
     close_timer: Option<Pin<Box<Sleep>>>,
     /// Frames went into the layer since the last flush. (An I/O fact, not a phase.)
     unflushed: bool,
+    /// For the access log line at the end, when access lines are logged.
+    access: Option<Box<Access>>,
     /// Given back when the driver is dropped.
     _slot: Slot,
 }
@@ -91,6 +84,9 @@ impl<S> Drop for Driver<S> {
         self.state.bridge.push_all(&mut self.events);
         self.link.set_gone();
         self.state.registry.remove(&self.link);
+        if let Some(access) = &self.access {
+            access.log(&self.state, self.lifecycle.close_code());
+        }
     }
 }
 
@@ -175,6 +171,9 @@ impl<S: Socket> Driver<S> {
     }
 
     fn deliver(&mut self, bytes: usize, inbound: Inbound) {
+        if let Some(access) = &mut self.access {
+            access.received += 1;
+        }
         if self.lifecycle.delivers() {
             self.link.received(bytes);
             self.events.push(Event::Conn(self.link.key, inbound));
@@ -270,6 +269,9 @@ impl<S: Socket> Driver<S> {
                     self.outgoing.push_front(next);
                     return Poll::Pending;
                 }
+            }
+            if let (Some(access), Message::Text(_) | Message::Binary(_)) = (&mut self.access, &next) {
+                access.sent += 1;
             }
             Pin::new(&mut self.socket).start_send(next)?;
             self.unflushed = true;

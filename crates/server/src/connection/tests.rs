@@ -10,14 +10,16 @@ use std::task::Waker;
 use std::time::Duration;
 
 use futures_util::{Sink, Stream};
-use pyhost::bridge::{Bridge, Event, Frame, Inbound, Peer};
+use pyhost::EndpointSpec;
+use pyhost::bridge::{Bridge, Event, Frame, Inbound, Peer, Request};
 use pyhost::close_code::{self, reason};
 use tokio::sync::Notify;
 
 use super::*;
 use crate::config::{Keepalive, Limits};
-use crate::registry::close_frame;
-use crate::routing::Routes;
+use crate::registry::{Registry, close_frame};
+use crate::routing::{HttpRoutes, Routes};
+use crate::state::Served;
 
 /// What the client does next, as the layer reads it.
 enum Incoming {
@@ -225,16 +227,36 @@ fn limits(send_queue: usize, keepalive: Option<Keepalive>) -> Limits {
         max_connections: 10,
         keepalive,
         allowed_origins: Vec::new(),
+        handshake_timeout: Duration::from_secs(10),
     }
 }
 
 impl Harness {
     async fn start(wire: Wire, limits: Limits) -> Self {
-        let (routes, _) = Routes::new(&["/t".to_owned()]);
-        let bridge = Arc::new(Bridge::new().unwrap());
-        let state = Arc::new(ServerState::new(routes, bridge, limits, yawc::DeflatePool::new(1), None));
-        let slot = state.reserve().unwrap();
-        let task = tokio::spawn(serve(state.clone(), 0, MemorySocket(wire.clone()), Vec::new(), slot));
+        let (routes, _) = Routes::new(&["/t".to_owned()]).unwrap();
+        let endpoint = EndpointSpec { path: "/t".into(), subprotocols: Vec::new(), decides: false };
+        let served = Served {
+            routes,
+            endpoints: vec![endpoint],
+            http_routes: HttpRoutes::new(&[]),
+            limits,
+            deflate_pool: yawc::DeflatePool::new(1),
+            stats_path: None,
+            proxies: None,
+            access_log: false,
+        };
+        let state = Arc::new(ServerState::new(served, Arc::new(Bridge::new().unwrap()), Arc::new(Registry::new(1))));
+        let request = Request {
+            path: "/t".into(),
+            query: String::new(),
+            path_params: Vec::new(),
+            headers: String::new(),
+            client: "127.0.0.1:1".parse().unwrap(),
+            scheme: "ws",
+            subprotocol: None,
+        };
+        let opened = Opened::open(state.clone(), 0, request, false, state.reserve().unwrap());
+        let task = tokio::spawn(serve(opened, MemorySocket(wire.clone())));
         tokio::task::yield_now().await;
         Self { state, task }
     }
@@ -395,8 +417,8 @@ async fn a_slow_consumer_is_closed_with_1013() {
     let link = harness.link();
     link.join();
     // The task has not taken the first broadcast when the second comes: the queue is full.
-    harness.state.registry.broadcast(0, &text("one"));
-    harness.state.registry.broadcast(0, &text("two"));
+    harness.state.registry.broadcast(0, None, &text("one"), None);
+    harness.state.registry.broadcast(0, None, &text("two"), None);
     wire.until("the Close frame", |state| !state.delivered.is_empty()).await;
     wire.client_sends(close(close_code::TRY_AGAIN_LATER, ""));
     wire.client_does(Incoming::End);

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::task::AtomicWaker;
-use pyhost::bridge::{ConnKey, Frame, Peer, SendError};
+use pyhost::bridge::{ConnKey, Decision, Frame, Peer, SendError};
 use pyhost::close_code::{self, reason};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
@@ -19,6 +20,8 @@ use super::Registry;
 
 pub struct Link {
     pub key: ConnKey,
+    /// The connection's UUID4, by which the app reaches it (`send_to`).
+    pub id: u128,
     pub endpoint: usize,
     registry: Arc<Registry>,
     outbox: Mutex<Outbox>,
@@ -29,6 +32,8 @@ pub struct Link {
     /// before the socket task stops reading.
     unreceived: AtomicUsize,
     receive_limit: usize,
+    /// The rooms of its endpoint the connection is in (rarely more than a few).
+    rooms: Mutex<Vec<Box<str>>>,
 }
 
 struct Outbox {
@@ -39,6 +44,8 @@ struct Outbox {
     want_writable: bool,
     /// The socket task has ended; nothing is sent any more.
     gone: bool,
+    /// The handshake waits for the app's decision (`on_connect` runs before the 101).
+    decision: Option<oneshot::Sender<Decision>>,
 }
 
 /// The server decided to close the connection.
@@ -59,10 +66,24 @@ pub struct Taken {
     pub close_pending: bool,
 }
 
+/// How a connection is set up.
+pub struct LinkSettings {
+    pub key: ConnKey,
+    pub id: u128,
+    pub endpoint: usize,
+    /// Frames the outbound queue holds.
+    pub capacity: usize,
+    pub receive_limit: usize,
+    /// Where the app's decision on the handshake goes, when it decides one.
+    pub decision: Option<oneshot::Sender<Decision>>,
+}
+
 impl Link {
-    pub fn new(key: ConnKey, endpoint: usize, registry: Arc<Registry>, capacity: usize, receive_limit: usize) -> Self {
+    pub fn new(settings: LinkSettings, registry: Arc<Registry>) -> Self {
+        let LinkSettings { key, id, endpoint, capacity, receive_limit, decision } = settings;
         Self {
             key,
+            id,
             endpoint,
             registry,
             outbox: Mutex::new(Outbox {
@@ -71,12 +92,20 @@ impl Link {
                 closing: None,
                 want_writable: false,
                 gone: false,
+                decision,
             }),
             waker: AtomicWaker::new(),
             joined: AtomicBool::new(false),
             unreceived: AtomicUsize::new(0),
             receive_limit,
+            rooms: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The rooms the connection is in.
+    pub(super) fn room_names(&self) -> MutexGuard<'_, Vec<Box<str>>> {
+        // Nothing panics while holding this lock.
+        self.rooms.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Wakes the socket task (from the loop thread in one-thread mode: when it next runs the
@@ -122,24 +151,26 @@ impl Link {
         Taken { writable, closing, close_pending: outbox.closing.is_some() }
     }
 
-    /// A broadcast frame for this connection. A client whose queue is full is not waited
-    /// for: its queue is dropped and it is closed with 1013, so no other client loses a
-    /// message to it.
-    pub fn offer(&self, message: Message) {
+    /// A frame for this connection that no sender waits for (a broadcast, `send_to`). A client
+    /// whose queue is full is not waited for: its queue is dropped and it is closed with 1013,
+    /// so no other client loses a message to it. Answers whether the frame was queued.
+    pub fn offer(&self, message: Message) -> bool {
         let mut outbox = self.outbox();
         if outbox.gone || outbox.closing.is_some() {
-            return;
+            return false;
         }
-        if outbox.frames.len() >= outbox.capacity {
+        let queued = outbox.frames.len() < outbox.capacity;
+        if queued {
+            outbox.frames.push_back(message);
+        } else {
             outbox.frames.clear();
             outbox.closing =
                 Some(Closing { frame: close_frame(close_code::TRY_AGAIN_LATER, reason::SLOW_CONSUMER), by_app: false });
             self.joined.store(false, Ordering::Release);
-        } else {
-            outbox.frames.push_back(message);
         }
         drop(outbox);
         self.wake_task();
+        queued
     }
 
     /// The server closes the connection on its own (shutdown grace period over, say); what
@@ -192,8 +223,9 @@ impl Peer for Link {
         Ok(())
     }
 
-    fn broadcast(&self, frame: Frame) {
-        self.registry.broadcast(self.endpoint, &message(frame));
+    fn broadcast(&self, frame: Frame, room: Option<&str>, exclude_self: bool) {
+        let except = exclude_self.then_some(self.key);
+        self.registry.broadcast(self.endpoint, room, &message(frame), except);
     }
 
     fn join(&self) {
@@ -202,6 +234,25 @@ impl Peer for Link {
 
     fn leave(&self) {
         self.joined.store(false, Ordering::Release);
+    }
+
+    fn join_room(&self, room: &str) {
+        self.registry.join_room(self, room);
+    }
+
+    fn leave_room(&self, room: &str) {
+        self.registry.leave_room(self, room);
+    }
+
+    fn rooms(&self) -> Vec<String> {
+        self.room_names().iter().map(ToString::to_string).collect()
+    }
+
+    fn decide(&self, decision: Decision) {
+        if let Some(waiting) = self.outbox().decision.take() {
+            // The handshake may have given up (the client left, the wait timed out).
+            let _ = waiting.send(decision);
+        }
     }
 
     fn consumed(&self, bytes: usize) {
@@ -217,6 +268,11 @@ impl Peer for Link {
         if outbox.gone || outbox.closing.is_some() {
             return;
         }
+        if let Some(waiting) = outbox.decision.take() {
+            // Closing a connection whose handshake still waits: upgrade it, so the client gets
+            // what was queued and the Close frame (a browser cannot read an HTTP status).
+            let _ = waiting.send(Decision::Accept);
+        }
         outbox.frames.extend(last.into_iter().map(message));
         outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: true });
         drop(outbox);
@@ -230,9 +286,13 @@ mod tests {
     use super::*;
     use std::task::Waker;
 
+    fn settings(key: ConnKey, capacity: usize) -> LinkSettings {
+        LinkSettings { key, id: u128::from(key), endpoint: 0, capacity, receive_limit: 1024, decision: None }
+    }
+
     fn link(capacity: usize) -> Arc<Link> {
         let registry = Arc::new(Registry::new(1));
-        let link = Arc::new(Link::new(1, 0, registry.clone(), capacity, 1024));
+        let link = Arc::new(Link::new(settings(1, capacity), registry.clone()));
         registry.insert(&link);
         link
     }
@@ -311,16 +371,16 @@ mod tests {
     #[test]
     fn broadcast_reaches_joined_links_only_and_drops_a_slow_one() {
         let registry = Arc::new(Registry::new(1));
-        let fast = Arc::new(Link::new(1, 0, registry.clone(), 4, 1024));
-        let slow = Arc::new(Link::new(2, 0, registry.clone(), 1, 1024));
-        let outside = Arc::new(Link::new(3, 0, registry.clone(), 4, 1024));
+        let fast = Arc::new(Link::new(settings(1, 4), registry.clone()));
+        let slow = Arc::new(Link::new(settings(2, 1), registry.clone()));
+        let outside = Arc::new(Link::new(settings(3, 4), registry.clone()));
         for link in [&fast, &slow, &outside] {
             registry.insert(link);
         }
         fast.join();
         slow.join();
-        fast.broadcast(text("one"));
-        fast.broadcast(text("two"));
+        fast.broadcast(text("one"), None, false);
+        fast.broadcast(text("two"), None, false);
         assert_eq!(drain(&fast).0, ["one", "two"]);
         assert!(drain(&outside).0.is_empty(), "not joined: no broadcasts");
         let (texts, taken) = drain(&slow);

@@ -1,5 +1,7 @@
-//! The open connections of each endpoint, and broadcast over them. Each connection is a
-//! [`Link`]: its bounded outbound queue, shared by its socket task and the interpreter side.
+//! The open connections of each endpoint, their rooms, and broadcast over them. Each
+//! connection is a [`Link`]: its bounded outbound queue, shared by its socket task and the
+//! interpreter side. The registry is also the app's [`Hub`]: `send_to` by id, broadcast to an
+//! endpoint or a room from any coroutine.
 
 mod link;
 
@@ -7,50 +9,85 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use pyhost::bridge::ConnKey;
+use pyhost::bridge::{ConnKey, Frame, Hub};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
-pub use link::{Closing, Link, close_frame};
+pub use link::{Closing, Link, LinkSettings, close_frame, message};
 
 type Links = HashMap<ConnKey, Arc<Link>>;
 
 pub struct Registry {
     endpoints: Vec<RwLock<Links>>,
+    /// Each endpoint's rooms, by name, with their members.
+    rooms: Vec<RwLock<HashMap<Box<str>, Links>>>,
+    by_id: RwLock<HashMap<u128, Arc<Link>>>,
     live: AtomicUsize,
     /// Notified whenever a connection comes or goes.
     changed: Notify,
+}
+
+/// Inserts and removes cannot panic half-way: a poisoned map is still whole.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Registry {
     pub fn new(endpoint_count: usize) -> Self {
         Self {
             endpoints: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
+            rooms: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
+            by_id: RwLock::new(HashMap::new()),
             live: AtomicUsize::new(0),
             changed: Notify::new(),
         }
     }
 
-    fn read(&self, endpoint: usize) -> RwLockReadGuard<'_, Links> {
-        // Inserts and removes cannot panic half-way; a poisoned map is still whole.
-        self.endpoints[endpoint].read().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn write(&self, endpoint: usize) -> RwLockWriteGuard<'_, Links> {
-        self.endpoints[endpoint].write().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     pub fn insert(&self, link: &Arc<Link>) {
-        self.write(link.endpoint).insert(link.key, link.clone());
+        write(&self.endpoints[link.endpoint]).insert(link.key, link.clone());
+        write(&self.by_id).insert(link.id, link.clone());
         self.live.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
     }
 
+    /// Forgets a connection, its id and its rooms.
     pub fn remove(&self, link: &Link) {
-        if self.write(link.endpoint).remove(&link.key).is_some() {
-            self.live.fetch_sub(1, Ordering::AcqRel);
-            self.changed.notify_waiters();
+        if write(&self.endpoints[link.endpoint]).remove(&link.key).is_none() {
+            return;
         }
+        write(&self.by_id).remove(&link.id);
+        let rooms = std::mem::take(&mut *link.room_names());
+        if !rooms.is_empty() {
+            let mut endpoint_rooms = write(&self.rooms[link.endpoint]);
+            for room in rooms {
+                forget_member(&mut endpoint_rooms, &room, link.key);
+            }
+        }
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    pub fn join_room(&self, link: &Link, room: &str) {
+        // The room holds the registry's own handle on the link; a connection that has ended
+        // joins nothing.
+        let Some(member) = read(&self.endpoints[link.endpoint]).get(&link.key).cloned() else { return };
+        let mut names = link.room_names();
+        if names.iter().any(|name| &**name == room) {
+            return;
+        }
+        names.push(room.into());
+        write(&self.rooms[link.endpoint]).entry(room.into()).or_default().insert(link.key, member);
+    }
+
+    pub fn leave_room(&self, link: &Link, room: &str) {
+        let mut names = link.room_names();
+        let Some(position) = names.iter().position(|name| &**name == room) else { return };
+        names.swap_remove(position);
+        forget_member(&mut write(&self.rooms[link.endpoint]), room, link.key);
     }
 
     /// Notified whenever a connection comes or goes (create the `Notified` before looking at
@@ -59,19 +96,30 @@ impl Registry {
         &self.changed
     }
 
-    /// One frame to every joined connection of `endpoint`. The frame's bytes are shared by
-    /// every queue they go into; nothing waits on a slow client (see [`Link::offer`]).
-    pub fn broadcast(&self, endpoint: usize, message: &Message) {
-        for link in self.read(endpoint).values() {
-            if link.is_joined() {
-                link.offer(message.clone());
+    /// One frame to every joined connection of `endpoint`, or of one of its rooms, but
+    /// `except`. The frame's bytes are shared by every queue they go into; nothing waits on a
+    /// slow client (see [`Link::offer`]).
+    pub fn broadcast(&self, endpoint: usize, room: Option<&str>, message: &Message, except: Option<ConnKey>) {
+        let offer = |links: &Links| {
+            for link in links.values() {
+                if link.is_joined() && Some(link.key) != except {
+                    link.offer(message.clone());
+                }
+            }
+        };
+        match room {
+            None => offer(&read(&self.endpoints[endpoint])),
+            Some(room) => {
+                if let Some(members) = read(&self.rooms[endpoint]).get(room) {
+                    offer(members);
+                }
             }
         }
     }
 
     /// Open connections of one endpoint.
     pub fn count(&self, endpoint: usize) -> usize {
-        self.read(endpoint).len()
+        read(&self.endpoints[endpoint]).len()
     }
 
     pub fn live(&self) -> usize {
@@ -80,9 +128,7 @@ impl Registry {
 
     /// Every open connection, across endpoints.
     pub fn all(&self) -> Vec<Arc<Link>> {
-        (0..self.endpoints.len())
-            .flat_map(|endpoint| self.read(endpoint).values().cloned().collect::<Vec<_>>())
-            .collect()
+        self.endpoints.iter().flat_map(|links| read(links).values().cloned().collect::<Vec<_>>()).collect()
     }
 
     /// Returns once no connection is left.
@@ -94,5 +140,116 @@ impl Registry {
             }
             changed.await;
         }
+    }
+}
+
+fn forget_member(rooms: &mut HashMap<Box<str>, Links>, room: &str, key: ConnKey) {
+    if let Some(members) = rooms.get_mut(room) {
+        members.remove(&key);
+        if members.is_empty() {
+            rooms.remove(room);
+        }
+    }
+}
+
+impl Hub for Registry {
+    fn send_to(&self, id: u128, frame: Frame) -> bool {
+        let link = read(&self.by_id).get(&id).cloned();
+        link.is_some_and(|link| link.offer(message(frame)))
+    }
+
+    fn broadcast(&self, endpoint: usize, room: Option<&str>, frame: Frame) {
+        if endpoint < self.endpoints.len() {
+            Registry::broadcast(self, endpoint, room, &message(frame), None);
+        }
+    }
+
+    fn connections(&self, endpoint: usize) -> Vec<u128> {
+        self.endpoints.get(endpoint).map_or_else(Vec::new, |links| read(links).values().map(|link| link.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pyhost::bridge::Peer;
+    use std::collections::VecDeque;
+    use std::task::Waker;
+
+    fn link(registry: &Arc<Registry>, key: ConnKey, endpoint: usize) -> Arc<Link> {
+        let settings =
+            LinkSettings { key, id: u128::from(key), endpoint, capacity: 4, receive_limit: 1024, decision: None };
+        let link = Arc::new(Link::new(settings, registry.clone()));
+        registry.insert(&link);
+        link.join();
+        link
+    }
+
+    fn texts(link: &Link) -> Vec<String> {
+        let mut frames = VecDeque::new();
+        link.take(Waker::noop(), &mut frames);
+        frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn a_room_broadcast_reaches_its_members_only_and_excludes_the_sender_when_asked() {
+        let registry = Arc::new(Registry::new(2));
+        let (ann, bob, cy, other_endpoint) =
+            (link(&registry, 1, 0), link(&registry, 2, 0), link(&registry, 3, 0), link(&registry, 4, 1));
+        ann.join_room("red");
+        bob.join_room("red");
+        other_endpoint.join_room("red");
+        ann.broadcast(Frame::Text("to red".into()), Some("red"), false);
+        ann.broadcast(Frame::Text("not to me".into()), Some("red"), true);
+        assert_eq!(texts(&ann), ["to red"]);
+        assert_eq!(texts(&bob), ["to red", "not to me"]);
+        assert!(texts(&cy).is_empty(), "not a member");
+        assert!(texts(&other_endpoint).is_empty(), "rooms belong to an endpoint");
+        assert_eq!(ann.rooms(), ["red"]);
+    }
+
+    #[test]
+    fn membership_ends_with_leaving_or_with_the_connection() {
+        let registry = Arc::new(Registry::new(1));
+        let (ann, bob) = (link(&registry, 1, 0), link(&registry, 2, 0));
+        ann.join_room("red");
+        ann.join_room("blue");
+        bob.join_room("red");
+        ann.leave_room("blue");
+        assert_eq!(ann.rooms(), ["red"]);
+        assert!(!read(&registry.rooms[0]).contains_key("blue"), "an empty room is dropped");
+        registry.remove(&ann);
+        bob.broadcast(Frame::Text("hi".into()), Some("red"), false);
+        assert!(texts(&ann).is_empty());
+        assert_eq!(read(&registry.rooms[0])["red"].len(), 1);
+        registry.remove(&bob);
+        assert!(read(&registry.rooms[0]).is_empty());
+    }
+
+    #[test]
+    fn send_to_reaches_one_open_connection_by_id() {
+        let registry = Arc::new(Registry::new(1));
+        let ann = link(&registry, 1, 0);
+        assert!(registry.send_to(1, Frame::Text("hello".into())));
+        assert!(!registry.send_to(99, Frame::Text("nobody".into())));
+        assert_eq!(texts(&ann), ["hello"]);
+        assert_eq!(registry.connections(0), [1]);
+        registry.remove(&ann);
+        assert!(!registry.send_to(1, Frame::Text("gone".into())));
+        assert!(registry.connections(0).is_empty());
+    }
+
+    #[test]
+    fn send_to_a_full_queue_drops_that_client_as_a_slow_consumer() {
+        let registry = Arc::new(Registry::new(1));
+        let ann = link(&registry, 1, 0);
+        for n in 0..4 {
+            assert!(registry.send_to(1, Frame::Text(n.to_string())));
+        }
+        assert!(!registry.send_to(1, Frame::Text("one too many".into())));
+        let mut frames = VecDeque::new();
+        let taken = ann.take(Waker::noop(), &mut frames);
+        assert!(frames.is_empty(), "its queue is dropped");
+        assert_eq!(u16::from(taken.closing.unwrap().frame.code), pyhost::close_code::TRY_AGAIN_LATER);
     }
 }

@@ -1,0 +1,51 @@
+//! The app's reach beyond one connection (`app.send_to`, `app.broadcast`, `app.connections`
+//! and `websocket.send_to`): the network side's [`Hub`], set once when the runtime starts.
+
+use std::sync::Arc;
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+
+use super::connection::{frame_of, type_name};
+use crate::bridge::Hub;
+
+static HUB: PyOnceLock<Arc<dyn Hub>> = PyOnceLock::new();
+
+pub(super) fn install(py: Python<'_>, hub: Arc<dyn Hub>) -> PyResult<()> {
+    HUB.set(py, hub).map_err(|_| PyRuntimeError::new_err("the hub is already set"))
+}
+
+fn hub(py: Python<'_>) -> PyResult<&Arc<dyn Hub>> {
+    HUB.get(py)
+        .ok_or_else(|| PyRuntimeError::new_err("the server is not running yet: reach connections once it serves"))
+}
+
+/// `send_to(id, data)`: queues `data` for the open connection with this id. False when there
+/// is none (an unknown or malformed id, a connection that has ended, or one whose queue is
+/// full, which closes it as a slow consumer); the recipient's fate never raises here.
+#[pyfunction]
+pub fn send_to(py: Python<'_>, id: &str, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let frame = frame_of(data)
+        .map_err(|_| PyTypeError::new_err(format!("send_to() takes str or bytes, got {}", type_name(data))))?;
+    let Ok(id) = uuid::Uuid::parse_str(id) else { return Ok(false) };
+    Ok(hub(py)?.send_to(id.as_u128(), frame))
+}
+
+/// `broadcast(endpoint, data, room=None)`: to every joined connection of an endpoint, or of
+/// one of its rooms.
+#[pyfunction]
+#[pyo3(signature = (endpoint, data, room = None))]
+pub fn broadcast(py: Python<'_>, endpoint: usize, data: &Bound<'_, PyAny>, room: Option<&str>) -> PyResult<()> {
+    let frame = frame_of(data)
+        .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
+    hub(py)?.broadcast(endpoint, room, frame);
+    Ok(())
+}
+
+/// `connections(endpoint)`: the ids of the endpoint's open connections.
+#[pyfunction]
+pub fn connections(py: Python<'_>, endpoint: usize) -> PyResult<Vec<String>> {
+    let ids = hub(py)?.connections(endpoint);
+    Ok(ids.into_iter().map(|id| uuid::Uuid::from_u128(id).hyphenated().to_string()).collect())
+}
