@@ -18,6 +18,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "bench"
 OURS = "robyn-ws-server"
+# The same server in its other mode (`--io-threads 1`).
+OURS_THREADED = "robyn-ws-server --io-threads 1"
 TIMES = "\u00d7"
 DIVIDED = "\u00f7"
 
@@ -258,7 +260,7 @@ def chart(summary: Summary, day: str, path: Path) -> None:
     shown = [metric for key in CHARTED for metric in METRICS if metric[0] == key]
     fig, axes = plt.subplots(3, 3, figsize=(16, 13))
     names = list(summary)
-    colours = ["#d1495b" if name == OURS else "#8d99ae" for name in names]
+    colours = ["#d1495b" if name in (OURS, OURS_THREADED) else "#8d99ae" for name in names]
     for axis, (key, label, unit, higher) in zip(axes.flat, shown, strict=True):
         values = [summary[name].get(key) or 0 for name in names]
         bars = axis.bar(range(len(names)), values, color=colours)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import report
-from report import OURS
+from report import OURS, OURS_THREADED
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".bench" / "venv"
@@ -96,6 +96,12 @@ def peers() -> list[Peer]:
     python = str(VENV / "bin" / "python")
     return [
         Peer(OURS, [str(SERVER), "--app", "bench.apps.robyn_app", "--log-level", "warn"], takes_port_flag=True),
+        # The same server with its network side on a thread of its own: the other mode.
+        Peer(
+            OURS_THREADED,
+            [str(SERVER), "--app", "bench.apps.robyn_app", "--log-level", "warn", "--io-threads", "1"],
+            takes_port_flag=True,
+        ),
         # Its production log level, as its startup line advises; otherwise its defaults.
         Peer("Robyn 0.88.0", [python, "bench/apps/robyn_app.py", "--log-level", "WARN"]),
         # Its defaults: --loop auto, --http auto and --ws auto pick uvloop, httptools and
@@ -138,6 +144,8 @@ def peer_settings() -> dict[str, str]:
     uvloop = f"uvloop {version('uvloop')}"
     return {
         OURS: f"its defaults ({our_defaults()}) but `--log-level warn`",
+        OURS_THREADED: "the same, with the network side on one thread of its own beside the Python loop thread "
+        "(`--io-threads 1`)",
         "Robyn 0.88.0": "`python robyn_app.py --log-level WARN` (its production log level, as its startup line "
         "advises), `app.start()` at its defaults: 1 process, 1 worker (its `--fast` would start "
         f"{2 * (os.cpu_count() or 1) + 1} processes here, and a broadcast would then reach only the clients of "

@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "Starlette/granian", "socketify.py", "picows raw"]
+SERVERS = [
+    "robyn-ws-server",
+    "robyn-ws-server --io-threads 1",
+    "Robyn 0.88.0",
+    "Starlette/uvicorn",
+    "Starlette/granian",
+    "socketify.py",
+    "picows raw",
+]
 LOADS = ["echo", "echo_in_flight_10", "fanout"]
 FIGURES = [*LOADS, "p50_us", "p99_us", "p50_us_two_cores", "idle_kib_per_connection"]
 # CPU use over what each load measured. A smoke fan-out lasts a few ms, less than the
