@@ -54,12 +54,12 @@ def free_port() -> int:
         ("startup.syntax_error", r"error: syntax error in .*syntax_error\.py, line 5: .*", "def broken(:"),
         (
             "startup.raises_at_import",
-            r"error: importing 'startup.raises_at_import' raised KeyError: 'port'",
+            r"error: running 'startup.raises_at_import' raised KeyError: 'port'",
             'port = settings["port"]',
         ),
         (
             "startup.imports_missing",
-            r"error: importing 'startup.imports_missing' raised ModuleNotFoundError: "
+            r"error: running 'startup.imports_missing' raised ModuleNotFoundError: "
             r"No module named 'a_dependency_that_is_not_installed'",
             "import a_dependency_that_is_not_installed",
         ),
@@ -156,13 +156,27 @@ async def test_a_file_path_works_as_the_app(start_server):
         assert await receive(ws) == "Echo: by path"
 
 
-async def test_app_start_sets_the_address_and_does_not_block(start_server):
+async def test_app_start_sets_the_address_and_returns_after_shutdown(start_server):
     port = free_port()
     server = start_server("startup.start_address", env={"START_PORT": str(port)}, loopback=False)
     assert server.port == port
-    await server.until("app.start returned")
     async with server.connect("/here") as ws:
         assert await receive(ws) == "listening where app.start asked"
+    assert server.count("app.start returned") == 0, "app.start serves until shutdown"
+    assert server.stop() == 0
+    assert server.count("app.start returned") == 1
+
+
+async def test_the_module_runs_as_main_with_its_path_as_argv(start_server):
+    server = start_server("startup/run_as_main.py")
+    path = str(APPS / "startup" / "run_as_main.py")
+    async with server.connect("/always") as ws:
+        assert await receive(ws) == f"name=__main__ argv={[path]}"
+    async with server.connect("/late/ws") as ws:
+        assert await receive(ws) == "registered under __main__"
+    assert server.count("after app.start") == 0, "app.start serves until shutdown"
+    assert server.stop() == 0
+    assert server.count("after app.start: the server has stopped") == 1
 
 
 async def test_flags_win_over_app_start(start_server):

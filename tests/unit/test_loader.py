@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 from robyn import Robyn, _app
-from robyn._loader import AppLoadError, _find_app, load
+from robyn._loader import AppLoadError, _find_app, run
 
 
 @pytest.fixture(autouse=True)
 def isolated() -> Iterator[None]:
-    """`load` puts the app's folder on sys.path and imports it; each test starts afresh."""
-    path, modules, created = list(sys.path), set(sys.modules), list(_app.created)
+    """`run` puts the app's folder on sys.path and runs it; each test starts afresh."""
+    path, modules, created, argv = list(sys.path), set(sys.modules), list(_app.created), list(sys.argv)
     yield
     sys.path[:] = path
+    sys.argv[:] = argv
     for name in set(sys.modules) - modules:
         del sys.modules[name]
     _app.created[:] = created
@@ -33,9 +34,13 @@ def write(folder: Path, relative: str, source: str) -> Path:
     return path
 
 
+def never_served(runtime: object) -> None:
+    raise AssertionError("these apps never get as far as being served")
+
+
 def load_error(target: str, app_dir: Path) -> AppLoadError:
     with pytest.raises(AppLoadError) as raised:
-        load(target, str(app_dir))
+        run(target, str(app_dir), never_served)
     return raised.value
 
 
@@ -105,7 +110,7 @@ def test_an_exception_at_import_is_one_line_and_the_traceback(
 ) -> None:
     write(tmp_path, "loader_test_raises.py", source)
     error = load_error("loader_test_raises", tmp_path)
-    assert str(error) == f"importing 'loader_test_raises' {message}"
+    assert str(error) == f"running 'loader_test_raises' {message}"
     assert error.details is not None and shown in error.details
 
 

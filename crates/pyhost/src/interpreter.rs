@@ -3,10 +3,12 @@
 use std::ffi::{CStr, CString};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 use crate::native::{self, format_exception};
 
@@ -78,8 +80,13 @@ pub struct LoadedApp {
     pub(crate) runtime: Py<PyAny>,
 }
 
-/// Starts the interpreter and imports the app. Python tracebacks end up in the error.
-pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
+/// Starts the interpreter and runs the app's module as `python app.py` would; `serve` serves
+/// the app (when the module calls `app.start()`, or once it has run) and returns after
+/// shutdown. Python tracebacks end up in the error.
+pub fn run<F>(settings: &Settings, serve: F) -> Result<(), StartupError>
+where
+    F: FnOnce(LoadedApp) -> Result<(), StartupError> + Send + 'static,
+{
     initialize()?;
     Python::attach(|py| {
         install_package(py, settings.log_level)
@@ -87,11 +94,45 @@ pub fn load(settings: &Settings) -> Result<LoadedApp, StartupError> {
         let app_dir = settings.app_dir.to_string_lossy().into_owned();
         let loader =
             py.import("robyn._loader").map_err(|err| StartupError::internal(py, "importing robyn._loader", &err))?;
-        let runtime = loader
-            .call_method1("load", (settings.target.as_str(), app_dir))
-            .map_err(|err| load_error(py, &loader, &err))?;
-        describe(&runtime).map_err(|err| StartupError::internal(py, "reading the app's routes", &err))
+        let failed = Arc::new(Mutex::new(None));
+        let serving = serving(py, &loader, serve, failed.clone())
+            .map_err(|err| StartupError::internal(py, "preparing to serve", &err))?;
+        match loader.call_method1("run", (settings.target.as_str(), app_dir, serving)) {
+            Ok(_) => Ok(()),
+            Err(err) => Err(lock(&failed).take().unwrap_or_else(|| load_error(py, &loader, &err))),
+        }
     })
+}
+
+/// The `serve(runtime)` the loader calls: serves the app with the GIL released, and turns a
+/// failure into `ServeFailed` (the error itself goes to `failed`).
+fn serving<'py, F>(
+    py: Python<'py>,
+    loader: &Bound<'py, PyModule>,
+    serve: F,
+    failed: Arc<Mutex<Option<StartupError>>>,
+) -> PyResult<Bound<'py, PyCFunction>>
+where
+    F: FnOnce(LoadedApp) -> Result<(), StartupError> + Send + 'static,
+{
+    let serve = Mutex::new(Some(serve));
+    let serve_failed = loader.getattr("ServeFailed")?.unbind();
+    PyCFunction::new_closure(py, None, None, move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| {
+        let py = args.py();
+        let app = describe(&args.get_item(0)?)?;
+        let serve = lock(&serve).take().ok_or_else(|| PyRuntimeError::new_err("the app is served once"))?;
+        match py.detach(move || serve(app)) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                *lock(&failed) = Some(error);
+                Err(PyErr::from_value(serve_failed.bind(py).call0()?))
+            }
+        }
+    })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Which `python` the embedded interpreter takes its paths from: an active virtualenv's (so

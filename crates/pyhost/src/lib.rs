@@ -9,5 +9,5 @@ mod native;
 pub mod wake;
 
 pub use event_loop::{Network, PythonLoop};
-pub use interpreter::{EndpointSpec, LoadedApp, Settings, StartupError, load};
+pub use interpreter::{EndpointSpec, LoadedApp, Settings, StartupError, run};
 pub use native::{live_connections, live_connections_changed};

@@ -70,10 +70,16 @@ fn failure(message: String) -> StartupError {
     StartupError { details: None, message }
 }
 
+/// Runs the app's module; the server serves its app when it calls `app.start()` (or once it
+/// has run), until SIGINT or SIGTERM.
 fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings =
         Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
-    let app = pyhost::load(&settings)?;
+    let cli = cli.clone();
+    pyhost::run(&settings, move |app| serve_app(&cli, app))
+}
+
+fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let patterns: Vec<String> = app.endpoints.iter().map(|endpoint| endpoint.path.clone()).collect();
     let (routes, duplicates) = Routes::new(&patterns).map_err(failure)?;
     announce(&app, &duplicates);

@@ -16,6 +16,9 @@ _HTTP_METHODS = ("get", "post", "put", "delete", "patch", "head", "options", "co
 # Every app object created during the import, so the server can find one that is not a
 # module-level name (built by a factory, say).
 created: list[Robyn] = []
+# What `app.start()` does while the server runs the app's module: serve that app (set by the
+# loader).
+on_start: Callable[[Robyn], None] | None = None
 
 
 class BaseRobyn:
@@ -161,8 +164,7 @@ def _on(endpoint: str | None) -> str:
 
 
 class Robyn(BaseRobyn):
-    """The app. Under robyn-ws-server, ``start`` records where to listen and returns at once;
-    the server's ``--host``/``--port`` flags and ``ROBYN_HOST``/``ROBYN_PORT`` win over it."""
+    """The app."""
 
     def __init__(self, file_object: str = "", *args: Any, **kwargs: Any) -> None:
         super().__init__(file_object, *args, **kwargs)
@@ -200,10 +202,14 @@ class Robyn(BaseRobyn):
         raise ValueError(f"no WebSocket route {path!r} (the app's are: {served}); name a route as it was registered")
 
     def start(self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any) -> None:
+        """Serves the app, as in Robyn, and returns after shutdown. Where to listen comes from
+        here unless the server's ``--host``/``--port`` (or ``ROBYN_HOST``/``ROBYN_PORT``) say."""
         if host is not None:
             self.start_host = str(host)
         if port is not None:
             self.start_port = int(port)
+        if on_start is not None:
+            on_start(self)
 
 
 class SubRouter(BaseRobyn):

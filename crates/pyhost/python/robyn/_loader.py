@@ -1,13 +1,18 @@
-"""Imports the user's module and finds its ``Robyn`` app, turning every way this can go wrong
-into one sentence saying what to do (plus the traceback, where the user's code raised)."""
+"""Runs the user's module as ``python app.py`` would and finds its ``Robyn`` app, turning every
+way this can go wrong into one sentence saying what to do (plus the traceback, where the
+user's code raised). The server serves the app when the module calls ``app.start()``, which
+returns after shutdown, so code after it runs then; a module that never calls it is served
+once it has run."""
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import os
+import runpy
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from robyn import _app
 from robyn._app import Robyn
@@ -25,9 +30,16 @@ class AppLoadError(Exception):
         self.details = details
 
 
-def load(target: str, app_dir: str) -> Runtime:
-    """``target`` is ``module``, ``module:attr``, ``path/to/file.py`` or ``path/to/file.py:attr``."""
+class ServeFailed(BaseException):
+    """The server could not serve (say, its port is taken). Raised through the app's own code
+    from ``app.start()``, so that code cannot take it for one of its own errors."""
+
+
+def run(target: str, app_dir: str, serve: Callable[[Runtime], None]) -> None:
+    """``target`` is ``module``, ``module:attr``, ``path/to/file.py`` or ``path/to/file.py:attr``;
+    ``serve`` runs the server on an app and returns after shutdown."""
     module_name, _, attr = target.partition(":")
+    path = None
     if module_name.endswith(".py") or os.sep in module_name:
         path = os.path.abspath(os.path.join(app_dir, module_name))
         if not os.path.isfile(path):
@@ -36,8 +48,33 @@ def load(target: str, app_dir: str) -> Runtime:
     if not module_name:
         raise AppLoadError(f"--app {target!r} names no module: use module, module:attr or path/to/app.py")
     sys.path.insert(0, os.path.abspath(app_dir))
-    module = _import(module_name, app_dir)
-    app = _find_app(module, module_name, attr)
+    if path is None:
+        path = _locate(module_name, app_dir)
+    handover = _Handover(serve)
+    _app.on_start = handover
+    try:
+        namespace = _execute(module_name, path)
+    finally:
+        _app.on_start = None
+    if not handover.served:
+        serve(_runtime(_find_app(SimpleNamespace(**namespace), module_name, attr)))
+
+
+class _Handover:
+    """What ``app.start()`` does while the module runs: serve that app, once."""
+
+    def __init__(self, serve: Callable[[Runtime], None]) -> None:
+        self._serve = serve
+        self.served = False
+
+    def __call__(self, app: Robyn) -> None:
+        if self.served:
+            return
+        self.served = True
+        self._serve(_runtime(app))
+
+
+def _runtime(app: Robyn) -> Runtime:
     # Imported here, not with this module: it needs `robyn._native`, which only the server has
     # (and which the server imported already, installing the log forwarding).
     from robyn._runtime import Runtime
@@ -45,28 +82,39 @@ def load(target: str, app_dir: str) -> Runtime:
     return Runtime(app)
 
 
-def _import(module_name: str, app_dir: str) -> object:
+def _locate(module_name: str, app_dir: str) -> str:
+    """The file of a module name, found as `import` would find it."""
     try:
         spec = importlib.util.find_spec(module_name)
     except ModuleNotFoundError:
         spec = None
     except Exception as error:
         raise AppLoadError(f"could not import {module_name!r}: {one_line(error)}", user_traceback(error)) from error
-    if spec is None:
+    if spec is None or not spec.origin or not os.path.isfile(spec.origin):
         raise AppLoadError(
             f"no module named {module_name!r} in {os.path.abspath(app_dir)}: "
             "run from the directory that holds it, or pass --app-dir"
         )
-    if spec.origin and os.path.isfile(spec.origin):
-        # As under `python app.py`, the app's own directory is importable (sibling modules).
-        sys.path.insert(1, os.path.dirname(os.path.abspath(spec.origin)))
+    return spec.origin
+
+
+def _execute(module_name: str, path: str) -> dict[str, Any]:
+    """Runs the module as ``__main__`` with ``sys.argv`` holding just its path; returns what it
+    defined."""
+    # As under `python app.py`, the app's own directory is importable (sibling modules).
+    sys.path.insert(1, os.path.dirname(path))
+    sys.argv = [path]
     try:
-        return importlib.import_module(module_name)
+        if os.path.basename(path) == "__init__.py" or "." in module_name:
+            return runpy.run_module(module_name, run_name="__main__", alter_sys=True)
+        return runpy.run_path(path, run_name="__main__")
+    except ServeFailed:
+        raise
     except SyntaxError as error:
         where = f"{error.filename}, line {error.lineno}" if error.filename else module_name
         raise AppLoadError(f"syntax error in {where}: {error.msg}", user_traceback(error)) from error
     except BaseException as error:  # SystemExit and friends from module code are errors here too.
-        raise AppLoadError(f"importing {module_name!r} raised {one_line(error)}", user_traceback(error)) from error
+        raise AppLoadError(f"running {module_name!r} raised {one_line(error)}", user_traceback(error)) from error
 
 
 def _find_app(module: object, module_name: str, attr: str) -> Robyn:

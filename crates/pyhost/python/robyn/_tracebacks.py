@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import traceback
 
-_MACHINERY = ("robyn-ws-server/", "<frozen importlib", "/importlib/", "/asyncio/")
+_MACHINERY = ("robyn-ws-server/", "<frozen importlib", "/importlib/", "<frozen runpy>", "/runpy.py", "/asyncio/")
 
 
 def is_machinery(filename: str) -> bool:
