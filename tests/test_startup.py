@@ -3,7 +3,9 @@ one clear line (plus the Python traceback where there is one) and a non-zero exi
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -210,14 +212,68 @@ async def test_the_apps_own_directory_is_importable(start_server):
         assert await receive(ws) == "hello from a sibling module"
 
 
+def make_virtualenv(python: str, where: Path) -> Path:
+    """A virtualenv of `python` holding a module only it has."""
+    subprocess.run([python, "-m", "venv", "--without-pip", str(where)], check=True)
+    (site_packages,) = (where / "lib").glob("python3.*/site-packages")
+    (site_packages / "venv_only_module.py").write_text('WHERE = "from the virtualenv"\n')
+    return where
+
+
 async def test_an_active_virtualenv_is_importable(start_server, tmp_path):
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    (venv / "lib" / version / "site-packages" / "venv_only_module.py").write_text('WHERE = "from the virtualenv"\n')
+    venv = make_virtualenv(sys.executable, tmp_path / "venv")
     server = start_server("startup.uses_venv", env={"VIRTUAL_ENV": str(venv)})
     async with server.connect("/venv") as ws:
         assert await receive(ws) == "from the virtualenv"
+
+
+async def test_a_virtualenv_that_is_only_on_path_is_found(start_server, tmp_path):
+    # The container layout: the virtualenv's bin/ first on PATH, nothing activated.
+    venv = make_virtualenv(sys.executable, tmp_path / "venv")
+    env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": ""}
+    server = start_server("startup.uses_venv", env=env)
+    async with server.connect("/venv") as ws:
+        assert await receive(ws) == "from the virtualenv"
+
+
+def other_python() -> str | None:
+    """A CPython of another minor version than the one running the tests, if installed
+    (pyenv's, or on PATH)."""
+    root = Path(os.environ.get("PYENV_ROOT", "~/.pyenv")).expanduser() / "versions"
+    for minor in (12, 13, 10, 9):
+        if minor == sys.version_info.minor:
+            continue
+        candidates = [*sorted(root.glob(f"3.{minor}.*/bin/python3.{minor}")), shutil.which(f"python3.{minor}")]
+        for candidate in filter(None, candidates):
+            if subprocess.run([str(candidate), "-c", "pass"], capture_output=True).returncode == 0:
+                return str(candidate)
+    return None
+
+
+OTHER_PYTHON = other_python()
+
+
+@pytest.mark.skipif(OTHER_PYTHON is None, reason="no Python of another minor version on this machine")
+def test_a_virtualenv_of_another_python_version_is_named_in_one_line(binary, tmp_path):
+    assert OTHER_PYTHON is not None
+    venv = make_virtualenv(OTHER_PYTHON, tmp_path / "venv")
+    other = subprocess.run(
+        [OTHER_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = f"{sys.version_info.major}.{sys.version_info.minor}"
+    result = run_to_exit(
+        binary, "--app", "startup.uses_venv", "--port", "0", env={**os.environ, "VIRTUAL_ENV": str(venv)}
+    )
+    assert (
+        f"the server embeds Python {ours}; this virtualenv ({venv}, from VIRTUAL_ENV) is Python {other}"
+        in result.stderr
+    )
+    # Its packages are not used, so the app's import of one fails, clearly.
+    assert "No module named 'venv_only_module'" in result.stderr
+    assert result.returncode == 1
 
 
 async def test_startup_handlers_run_before_the_first_connection(start_server):

@@ -5,6 +5,8 @@
 
 fn main() {
     let config = pyo3_build_config::get();
+    let version = config.version();
+    println!("cargo::rustc-env=PYHOST_PYTHON_VERSION={}.{}", version.major, version.minor);
     if let Some(executable) = config.executable() {
         println!("cargo::rustc-env=PYHOST_PYTHON={executable}");
     }

@@ -135,32 +135,57 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Which `python` the embedded interpreter takes its paths from: an active virtualenv's (so
-/// its packages are importable, through its `pyvenv.cfg`, as under its own `python`), else the
-/// one this binary was built against. Without it CPython would guess from whatever `python3`
-/// is first on PATH.
+/// The Python version this binary embeds, as `3.11`.
+const EMBEDDED: &str = env!("PYHOST_PYTHON_VERSION");
+
+/// Which `python` the embedded interpreter takes its paths from: the virtualenv the user runs
+/// from (so its packages are importable, through its `pyvenv.cfg`, as under its own
+/// `python`), else the one this binary was built against. Without it CPython would guess from
+/// whatever `python3` is first on PATH.
 fn program_name() -> Option<PathBuf> {
-    let built_with = option_env!("PYHOST_PYTHON").map(PathBuf::from);
-    if let Some(venv) = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from) {
-        let python = venv.join("bin").join("python");
-        let version = built_with.as_deref().and_then(version_of);
-        let matches = version.is_none_or(|version| venv.join("lib").join(version).is_dir());
-        if python.exists() && matches {
-            return Some(python);
+    let built_with = option_env!("PYHOST_PYTHON").map(PathBuf::from).filter(|python| python.exists());
+    let venv = match std::env::var_os("VIRTUAL_ENV").filter(|venv| !venv.is_empty()) {
+        Some(venv) => Some((PathBuf::from(venv), "VIRTUAL_ENV")),
+        None => virtualenv_on_path().map(|venv| (venv, "PATH")),
+    };
+    let Some((venv, named_by)) = venv else { return built_with };
+    match virtualenv_version(&venv) {
+        Some(version) if version == EMBEDDED && venv.join("bin").join("python").exists() => {
+            return Some(venv.join("bin").join("python"));
         }
-        tracing::warn!(
-            "ignoring VIRTUAL_ENV={}: it has no bin/python for this server's Python ({})",
-            venv.display(),
-            version.unwrap_or("unknown version")
-        );
+        Some(version) if version != EMBEDDED => tracing::warn!(
+            "the server embeds Python {EMBEDDED}; this virtualenv ({}, from {named_by}) is Python {version}: its \
+             packages are not used. Make it with python{EMBEDDED} -m venv, or use a server built with Python {version}",
+            venv.display()
+        ),
+        _ => tracing::warn!(
+            "ignoring the virtualenv {} (from {named_by}): it has no bin/python or no pyvenv.cfg saying its version",
+            venv.display()
+        ),
     }
-    built_with.filter(|python| python.exists())
+    built_with
 }
 
-/// `python3.11` from `/usr/local/bin/python3.11`, when the executable's name says it.
-fn version_of(executable: &Path) -> Option<&str> {
-    let name = executable.file_name()?.to_str()?;
-    (name.starts_with("python3.") && name.len() > "python3.".len()).then_some(name)
+/// The virtualenv whose `bin` is the first folder on PATH with a `python` in it, if that folder
+/// is a virtualenv's: the usual container layout puts one there without activating it.
+fn virtualenv_on_path() -> Option<PathBuf> {
+    let folder = std::env::split_paths(&std::env::var_os("PATH")?)
+        .find(|folder| ["python", "python3"].iter().any(|name| folder.join(name).is_file()))?;
+    let venv = folder.parent()?;
+    venv.join("pyvenv.cfg").is_file().then(|| venv.to_path_buf())
+}
+
+/// `3.12` from a virtualenv's `pyvenv.cfg` (`version = 3.12.1`, or uv's `version_info`).
+fn virtualenv_version(venv: &Path) -> Option<String> {
+    let config = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
+    config.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        if !matches!(key.trim(), "version" | "version_info") {
+            return None;
+        }
+        let mut parts = value.trim().split('.');
+        Some(format!("{}.{}", parts.next()?, parts.next()?))
+    })
 }
 
 /// Starts CPython, leaving signal handling to the server, then releases the GIL so the loop
