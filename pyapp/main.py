@@ -1,9 +1,12 @@
-"""Every example of Robyn's WebSocket chapter, each on its own path.
+"""Every example of Robyn's WebSocket chapter, each on its own path, and beyond the seed a
+chat with login, rooms and private messages (/rooms).
 
 Run it with `robyn-ws-server --app pyapp.main` and connect to ws://127.0.0.1:8080/<path>.
 """
 
-from robyn import Robyn, WebSocketDisconnect
+import json
+
+from robyn import Response, Robyn, WebSocketDisconnect
 
 app = Robyn(__file__)
 
@@ -98,6 +101,58 @@ def on_connect(websocket):
 @chat.on_close
 def on_close(websocket):
     return "Goodbye!"
+
+
+# Beyond the seed: a chat with login, rooms and private messages. The session cookie is
+# checked before the handshake is answered (a browser without one gets no connection); the
+# client joins `?room=...` (default lobby) and sends JSON:
+#   {"say": "hi"}                       to its room (or {"say": "hi", "room": "other"})
+#   {"join": "games"} / {"leave": "games"}
+#   {"to": "bob", "say": "psst"}        a private message, by user name
+SESSIONS = {"ann-session": "ann", "bob-session": "bob", "cy-session": "cy"}  # your session store
+online: dict[str, str] = {}  # user name -> connection id
+
+
+def user_of(websocket) -> str | None:
+    return SESSIONS.get(websocket.cookies.get("session", ""))
+
+
+@app.websocket("/rooms")
+async def rooms(websocket, room: str = "lobby"):
+    user = user_of(websocket)
+    websocket.join(room)
+    await websocket.broadcast(json.dumps({"room": room, "joined": user}), room=room)
+    async for message in websocket:
+        request = json.loads(message)
+        if "to" in request:
+            private = json.dumps({"from": user, "private": request["say"]})
+            if not await websocket.send_to(online.get(request["to"], ""), private):
+                await websocket.send_json({"error": f"{request['to']} is not online"})
+        elif "join" in request:
+            websocket.join(request["join"])
+            await websocket.send_json({"rooms": sorted(websocket.rooms)})
+        elif "leave" in request:
+            websocket.leave(request["leave"])
+            await websocket.send_json({"rooms": sorted(websocket.rooms)})
+        else:
+            to = request.get("room", room)
+            await websocket.broadcast(json.dumps({"room": to, "from": user, "say": request["say"]}), room=to)
+
+
+@rooms.on_connect
+def log_in(websocket):
+    user = user_of(websocket)
+    if user is None:
+        return Response(status_code=401, headers={"WWW-Authenticate": "Cookie"}, description="log in first")
+    online[user] = websocket.id
+    return {"welcome": user}
+
+
+@rooms.on_close
+def log_out(websocket):
+    user = user_of(websocket)
+    if user is not None and online.get(user) == websocket.id:
+        del online[user]
 
 
 app.start()

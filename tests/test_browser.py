@@ -59,6 +59,16 @@ OPEN_SOCKET = """
 })
 """
 
+# Opens a WebSocket that the server may refuse; resolves to what the page saw of it:
+# {opened: true} or {opened: false, code, wasClean}.
+TRY_SOCKET = """
+(url) => new Promise((resolve) => {
+  const ws = new WebSocket(url);
+  ws.onopen = () => { resolve({ opened: true }); ws.close(1000); };
+  ws.onclose = ({ code, wasClean }) => resolve({ opened: false, code, wasClean });
+})
+"""
+
 Event = dict[str, Any]
 
 
@@ -146,12 +156,7 @@ def connect(page: Page, mode: str) -> Connect:
     page.on("console", log)
 
     async def open_socket(server: Server, path: str) -> PageSocket:
-        # Chromium's Local Network Access checks refuse a WebSocket to 127.0.0.1 from a page
-        # with an opaque origin (about:blank, data:), as from a public site. So the page is
-        # loaded from the server's own origin: its plain-HTTP answer (a 404) is the page.
-        origin = f"http://127.0.0.1:{server.port}"
-        if not page.url.startswith(origin):
-            await page.goto(f"{origin}/", timeout=TIMEOUT * 1000)
+        await load_page(page, server)
         handle = await asyncio.wait_for(page.evaluate_handle(OPEN_SOCKET, server.url(path)), TIMEOUT)
         socket = PageSocket(handle, console)
         extensions = await socket.extensions()
@@ -162,6 +167,15 @@ def connect(page: Page, mode: str) -> Connect:
         return socket
 
     return open_socket
+
+
+async def load_page(page: Page, server: Server) -> None:
+    """Chromium's Local Network Access checks refuse a WebSocket to 127.0.0.1 from a page with
+    an opaque origin (about:blank, data:), as from a public site. So the page is loaded from
+    the server's own origin: its plain-HTTP answer (a 404) is the page."""
+    origin = f"http://127.0.0.1:{server.port}"
+    if not page.url.startswith(origin):
+        await page.goto(f"{origin}/", timeout=TIMEOUT * 1000)
 
 
 def greeted_id(event: Event) -> str:
@@ -253,3 +267,32 @@ async def test_sigterm_closes_the_page_cleanly_with_1001(
     assert messages == [{"text": "farewell"}]
     assert (closed["close"]["code"], closed["close"]["wasClean"]) == (1001, True), (closed, ws.console)
     assert server.count(rf"disconnect {conn_id} 1001 ") == 1
+
+
+async def test_a_page_without_a_session_cookie_is_refused(server: Server, page: Page) -> None:
+    """on_connect answers the handshake with 401: a browser cannot read that status, the page
+    only sees its WebSocket close (1006, not clean), and the handler never runs."""
+    await load_page(page, server)
+    seen = await asyncio.wait_for(page.evaluate(TRY_SOCKET, server.url("/chat")), TIMEOUT)
+    assert seen == {"opened": False, "code": 1006, "wasClean": False}
+    await server.until("refused a page without a session")
+
+
+async def test_pages_that_logged_in_chat_in_their_rooms(server: Server, page: Page, connect: Connect) -> None:
+    """Pages with a session cookie (set as a login would) are let in, and hear only their room."""
+    await page.context.add_cookies(
+        [{"name": "session", "value": "ann-session", "url": server.url("/").replace("ws", "http", 1)}]
+    )
+    red = await connect(server, "/chat?room=red")
+    also_red = await connect(server, "/chat?room=red")
+    blue = await connect(server, "/chat?room=blue")
+    for ws in (red, also_red, blue):
+        assert await ws.next() == {"text": "welcome ann"}
+    await red.send_text("hello reds")
+    assert await red.next() == {"text": "[red] ann: hello reds"}
+    assert await also_red.next() == {"text": "[red] ann: hello reds"}
+    await blue.send_text("hello blues")
+    assert await blue.next() == {"text": "[blue] ann: hello blues"}
+    # red heard nothing of blue: its next message is red's own.
+    await also_red.send_text("again")
+    assert await red.next() == {"text": "[red] ann: again"}

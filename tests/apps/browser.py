@@ -1,7 +1,7 @@
 """Endpoints for the real-browser tests (tests/test_browser.py). Every callback prints what it
 did, so tests can wait for those lines."""
 
-from robyn import Robyn, WebSocketDisconnect
+from robyn import Response, Robyn, WebSocketDisconnect
 
 app = Robyn(__file__)
 
@@ -58,3 +58,24 @@ async def server_closes(websocket):
 def server_closes_close(websocket):
     say("on_close", websocket.id)
     return "farewell"
+
+
+# A chat that lets in only pages with a session cookie, in rooms.
+SESSIONS = {"ann-session": "ann", "bob-session": "bob"}
+
+
+@app.websocket("/chat")
+async def chat(websocket, room: str = "lobby"):
+    user = SESSIONS[websocket.cookies["session"]]
+    websocket.join(room)
+    async for message in websocket:
+        await websocket.broadcast(f"[{room}] {user}: {message}", room=room)
+
+
+@chat.on_connect
+def log_in(websocket):
+    user = SESSIONS.get(websocket.cookies.get("session", ""))
+    if user is None:
+        say("refused a page without a session")
+        return Response(status_code=401, description="log in first")
+    return f"welcome {user}"
