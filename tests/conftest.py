@@ -27,6 +27,17 @@ APPS = Path(__file__).resolve().parent / "apps"
 TIMEOUT = 10.0
 
 
+def run_to_exit(
+    binary: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = APPS
+) -> subprocess.CompletedProcess[str]:
+    """Runs the server to its end (for start-up errors and --help), without the ROBYN_*
+    settings of the environment the tests run in."""
+    clean = {key: value for key, value in os.environ.items() if not key.startswith("ROBYN_")}
+    return subprocess.run(
+        [str(binary), *args], capture_output=True, text=True, timeout=30, cwd=cwd, env={**clean, **(env or {})}
+    )
+
+
 @pytest.fixture(scope="session")
 def binary() -> Path:
     """The release binary; built here (a no-op when up to date) unless ROBYN_WS_SERVER names one."""

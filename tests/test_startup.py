@@ -12,21 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import APPS, receive
-
-
-def run_to_exit(
-    binary: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = APPS
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(binary), *args], capture_output=True, text=True, timeout=30, cwd=cwd, env={**_base_env(), **(env or {})}
-    )
-
-
-def _base_env() -> dict[str, str]:
-    import os
-
-    return {key: value for key, value in os.environ.items() if not key.startswith("ROBYN_")}
+from conftest import APPS, receive, run_to_exit
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
