@@ -66,6 +66,12 @@ def free_port() -> int:
         ("startup.no_app:VALUE", r"error: startup.no_app:VALUE is an int, not a Robyn app", None),
         ("startup/nothing_here.py", r"error: no such file: .*nothing_here\.py", None),
         (
+            "startup.clashing_routes",
+            r"error: the WebSocket route /user/:name clashes with /user/:id: a path could match both; "
+            r"make them differ by a fixed segment",
+            None,
+        ),
+        (
             "startup.failing_startup",
             r"error: a startup handler raised ConnectionRefusedError: "
             r"database at 127.0.0.1:5432 refused the connection",
