@@ -5,9 +5,9 @@ use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 use crate::native::{self, format_exception};
