@@ -121,6 +121,7 @@ where
         let py = args.py();
         let app = describe(&args.get_item(0)?)?;
         let serve = lock(&serve).take().ok_or_else(|| PyRuntimeError::new_err("the app is served once"))?;
+        leave_sigint_to_the_server(py)?;
         match py.detach(move || serve(app)) {
             Ok(()) => Ok(()),
             Err(error) => {
@@ -129,6 +130,19 @@ where
             }
         }
     })
+}
+
+/// Importing `signal` (asyncio does) makes CPython take over SIGINT when it finds it at its
+/// default, and the server's own handler, installed later, passes each signal on to the one
+/// it found: the interrupt would surface as a `KeyboardInterrupt` once serving returned, and
+/// turn a clean shutdown into a failure. While serving, SIGINT is the server's to handle.
+fn leave_sigint_to_the_server(py: Python<'_>) -> PyResult<()> {
+    let signal = py.import("signal")?;
+    let sigint = signal.getattr("SIGINT")?;
+    if signal.call_method1("getsignal", (&sigint,))?.is(&signal.getattr("default_int_handler")?) {
+        signal.call_method1("signal", (sigint, signal.getattr("SIG_DFL")?))?;
+    }
+    Ok(())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
