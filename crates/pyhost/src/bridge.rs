@@ -30,6 +30,9 @@ pub enum Event {
     /// Every connection is gone (or the grace period is over): run the shutdown handlers and
     /// stop the loop.
     Stop,
+    /// The broker hears this server again after `gap_seconds` without it (broadcasts of
+    /// other hosts made meanwhile did not arrive): run the `on_broker_reconnect` handlers.
+    BrokerReconnected { gap_seconds: f64 },
 }
 
 /// One connection's events, in the order the network side saw them. `Disconnected` is always
@@ -159,6 +162,8 @@ pub trait Hub: Send + Sync {
     fn send_to(&self, id: u128, frame: Frame) -> bool;
     /// Queues a frame for every joined connection of an endpoint, or of one of its rooms.
     fn broadcast(&self, endpoint: usize, room: Option<&str>, frame: Frame);
+    /// Largest frame `broadcast` takes, in bytes (the interpreter side refuses bigger ones).
+    fn max_broadcast(&self) -> usize;
     /// The ids of an endpoint's open connections.
     fn connections(&self, endpoint: usize) -> Vec<u128>;
 }

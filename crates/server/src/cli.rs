@@ -9,7 +9,10 @@ use clap::{Parser, ValueEnum};
     name = "robyn-ws-server",
     version,
     about = "Serve a Robyn-style Python WebSocket app (`@app.websocket(...)` handlers) from a Rust server.",
-    after_help = "Example: robyn-ws-server --app pyapp.main --port 8080"
+    after_help = "Example: robyn-ws-server --app pyapp.main --port 8080",
+    // The supervisor of --processes starts its workers with its own flags and a few more
+    // (the port it resolved): the last value given wins.
+    args_override_self = true
 )]
 pub struct Cli {
     /// The app to serve: `module`, `module:attr` (naming the Robyn instance), or a path to a
@@ -112,6 +115,55 @@ pub struct Cli {
     /// are closed without waiting for them.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub shutdown_timeout: f64,
+
+    /// Worker processes, each with its own interpreter, sharing the port (SO_REUSEPORT); a
+    /// supervisor restarts one that dies. Broadcasts, rooms and send_to reach the clients of
+    /// every process.
+    #[arg(long, value_name = "N", env = "ROBYN_PROCESSES", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: u32,
+
+    /// A Redis server (redis://host:port/db) joining this server to others, on any host, that
+    /// name the same one: broadcasts, rooms and send_to reach their clients too.
+    #[arg(long, value_name = "URL", env = "ROBYN_BROKER")]
+    pub broker: Option<String>,
+
+    /// Largest broadcast a handler may make (suffixes K, M, KiB, MiB accepted); a bigger one
+    /// raises ValueError in the handler. Between processes and hosts a broadcast travels whole.
+    #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]
+    pub max_broadcast_size: usize,
+
+    /// Serve /health, /ready and /metrics on this port (at --host) instead of the main port.
+    #[arg(long, value_name = "PORT", env = "ROBYN_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+
+    /// (Set by the supervisor of --processes.) The supervisor's bus, which makes this process
+    /// one of its workers.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub bus: Option<PathBuf>,
+
+    /// (Set by the supervisor of --processes.) This worker's number.
+    #[arg(long, value_name = "N", hide = true, default_value_t = 0)]
+    pub worker: u32,
+}
+
+impl Cli {
+    /// What this process is: the supervisor of --processes, one of its workers, or the whole
+    /// server alone.
+    pub fn role(&self) -> Role<'_> {
+        match (&self.bus, self.processes) {
+            (Some(bus), _) => Role::Worker { bus, number: self.worker },
+            (None, 1) => Role::Alone,
+            (None, processes) => Role::Supervisor { processes },
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Role<'a> {
+    Alone,
+    Supervisor { processes: u32 },
+    Worker { bus: &'a std::path::Path, number: u32 },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -196,6 +248,17 @@ mod tests {
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("soon").is_err());
         assert!(parse_seconds("inf").is_err());
+    }
+
+    #[test]
+    fn processes_make_a_supervisor_and_the_bus_a_worker() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["robyn-ws-server", "--app", "m"], args].concat()).unwrap();
+        assert_eq!(parse(&[]).role(), Role::Alone);
+        assert_eq!(parse(&["--processes", "4"]).role(), Role::Supervisor { processes: 4 });
+        let worker = parse(&["--processes", "4", "--port", "0", "--bus", "/tmp/b", "--worker", "2", "--port", "8123"]);
+        assert_eq!(worker.role(), Role::Worker { bus: std::path::Path::new("/tmp/b"), number: 2 });
+        assert_eq!(worker.port, Some(8123), "the supervisor's --port wins over the user's");
+        assert!(Cli::try_parse_from(["robyn-ws-server", "--app", "m", "--processes", "0"]).is_err());
     }
 
     #[test]

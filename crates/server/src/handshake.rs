@@ -11,16 +11,32 @@ use axum::response::{IntoResponse, Response};
 use pyhost::bridge::{Decision, Refusal};
 
 use crate::connection::Opened;
+use crate::routing::Matched;
 use crate::state::ServerState;
-use crate::{deflate, deflate_offer, plain, request, stats};
+use crate::{deflate, deflate_offer, ops, plain, request, stats};
 
 pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let path = request.uri().path();
-    let Some(matched) = state.routes.lookup(path) else {
+    let matched = state.routes.lookup(path);
+    if matched.is_none() {
         if state.stats_path.as_deref() == Some(path) {
             return stats::respond(&state, request.uri().query()).await;
         }
-        if let Some(route) = state.http_routes.lookup(path) {
+        if state.probes_here
+            && let Some(probe) = ops::Probe::at(path)
+        {
+            return ops::respond(&state, probe);
+        }
+    }
+    let response = answer(&state, matched, request).await;
+    state.registry.metrics.handshake(response.status().as_u16());
+    response
+}
+
+/// The answer to a request for a WebSocket route (`matched`), or for no route.
+async fn answer(state: &Arc<ServerState>, matched: Option<Matched>, request: Request) -> Response {
+    let Some(matched) = matched else {
+        if let Some(route) = state.http_routes.lookup(request.uri().path()) {
             return refuse_owned(
                 StatusCode::NOT_FOUND,
                 format!("{route} is an HTTP route of this app: robyn-ws-server serves its WebSocket routes only\n"),
@@ -64,9 +80,9 @@ pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> 
     if state.limits.deflate
         && let Some(offer) = deflate_offer::acceptable(&parts.headers)
     {
-        return deflate::upgrade(state, opened, parts, offer, subprotocol).await;
+        return deflate::upgrade(state.clone(), opened, parts, offer, subprotocol).await;
     }
-    plain::upgrade(&state, opened, parts, subprotocol)
+    plain::upgrade(state, opened, parts, subprotocol)
 }
 
 /// Where a request came from when the listener did not say (never, outside tests).

@@ -8,6 +8,8 @@
 //! `plain` (with `client_stream`) and `deflate` (with `deflate_offer`), then `stats`,
 //! `handshake`, `listener`, `shutdown`, and this file, which assembles them.
 
+mod broker;
+mod bus;
 mod cli;
 mod client_stream;
 mod config;
@@ -16,6 +18,9 @@ mod deflate;
 mod deflate_offer;
 mod handshake;
 mod listener;
+mod metrics;
+mod node;
+mod ops;
 mod plain;
 mod registry;
 mod request;
@@ -24,6 +29,7 @@ mod shutdown;
 mod socket;
 mod state;
 mod stats;
+mod supervisor;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -37,8 +43,11 @@ use pyhost::{LoadedApp, Network, Settings, StartupError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::Cli;
+use crate::broker::Broker;
+use crate::bus::Bus;
+use crate::cli::{Cli, Role};
 use crate::config::{Keepalive, Limits, Proxies};
+use crate::node::Node;
 use crate::registry::Registry;
 use crate::routing::HttpRoutes;
 use crate::routing::Routes;
@@ -54,6 +63,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .with_max_level(cli.log_level.tracing())
         .init();
+    if let Role::Supervisor { processes } = cli.role() {
+        return supervisor::run(&cli, processes);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -96,9 +108,16 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let runtime = Arc::new(
         network_runtime(io_threads).map_err(|error| failure(format!("cannot start the network side: {error}")))?,
     );
-    let listener = runtime
-        .block_on(TcpListener::bind((host.as_str(), port)))
-        .map_err(|error| bind_failure(&host, port, &error))?;
+    let role = cli.role();
+    let bind = |port: u16| match role {
+        Role::Worker { .. } => runtime.block_on(listener::bind_shared(&host, port)),
+        _ => runtime.block_on(TcpListener::bind((host.as_str(), port))),
+    };
+    let listener = bind(port).map_err(|error| bind_failure(&host, port, &error))?;
+    let probes_listener = match cli.metrics_port {
+        Some(port) => Some(bind(port).map_err(|error| bind_failure(&host, port, &error))?),
+        None => None,
+    };
     let address =
         listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
 
@@ -128,7 +147,15 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
     };
     let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
-    let registry = Arc::new(Registry::new(routes.len()));
+    let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
+    if let Some(url) = &cli.broker {
+        let _runtime = runtime.enter();
+        registry.join_fabric(Broker::start(url, registry.clone(), bridge.clone()).map_err(failure)?);
+    }
+    let bus = match role {
+        Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
+        Role::Alone | Role::Supervisor { .. } => None,
+    };
     let served = Served {
         routes,
         http_routes: HttpRoutes::new(&app.http_routes),
@@ -138,17 +165,44 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         stats_path: cli.stats_path.clone(),
         proxies,
         access_log: cli.access_log,
+        probes_here: cli.metrics_port.is_none(),
+        bus: bus.clone(),
     };
     let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
     let state = Arc::new(ServerState::new(served, bridge, registry));
     let router = Router::new().fallback(handshake::handle).with_state(state.clone());
-    tracing::info!("serving {} on ws://{address}", cli.app);
+    if let Some(probes) = probes_listener {
+        let router = Router::new().fallback(ops::handle).with_state(state.clone());
+        let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
+        tracing::info!("/health, /ready and /metrics on http://{address}");
+        runtime.spawn(listener::accept_until(probes, router, state.limits.handshake_timeout, CancellationToken::new()));
+    }
+    let stop = {
+        let bus = bus.clone();
+        async move {
+            let Some(bus) = bus else { return signals.received().await };
+            tokio::select! {
+                signal = signals.received() => signal,
+                () = bus.lost() => {
+                    tracing::warn!("the supervisor is gone: shutting down");
+                    libc::SIGTERM
+                }
+            }
+        }
+    };
+    match (&bus, role) {
+        (Some(bus), Role::Worker { number, .. }) => {
+            tracing::debug!("worker {number} serving {} on ws://{address}", cli.app);
+            bus.ready(number, address.to_string());
+        }
+        _ => tracing::info!("serving {} on ws://{address}", cli.app),
+    }
 
     let serving = serve(
         listener,
         router,
         state.limits.handshake_timeout,
-        signals,
+        stop,
         state,
         Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10)),
     );
@@ -177,17 +231,38 @@ async fn serve(
     listener: TcpListener,
     router: Router,
     handshake_timeout: Duration,
-    signals: shutdown::Signals,
+    stop_when: impl Future<Output = libc::c_int>,
     state: Arc<ServerState>,
     grace: Duration,
 ) {
     let stop = CancellationToken::new();
     let accepting = tokio::spawn(listener::accept_until(listener, router, handshake_timeout, stop.clone()));
-    signals.received().await;
+    stop_when.await;
     stop.cancel();
     let _ = accepting.await;
     tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
     shutdown::close_all(&state, grace).await;
+}
+
+/// Joins the supervisor's bus as worker `number`: from here on this worker's numbers go into
+/// everyone's `/metrics`, and (unless a broker joins every process already) broadcasts and
+/// `send_to` reach the other workers' clients.
+fn join_bus(
+    runtime: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    number: u32,
+    registry: &Arc<Registry>,
+) -> Result<Arc<Bus>, StartupError> {
+    let _runtime = runtime.enter();
+    let bus = runtime.block_on(Bus::join(path, number, registry.clone())).map_err(|error| {
+        failure(format!("worker {number} cannot join the supervisor's bus at {}: {error}", path.display()))
+    })?;
+    if !registry.has_fabric() {
+        registry.join_fabric(bus.clone());
+    }
+    let counted = registry.clone();
+    bus.report_metrics(move || counted.snapshot());
+    Ok(bus)
 }
 
 /// The runtime the network side runs on: with `io_threads` of its own, or (0) a current-thread

@@ -64,11 +64,6 @@ impl Routes {
         Some(Matched { endpoint: *matched.value, params })
     }
 
-    /// Number of endpoints (indexes run from 0 to `len() - 1`).
-    pub fn len(&self) -> usize {
-        self.patterns.len()
-    }
-
     /// Every served pattern with the endpoint that serves it.
     pub fn patterns(&self) -> impl Iterator<Item = (&str, usize)> {
         self.patterns.iter().enumerate().filter_map(|(endpoint, pattern)| Some((pattern.as_deref()?, endpoint)))
@@ -192,7 +187,7 @@ mod tests {
         let (routes, duplicates) = Routes::new(&["/ws".into(), "/ws".into()]).unwrap();
         assert_eq!(routes.lookup("/ws").map(|m| m.endpoint), Some(1));
         assert_eq!(duplicates, ["/ws"]);
-        assert_eq!(routes.len(), 2);
+        assert_eq!(routes.patterns.len(), 2);
         assert_eq!(routes.patterns().collect::<Vec<_>>(), [("/ws", 1)]);
     }
 

@@ -24,13 +24,14 @@ impl Signals {
         Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
     }
 
-    /// Returns when the process is asked to stop.
-    pub async fn received(mut self) {
-        let name = tokio::select! {
-            _ = self.interrupt.recv() => "SIGINT",
-            _ = self.terminate.recv() => "SIGTERM",
+    /// Returns when the process is asked to stop, with the signal that asked.
+    pub async fn received(mut self) -> libc::c_int {
+        let (name, number) = tokio::select! {
+            _ = self.interrupt.recv() => ("SIGINT", libc::SIGINT),
+            _ = self.terminate.recv() => ("SIGTERM", libc::SIGTERM),
         };
         tracing::info!("{name} received: shutting down");
+        number
     }
 }
 

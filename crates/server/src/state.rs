@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use pyhost::EndpointSpec;
 use pyhost::bridge::{Bridge, ConnKey};
 
+use crate::bus::Bus;
 use crate::config::{Limits, Proxies};
+use crate::metrics::Snapshot;
 use crate::registry::Registry;
 use crate::routing::{HttpRoutes, Routes};
 
@@ -27,6 +29,10 @@ pub struct ServerState {
     pub proxies: Option<Proxies>,
     /// Access lines at info (`--access-log`) rather than debug.
     pub access_log: bool,
+    /// `/health`, `/ready` and `/metrics` on the main port (no `--metrics-port`).
+    pub probes_here: bool,
+    /// The local bus to the other processes of `--processes`, whose sums `/metrics` shows.
+    pub bus: Option<Arc<Bus>>,
     next_key: AtomicU64,
     open: AtomicUsize,
     shutting_down: AtomicBool,
@@ -42,11 +48,24 @@ pub struct Served {
     pub stats_path: Option<String>,
     pub proxies: Option<Proxies>,
     pub access_log: bool,
+    pub probes_here: bool,
+    pub bus: Option<Arc<Bus>>,
 }
 
 impl ServerState {
     pub fn new(served: Served, bridge: Arc<Bridge>, registry: Arc<Registry>) -> Self {
-        let Served { routes, endpoints, http_routes, limits, deflate_pool, stats_path, proxies, access_log } = served;
+        let Served {
+            routes,
+            endpoints,
+            http_routes,
+            limits,
+            deflate_pool,
+            stats_path,
+            proxies,
+            access_log,
+            probes_here,
+            bus,
+        } = served;
         Self {
             routes,
             endpoints,
@@ -58,6 +77,8 @@ impl ServerState {
             stats_path,
             proxies,
             access_log,
+            probes_here,
+            bus,
             next_key: AtomicU64::new(1),
             open: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
@@ -91,6 +112,26 @@ impl ServerState {
 
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// Why this process should not get new clients now, if it should not (`/ready`).
+    pub fn unready_because(&self) -> Option<&'static str> {
+        if self.is_shutting_down() {
+            Some("shutting down")
+        } else if !self.registry.hears_others() {
+            Some("not connected to the other processes (the broker or the supervisor)")
+        } else {
+            None
+        }
+    }
+
+    /// The numbers `/metrics` shows: this process's, or every process's summed when it is
+    /// one of several.
+    pub fn metrics(&self) -> Snapshot {
+        if let Some(totals) = self.bus.as_ref().and_then(|bus| bus.totals()) {
+            return totals;
+        }
+        self.registry.snapshot()
     }
 }
 

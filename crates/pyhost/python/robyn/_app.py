@@ -33,6 +33,7 @@ class BaseRobyn:
         self.router_dependencies: dict[str, Any] = {}
         self.startup_handlers: list[Callback] = []
         self.shutdown_handlers: list[Callback] = []
+        self.broker_reconnect_handlers: list[Callback] = []
 
     # -- WebSocket routes ---------------------------------------------------------------
 
@@ -75,6 +76,13 @@ class BaseRobyn:
     def shutdown_handler(self, handler: Callback) -> Callback:
         """Runs after the last connection has closed (sync or async)."""
         self.shutdown_handlers.append(handler)
+        return handler
+
+    def on_broker_reconnect(self, handler: Callback) -> Callback:
+        """Runs (sync or async) each time this server hears the broker again after losing it
+        (``--broker``): broadcasts other hosts made meanwhile did not reach its clients, so
+        this is where an app re-sends what they must not miss."""
+        self.broker_reconnect_handlers.append(handler)
         return handler
 
     # -- The HTTP side, accepted and not served -------------------------------------------
@@ -151,6 +159,7 @@ class BaseRobyn:
         self.unserved.extend(router.unserved)
         self.startup_handlers.extend(router.startup_handlers)
         self.shutdown_handlers.extend(router.shutdown_handlers)
+        self.broker_reconnect_handlers.extend(router.broker_reconnect_handlers)
         router.parent = self
 
     # -- Paths ----------------------------------------------------------------------------

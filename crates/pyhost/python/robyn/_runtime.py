@@ -63,7 +63,7 @@ class Runtime:
         asyncio.set_event_loop(loop)
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        dispatcher.configure(loop, WebSocketDisconnect, self._open, self._stop)
+        dispatcher.configure(loop, WebSocketDisconnect, self._open, self._stop, self._broker_reconnected)
         doorbell = dispatcher.fileno()
         if doorbell is not None:
             loop.add_reader(doorbell, dispatcher.drain)
@@ -92,6 +92,23 @@ class Runtime:
         task = self._running_loop.create_task(self.endpoints[index].serve(conn))
         self._tasks.add(task)
         task.add_done_callback(self._forget_task, context=self._callback_context)
+
+    def _broker_reconnected(self, gap_seconds: float) -> None:
+        if self.app.broker_reconnect_handlers:
+            task = self._running_loop.create_task(self._resync(gap_seconds))
+            self._tasks.add(task)
+            task.add_done_callback(self._forget_task, context=self._callback_context)
+
+    async def _resync(self, gap_seconds: float) -> None:
+        # One failing handler does not keep the others from running: each is the app's own
+        # way to catch up on what other hosts said during the gap.
+        for handler in self.app.broker_reconnect_handlers:
+            try:
+                result = handler()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                _log.exception("an on_broker_reconnect handler failed (after a %.3f s gap)", gap_seconds)
 
     def _stop(self) -> None:
         self._running_loop.create_task(self._finish())

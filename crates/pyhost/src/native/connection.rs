@@ -8,8 +8,9 @@ use bytes::Bytes;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
+use pyo3::types::{PyBytes, PyString};
 
+use super::frames::{binary_of, frame_of, type_name};
 use super::hooks::{create_future, disconnect, fail, resolve};
 use super::phase::{Ender, Finish, Phase};
 use crate::bridge::{Decision, Frame, Opening, Peer, Refusal, Request, SendError};
@@ -188,32 +189,6 @@ impl Connection {
     }
 }
 
-/// A Python value as a frame: `str` as text, bytes-like as binary.
-pub(super) fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
-    if let Ok(text) = data.cast::<PyString>() {
-        return Ok(Frame::Text(text.to_str()?.to_owned()));
-    }
-    binary_of(data).ok_or_else(|| PyTypeError::new_err(format!("expected str or bytes, got {}", type_name(data))))
-}
-
-fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
-    if let Ok(bytes) = data.cast::<PyBytes>() {
-        return Some(Frame::Binary(Bytes::copy_from_slice(bytes.as_bytes())));
-    }
-    if let Ok(array) = data.cast::<PyByteArray>() {
-        return Some(Frame::Binary(Bytes::from(array.to_vec())));
-    }
-    if data.cast::<PyMemoryView>().is_ok() {
-        let bytes = data.call_method0("tobytes").ok()?;
-        return binary_of(&bytes);
-    }
-    None
-}
-
-pub(super) fn type_name(data: &Bound<'_, PyAny>) -> String {
-    data.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "?".into())
-}
-
 /// The longest reason a Close frame can carry: its payload holds 125 bytes, two of them the code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -357,6 +332,7 @@ impl Connection {
     fn broadcast(&self, data: &Bound<'_, PyAny>, room: Option<&str>, exclude_self: bool) -> PyResult<()> {
         let frame = frame_of(data)
             .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
+        super::hub::fits_broadcast(data.py(), &frame)?;
         self.peer.broadcast(frame, room, exclude_self);
         Ok(())
     }

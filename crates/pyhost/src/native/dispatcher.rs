@@ -92,6 +92,9 @@ impl Dispatcher {
             Event::Stop => {
                 hooks(py)?.on_stop.call0(py)?;
             }
+            Event::BrokerReconnected { gap_seconds } => {
+                hooks(py)?.on_broker_reconnect.call1(py, (gap_seconds,))?;
+            }
         }
         Ok(())
     }
@@ -107,10 +110,11 @@ impl Dispatcher {
         disconnect: Py<PyAny>,
         on_open: Py<PyAny>,
         on_stop: Py<PyAny>,
+        on_broker_reconnect: Py<PyAny>,
     ) -> PyResult<()> {
         let create_future = event_loop.getattr("create_future")?.unbind();
         hub::install(py, self.hub.clone())?;
-        hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop })
+        hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect })
     }
 
     /// The descriptor the loop watches, readable while events are waiting; None when the

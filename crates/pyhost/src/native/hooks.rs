@@ -1,5 +1,5 @@
 //! The Python objects the native side calls back into (asyncio's future factory, the
-//! `WebSocketDisconnect` class, the runtime's open and stop callbacks), set once by
+//! `WebSocketDisconnect` class, the runtime's open, stop and broker callbacks), set once by
 //! `Dispatcher.configure`, and the few ways the native side uses them.
 
 use pyo3::exceptions::PyRuntimeError;
@@ -12,6 +12,7 @@ pub(super) struct Hooks {
     pub disconnect: Py<PyAny>,
     pub on_open: Py<PyAny>,
     pub on_stop: Py<PyAny>,
+    pub on_broker_reconnect: Py<PyAny>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use super::connection::{frame_of, type_name};
-use crate::bridge::Hub;
+use super::frames::{frame_of, type_name};
+use crate::bridge::{Frame, Hub};
 
 static HUB: PyOnceLock<Arc<dyn Hub>> = PyOnceLock::new();
 
@@ -39,7 +39,26 @@ pub fn send_to(py: Python<'_>, id: &str, data: &Bound<'_, PyAny>) -> PyResult<bo
 pub fn broadcast(py: Python<'_>, endpoint: usize, data: &Bound<'_, PyAny>, room: Option<&str>) -> PyResult<()> {
     let frame = frame_of(data)
         .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
+    fits_broadcast(py, &frame)?;
     hub(py)?.broadcast(endpoint, room, frame);
+    Ok(())
+}
+
+/// Refuses a broadcast over `--max-broadcast-size`: between processes and hosts it travels
+/// whole through the bus or the broker (Redis disconnects a subscriber whose output passes
+/// 32 MB), so the limit holds for every broadcast, alone or not.
+pub(super) fn fits_broadcast(py: Python<'_>, frame: &Frame) -> PyResult<()> {
+    let size = match frame {
+        Frame::Text(text) => text.len(),
+        Frame::Binary(bytes) => bytes.len(),
+    };
+    let limit = hub(py)?.max_broadcast();
+    if size > limit {
+        return Err(PyValueError::new_err(format!(
+            "this broadcast is {size} bytes, over --max-broadcast-size ({limit} bytes): \
+             send it to each client with send_text()/send_bytes(), or raise the limit"
+        )));
+    }
     Ok(())
 }
 

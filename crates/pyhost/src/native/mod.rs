@@ -6,6 +6,7 @@ mod busy_clock;
 mod connection;
 mod dispatcher;
 mod driver;
+mod frames;
 mod hooks;
 mod hub;
 mod log;

@@ -14,6 +14,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -26,6 +27,7 @@ use self::lifecycle::{Happening, Lifecycle, Phase};
 pub use self::opened::Opened;
 use self::opened::{Access, Parts};
 use crate::config::CLOSE_TIMEOUT;
+use crate::metrics::Metrics;
 use crate::registry::{Closing, Link};
 use crate::socket::{Socket, SocketError};
 use crate::state::{ServerState, Slot};
@@ -48,6 +50,7 @@ pub async fn serve(opened: Opened, socket: impl Socket) {
         close_timer: None,
         unflushed: false,
         access,
+        tally: Tally::default(),
         _slot: slot,
     };
     poll_fn(|cx| driver.poll(cx)).await;
@@ -69,6 +72,8 @@ struct Driver<S> {
     unflushed: bool,
     /// For the access log line at the end, when access lines are logged.
     access: Option<Box<Access>>,
+    /// Messages and bytes since the last poll, added to the metrics once per poll.
+    tally: Tally,
     /// Given back when the driver is dropped.
     _slot: Slot,
 }
@@ -84,6 +89,8 @@ impl<S> Drop for Driver<S> {
         self.state.bridge.push_all(&mut self.events);
         self.link.set_gone();
         self.state.registry.remove(&self.link);
+        self.tally.add_to(&self.state.registry.metrics);
+        self.state.registry.metrics.closed(self.lifecycle.close_code());
         if let Some(access) = &self.access {
             access.log(&self.state, self.lifecycle.close_code());
         }
@@ -112,6 +119,7 @@ impl<S: Socket> Driver<S> {
             // The vector goes with its events: an idle connection keeps no buffer for them.
             self.state.bridge.push_all(&mut std::mem::take(&mut self.events));
         }
+        self.tally.add_to(&self.state.registry.metrics);
         if *self.lifecycle.phase() == Phase::Ended { Poll::Ready(()) } else { Poll::Pending }
     }
 
@@ -171,6 +179,8 @@ impl<S: Socket> Driver<S> {
     }
 
     fn deliver(&mut self, bytes: usize, inbound: Inbound) {
+        self.tally.messages_in += 1;
+        self.tally.bytes_in += bytes as u64;
         if let Some(access) = &mut self.access {
             access.received += 1;
         }
@@ -270,8 +280,12 @@ impl<S: Socket> Driver<S> {
                     return Poll::Pending;
                 }
             }
-            if let (Some(access), Message::Text(_) | Message::Binary(_)) = (&mut self.access, &next) {
-                access.sent += 1;
+            if let Message::Text(_) | Message::Binary(_) = &next {
+                self.tally.messages_out += 1;
+                self.tally.bytes_out += next.len() as u64;
+                if let Some(access) = &mut self.access {
+                    access.sent += 1;
+                }
             }
             Pin::new(&mut self.socket).start_send(next)?;
             self.unflushed = true;
@@ -293,5 +307,28 @@ impl<S: Socket> Driver<S> {
             _ => self.start_close_timer(),
         }
         self.close_timer.as_mut().map_or(Poll::Pending, |timer| timer.as_mut().poll(cx))
+    }
+}
+
+/// What a connection counted since it last added to the metrics: shared counters are touched
+/// once per poll, not once per message.
+#[derive(Default)]
+struct Tally {
+    messages_in: u64,
+    bytes_in: u64,
+    messages_out: u64,
+    bytes_out: u64,
+}
+
+impl Tally {
+    fn add_to(&mut self, metrics: &Metrics) {
+        if self.messages_in == 0 && self.messages_out == 0 {
+            return;
+        }
+        let Tally { messages_in, bytes_in, messages_out, bytes_out } = std::mem::take(self);
+        metrics.messages_in.fetch_add(messages_in, Ordering::Relaxed);
+        metrics.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);
+        metrics.messages_out.fetch_add(messages_out, Ordering::Relaxed);
+        metrics.bytes_out.fetch_add(bytes_out, Ordering::Relaxed);
     }
 }

@@ -61,7 +61,7 @@ impl Opened {
     /// the handshake waits for [`Opened::decision`].
     pub fn open(state: Arc<ServerState>, endpoint: usize, request: Request, decides: bool, slot: Slot) -> Self {
         let key = state.next_key();
-        let id = uuid::Uuid::new_v4().as_u128();
+        let id = state.registry.node.new_id();
         let (tell, decision) = if decides {
             let (tell, decision) = oneshot::channel();
             (Some(tell), Some(decision))

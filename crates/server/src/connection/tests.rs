@@ -244,8 +244,14 @@ impl Harness {
             stats_path: None,
             proxies: None,
             access_log: false,
+            probes_here: true,
+            bus: None,
         };
-        let state = Arc::new(ServerState::new(served, Arc::new(Bridge::new().unwrap()), Arc::new(Registry::new(1))));
+        let state = Arc::new(ServerState::new(
+            served,
+            Arc::new(Bridge::new().unwrap()),
+            Arc::new(Registry::new(vec!["/t".into()], crate::node::Node::random(), usize::MAX)),
+        ));
         let request = Request {
             path: "/t".into(),
             query: String::new(),
@@ -292,7 +298,9 @@ fn events(state: &ServerState) -> Vec<String> {
             Event::Conn(_, Inbound::Binary(_)) => "binary".to_owned(),
             Event::Conn(_, Inbound::Writable) => "writable".to_owned(),
             Event::Conn(_, Inbound::Disconnected { code, reason }) => format!("disconnected {code} {reason:?}"),
-            Event::ShuttingDown | Event::Stop => unreachable!("the server's own events"),
+            Event::ShuttingDown | Event::Stop | Event::BrokerReconnected { .. } => {
+                unreachable!("the server's own events")
+            }
         })
         .collect()
 }

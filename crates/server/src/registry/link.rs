@@ -167,6 +167,7 @@ impl Link {
             outbox.closing =
                 Some(Closing { frame: close_frame(close_code::TRY_AGAIN_LATER, reason::SLOW_CONSUMER), by_app: false });
             self.joined.store(false, Ordering::Release);
+            self.registry.metrics.slow_consumer_closes.fetch_add(1, Ordering::Relaxed);
         }
         drop(outbox);
         self.wake_task();
@@ -291,7 +292,7 @@ mod tests {
     }
 
     fn link(capacity: usize) -> Arc<Link> {
-        let registry = Arc::new(Registry::new(1));
+        let registry = Arc::new(Registry::new(vec!["/a".into()], crate::node::Node::random(), usize::MAX));
         let link = Arc::new(Link::new(settings(1, capacity), registry.clone()));
         registry.insert(&link);
         link
@@ -370,7 +371,7 @@ mod tests {
 
     #[test]
     fn broadcast_reaches_joined_links_only_and_drops_a_slow_one() {
-        let registry = Arc::new(Registry::new(1));
+        let registry = Arc::new(Registry::new(vec!["/a".into()], crate::node::Node::random(), usize::MAX));
         let fast = Arc::new(Link::new(settings(1, 4), registry.clone()));
         let slow = Arc::new(Link::new(settings(2, 1), registry.clone()));
         let outside = Arc::new(Link::new(settings(3, 4), registry.clone()));

@@ -3,21 +3,37 @@
 //! interpreter side. The registry is also the app's [`Hub`]: `send_to` by id, broadcast to an
 //! endpoint or a room from any coroutine.
 
+mod fabric;
 mod link;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use pyhost::bridge::{ConnKey, Frame, Hub};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
+pub use fabric::Fabric;
 pub use link::{Closing, Link, LinkSettings, close_frame, message};
+
+use crate::metrics::{Metrics, Snapshot};
+use crate::node::{Node, tag_of};
 
 type Links = HashMap<ConnKey, Arc<Link>>;
 
 pub struct Registry {
+    /// This process, which the ids of its connections name.
+    pub node: Node,
+    /// What `/metrics` reports of this process.
+    pub metrics: Metrics,
+    /// Largest broadcast a handler may make, in bytes (`--max-broadcast-size`).
+    max_broadcast: usize,
+    /// Each endpoint's pattern, by index: how other processes of the app name it.
+    patterns: Vec<String>,
+    by_pattern: HashMap<String, usize>,
+    /// The other processes, once joined (`--processes`, `--broker`).
+    fabric: OnceLock<Arc<dyn Fabric>>,
     endpoints: Vec<RwLock<Links>>,
     /// Each endpoint's rooms, by name, with their members.
     rooms: Vec<RwLock<HashMap<Box<str>, Links>>>,
@@ -37,8 +53,16 @@ fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Registry {
-    pub fn new(endpoint_count: usize) -> Self {
+    /// `patterns[i]` is endpoint `i`'s route pattern.
+    pub fn new(patterns: Vec<String>, node: Node, max_broadcast: usize) -> Self {
+        let endpoint_count = patterns.len();
         Self {
+            node,
+            max_broadcast,
+            metrics: Metrics::default(),
+            by_pattern: patterns.iter().enumerate().map(|(index, pattern)| (pattern.clone(), index)).collect(),
+            patterns,
+            fabric: OnceLock::new(),
             endpoints: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
             rooms: (0..endpoint_count).map(|_| RwLock::new(HashMap::new())).collect(),
             by_id: RwLock::new(HashMap::new()),
@@ -47,28 +71,53 @@ impl Registry {
         }
     }
 
+    /// Joins this process to the others: from now on what is broadcast here reaches theirs.
+    pub fn join_fabric(&self, fabric: Arc<dyn Fabric>) {
+        let _ = self.fabric.set(fabric);
+    }
+
+    pub fn has_fabric(&self) -> bool {
+        self.fabric.get().is_some()
+    }
+
+    /// Whether the other processes hear this one (always, when it is alone).
+    pub fn hears_others(&self) -> bool {
+        self.fabric.get().is_none_or(|fabric| fabric.connected())
+    }
+
     pub fn insert(&self, link: &Arc<Link>) {
-        write(&self.endpoints[link.endpoint]).insert(link.key, link.clone());
+        let first = {
+            let mut links = write(&self.endpoints[link.endpoint]);
+            links.insert(link.key, link.clone());
+            links.len() == 1
+        };
         write(&self.by_id).insert(link.id, link.clone());
         self.live.fetch_add(1, Ordering::AcqRel);
         self.changed.notify_waiters();
+        if first && let Some(fabric) = self.fabric.get() {
+            fabric.interest(&self.patterns[link.endpoint], None, true);
+        }
     }
 
     /// Forgets a connection, its id and its rooms.
     pub fn remove(&self, link: &Link) {
-        if write(&self.endpoints[link.endpoint]).remove(&link.key).is_none() {
-            return;
-        }
+        let last = {
+            let mut links = write(&self.endpoints[link.endpoint]);
+            if links.remove(&link.key).is_none() {
+                return;
+            }
+            links.is_empty()
+        };
         write(&self.by_id).remove(&link.id);
         let rooms = std::mem::take(&mut *link.room_names());
-        if !rooms.is_empty() {
-            let mut endpoint_rooms = write(&self.rooms[link.endpoint]);
-            for room in rooms {
-                forget_member(&mut endpoint_rooms, &room, link.key);
-            }
+        for room in rooms {
+            self.forget_member(link.endpoint, &room, link.key);
         }
         self.live.fetch_sub(1, Ordering::AcqRel);
         self.changed.notify_waiters();
+        if last && let Some(fabric) = self.fabric.get() {
+            fabric.interest(&self.patterns[link.endpoint], None, false);
+        }
     }
 
     pub fn join_room(&self, link: &Link, room: &str) {
@@ -80,14 +129,35 @@ impl Registry {
             return;
         }
         names.push(room.into());
-        write(&self.rooms[link.endpoint]).entry(room.into()).or_default().insert(link.key, member);
+        let created = {
+            let mut rooms = write(&self.rooms[link.endpoint]);
+            let members = rooms.entry(room.into()).or_default();
+            members.insert(link.key, member);
+            members.len() == 1
+        };
+        if created && let Some(fabric) = self.fabric.get() {
+            fabric.interest(&self.patterns[link.endpoint], Some(room), true);
+        }
     }
 
     pub fn leave_room(&self, link: &Link, room: &str) {
         let mut names = link.room_names();
         let Some(position) = names.iter().position(|name| &**name == room) else { return };
         names.swap_remove(position);
-        forget_member(&mut write(&self.rooms[link.endpoint]), room, link.key);
+        self.forget_member(link.endpoint, room, link.key);
+    }
+
+    /// Takes a member out of a room; a room left empty is dropped.
+    fn forget_member(&self, endpoint: usize, room: &str, key: ConnKey) {
+        let emptied = {
+            let mut rooms = write(&self.rooms[endpoint]);
+            let Some(members) = rooms.get_mut(room) else { return };
+            members.remove(&key);
+            members.is_empty() && rooms.remove(room).is_some()
+        };
+        if emptied && let Some(fabric) = self.fabric.get() {
+            fabric.interest(&self.patterns[endpoint], Some(room), false);
+        }
     }
 
     /// Notified whenever a connection comes or goes (create the `Notified` before looking at
@@ -100,6 +170,27 @@ impl Registry {
     /// `except`. The frame's bytes are shared by every queue they go into; nothing waits on a
     /// slow client (see [`Link::offer`]).
     pub fn broadcast(&self, endpoint: usize, room: Option<&str>, message: &Message, except: Option<ConnKey>) {
+        self.metrics.broadcasts.fetch_add(1, Ordering::Relaxed);
+        self.offer(endpoint, room, message, except);
+        if let Some(fabric) = self.fabric.get() {
+            fabric.broadcast(&self.patterns[endpoint], room, message);
+        }
+    }
+
+    /// A broadcast made in another process, for this one's clients of `pattern`.
+    pub fn deliver(&self, pattern: &str, room: Option<&str>, message: &Message) {
+        if let Some(&endpoint) = self.by_pattern.get(pattern) {
+            self.offer(endpoint, room, message, None);
+        }
+    }
+
+    /// A frame another process sent to a connection of this one; false when it is not here.
+    pub fn deliver_to(&self, id: u128, message: Message) -> bool {
+        let link = read(&self.by_id).get(&id).cloned();
+        link.is_some_and(|link| link.offer(message))
+    }
+
+    fn offer(&self, endpoint: usize, room: Option<&str>, message: &Message, except: Option<ConnKey>) {
         let offer = |links: &Links| {
             for link in links.values() {
                 if link.is_joined() && Some(link.key) != except {
@@ -118,6 +209,15 @@ impl Registry {
     }
 
     /// Open connections of one endpoint.
+    /// This process's numbers now, for `/metrics`.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut connections = std::collections::BTreeMap::new();
+        for (endpoint, pattern) in self.patterns.iter().enumerate() {
+            *connections.entry(pattern.clone()).or_default() += self.count(endpoint) as u64;
+        }
+        self.metrics.snapshot(connections)
+    }
+
     pub fn count(&self, endpoint: usize) -> usize {
         read(&self.endpoints[endpoint]).len()
     }
@@ -143,19 +243,16 @@ impl Registry {
     }
 }
 
-fn forget_member(rooms: &mut HashMap<Box<str>, Links>, room: &str, key: ConnKey) {
-    if let Some(members) = rooms.get_mut(room) {
-        members.remove(&key);
-        if members.is_empty() {
-            rooms.remove(room);
-        }
-    }
-}
-
 impl Hub for Registry {
     fn send_to(&self, id: u128, frame: Frame) -> bool {
-        let link = read(&self.by_id).get(&id).cloned();
-        link.is_some_and(|link| link.offer(message(frame)))
+        match self.fabric.get() {
+            Some(fabric) if !self.node.holds(id) => fabric.send_to(tag_of(id), id, &message(frame)),
+            _ => self.deliver_to(id, message(frame)),
+        }
+    }
+
+    fn max_broadcast(&self) -> usize {
+        self.max_broadcast
     }
 
     fn broadcast(&self, endpoint: usize, room: Option<&str>, frame: Frame) {
@@ -193,7 +290,7 @@ mod tests {
 
     #[test]
     fn a_room_broadcast_reaches_its_members_only_and_excludes_the_sender_when_asked() {
-        let registry = Arc::new(Registry::new(2));
+        let registry = Arc::new(Registry::new(vec!["/a".into(), "/b".into()], Node::random(), usize::MAX));
         let (ann, bob, cy, other_endpoint) =
             (link(&registry, 1, 0), link(&registry, 2, 0), link(&registry, 3, 0), link(&registry, 4, 1));
         ann.join_room("red");
@@ -210,7 +307,7 @@ mod tests {
 
     #[test]
     fn membership_ends_with_leaving_or_with_the_connection() {
-        let registry = Arc::new(Registry::new(1));
+        let registry = Arc::new(Registry::new(vec!["/a".into()], Node::random(), usize::MAX));
         let (ann, bob) = (link(&registry, 1, 0), link(&registry, 2, 0));
         ann.join_room("red");
         ann.join_room("blue");
@@ -228,7 +325,7 @@ mod tests {
 
     #[test]
     fn send_to_reaches_one_open_connection_by_id() {
-        let registry = Arc::new(Registry::new(1));
+        let registry = Arc::new(Registry::new(vec!["/a".into()], Node::random(), usize::MAX));
         let ann = link(&registry, 1, 0);
         assert!(registry.send_to(1, Frame::Text("hello".into())));
         assert!(!registry.send_to(99, Frame::Text("nobody".into())));
@@ -241,7 +338,7 @@ mod tests {
 
     #[test]
     fn send_to_a_full_queue_drops_that_client_as_a_slow_consumer() {
-        let registry = Arc::new(Registry::new(1));
+        let registry = Arc::new(Registry::new(vec!["/a".into()], Node::random(), usize::MAX));
         let ann = link(&registry, 1, 0);
         for n in 0..4 {
             assert!(registry.send_to(1, Frame::Text(n.to_string())));

@@ -1,0 +1,232 @@
+//! What travels on the local bus between the supervisor and its workers: length-delimited
+//! frames, each a kind byte and its fields. A broadcast carries the frame's opcode and payload
+//! as the client will see them, so every worker builds the client's frame once.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::metrics::Snapshot;
+
+#[derive(Debug, PartialEq)]
+pub enum Note {
+    /// The first note of a worker: its number, and the node tag its connection ids carry.
+    Hello {
+        worker: u32,
+        node: u32,
+    },
+    /// The worker serves, at this address.
+    Ready {
+        worker: u32,
+        address: String,
+    },
+    Broadcast {
+        endpoint: String,
+        room: Option<String>,
+        message: Message,
+    },
+    /// For the worker whose node tag `id` carries.
+    SendTo {
+        id: u128,
+        message: Message,
+    },
+    /// (From the supervisor) the node tags of the workers up now.
+    Peers(Vec<u32>),
+    /// A worker's own numbers (every second), and (from the supervisor) everyone's sum.
+    Metrics(Snapshot),
+    Totals(Snapshot),
+}
+
+const HELLO: u8 = 1;
+const READY: u8 = 2;
+const BROADCAST: u8 = 3;
+const SEND_TO: u8 = 4;
+const PEERS: u8 = 5;
+const METRICS: u8 = 6;
+const TOTALS: u8 = 7;
+
+const TEXT: u8 = 1;
+const BINARY: u8 = 2;
+
+impl Note {
+    pub fn encode(&self) -> Bytes {
+        let mut out = BytesMut::new();
+        match self {
+            Note::Hello { worker, node } => {
+                out.put_u8(HELLO);
+                out.put_u32(*worker);
+                out.put_u32(*node);
+            }
+            Note::Ready { worker, address } => {
+                out.put_u8(READY);
+                out.put_u32(*worker);
+                put_str(&mut out, address);
+            }
+            Note::Broadcast { endpoint, room, message } => {
+                out.put_u8(BROADCAST);
+                put_str(&mut out, endpoint);
+                put_str(&mut out, room.as_deref().unwrap_or_default());
+                out.put_u8(u8::from(room.is_some()));
+                put_message(&mut out, message);
+            }
+            Note::SendTo { id, message } => {
+                out.put_u8(SEND_TO);
+                out.put_u128(*id);
+                put_message(&mut out, message);
+            }
+            Note::Peers(nodes) => {
+                out.put_u8(PEERS);
+                for node in nodes {
+                    out.put_u32(*node);
+                }
+            }
+            Note::Metrics(snapshot) | Note::Totals(snapshot) => {
+                out.put_u8(if matches!(self, Note::Metrics(_)) { METRICS } else { TOTALS });
+                // A snapshot is small and goes once a second: JSON is plenty.
+                out.put_slice(&serde_json::to_vec(snapshot).unwrap_or_default());
+            }
+        }
+        out.freeze()
+    }
+
+    /// The note in a frame; None for one this build does not know (or a broken one).
+    pub fn decode(mut frame: Bytes) -> Option<Note> {
+        if !frame.has_remaining() {
+            return None;
+        }
+        let note = match frame.get_u8() {
+            HELLO => Note::Hello { worker: get_u32(&mut frame)?, node: get_u32(&mut frame)? },
+            READY => Note::Ready { worker: get_u32(&mut frame)?, address: get_str(&mut frame)? },
+            BROADCAST => {
+                let endpoint = get_str(&mut frame)?;
+                let room = get_str(&mut frame)?;
+                let has_room = get_u8(&mut frame)? == 1;
+                Note::Broadcast { endpoint, room: has_room.then_some(room), message: get_message(&mut frame)? }
+            }
+            SEND_TO => Note::SendTo { id: get_u128(&mut frame)?, message: get_message(&mut frame)? },
+            PEERS => {
+                let mut nodes = Vec::with_capacity(frame.remaining() / 4);
+                while frame.has_remaining() {
+                    nodes.push(get_u32(&mut frame)?);
+                }
+                Note::Peers(nodes)
+            }
+            METRICS => Note::Metrics(serde_json::from_slice(&frame).ok()?),
+            TOTALS => Note::Totals(serde_json::from_slice(&frame).ok()?),
+            _ => return None,
+        };
+        Some(note)
+    }
+}
+
+/// Where the supervisor sends a worker's frame on, as it is, without decoding it all.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To every other worker.
+    Others,
+    /// To the worker with this node tag.
+    Node(u32),
+    /// Nowhere: the supervisor reads it.
+    Supervisor,
+}
+
+pub fn route(frame: &[u8]) -> Route {
+    match frame {
+        [BROADCAST, ..] => Route::Others,
+        // A SendTo's id starts with the node tag.
+        [SEND_TO, a, b, c, d, ..] => Route::Node(u32::from_be_bytes([*a, *b, *c, *d])),
+        _ => Route::Supervisor,
+    }
+}
+
+fn put_str(out: &mut BytesMut, text: &str) {
+    out.put_u32(u32::try_from(text.len()).unwrap_or(u32::MAX));
+    out.put_slice(text.as_bytes());
+}
+
+fn put_message(out: &mut BytesMut, message: &Message) {
+    match message {
+        Message::Text(text) => {
+            out.put_u8(TEXT);
+            out.put_slice(text.as_bytes());
+        }
+        other => {
+            out.put_u8(BINARY);
+            out.put_slice(&other.clone().into_data());
+        }
+    }
+}
+
+fn get_u8(frame: &mut Bytes) -> Option<u8> {
+    frame.has_remaining().then(|| frame.get_u8())
+}
+
+fn get_u32(frame: &mut Bytes) -> Option<u32> {
+    (frame.remaining() >= 4).then(|| frame.get_u32())
+}
+
+fn get_u128(frame: &mut Bytes) -> Option<u128> {
+    (frame.remaining() >= 16).then(|| frame.get_u128())
+}
+
+fn get_str(frame: &mut Bytes) -> Option<String> {
+    let length = usize::try_from(get_u32(frame)?).ok()?;
+    if frame.remaining() < length {
+        return None;
+    }
+    String::from_utf8(frame.split_to(length).to_vec()).ok()
+}
+
+fn get_message(frame: &mut Bytes) -> Option<Message> {
+    match get_u8(frame)? {
+        TEXT => Utf8Bytes::try_from(std::mem::take(frame)).ok().map(Message::Text),
+        BINARY => Some(Message::Binary(std::mem::take(frame))),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_note_comes_back_as_it_went() {
+        let totals = Snapshot { messages_in: 7, ..Snapshot::default() };
+        for note in [
+            Note::Hello { worker: 3, node: 0xdead_beef },
+            Note::Ready { worker: 1, address: "127.0.0.1:8080".into() },
+            Note::Broadcast {
+                endpoint: "/chat".into(), room: Some("red".into()), message: Message::Text("hé".into())
+            },
+            Note::Broadcast {
+                endpoint: "/chat".into(),
+                room: None,
+                message: Message::Binary(Bytes::from_static(b"\0\xff")),
+            },
+            Note::SendTo { id: u128::MAX - 5, message: Message::Text("psst".into()) },
+            Note::Peers(vec![1, u32::MAX]),
+            Note::Peers(Vec::new()),
+            Note::Metrics(totals.clone()),
+            Note::Totals(totals),
+        ] {
+            assert_eq!(Note::decode(note.encode()), Some(note));
+        }
+    }
+
+    #[test]
+    fn the_supervisor_routes_by_kind_and_node() {
+        let broadcast = Note::Broadcast { endpoint: "/c".into(), room: None, message: Message::Text("x".into()) };
+        assert_eq!(route(&broadcast.encode()), Route::Others);
+        let send_to = Note::SendTo { id: (7u128 << 96) | 99, message: Message::Text("x".into()) };
+        assert_eq!(route(&send_to.encode()), Route::Node(7));
+        assert_eq!(route(&Note::Ready { worker: 0, address: String::new() }.encode()), Route::Supervisor);
+        assert_eq!(route(&[SEND_TO, 1]), Route::Supervisor);
+    }
+
+    #[test]
+    fn broken_frames_are_ignored() {
+        assert_eq!(Note::decode(Bytes::new()), None);
+        assert_eq!(Note::decode(Bytes::from_static(&[SEND_TO, 1, 2])), None);
+        assert_eq!(Note::decode(Bytes::from_static(&[99])), None);
+        assert_eq!(Note::decode(Bytes::from_static(&[BROADCAST, 0, 0, 0, 9, b'/'])), None);
+    }
+}

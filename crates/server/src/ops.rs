@@ -1,0 +1,52 @@
+//! What an orchestrator asks a server: `/health` (the process answers), `/ready` (it should
+//! get traffic: not while shutting down, nor while it cannot hear the other processes), and
+//! `/metrics` (Prometheus). Served on the main port where no WebSocket route claims the path,
+//! or on `--metrics-port`.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::state::ServerState;
+
+/// The OpenMetrics text format prometheus-client writes.
+const METRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    Health,
+    Ready,
+    Metrics,
+}
+
+impl Probe {
+    pub fn at(path: &str) -> Option<Self> {
+        match path {
+            "/health" => Some(Self::Health),
+            "/ready" => Some(Self::Ready),
+            "/metrics" => Some(Self::Metrics),
+            _ => None,
+        }
+    }
+}
+
+pub fn respond(state: &ServerState, probe: Probe) -> Response {
+    match probe {
+        Probe::Health => (StatusCode::OK, "ok\n").into_response(),
+        Probe::Ready => match state.unready_because() {
+            None => (StatusCode::OK, "ready\n").into_response(),
+            Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        },
+        Probe::Metrics => ([(header::CONTENT_TYPE, METRICS_TYPE)], state.metrics().render()).into_response(),
+    }
+}
+
+/// The whole of `--metrics-port`: the probes, and 404 elsewhere.
+pub async fn handle(State(state): State<Arc<ServerState>>, request: Request) -> Response {
+    match Probe::at(request.uri().path()) {
+        Some(probe) => respond(&state, probe),
+        None => (StatusCode::NOT_FOUND, "here: /health, /ready and /metrics\n").into_response(),
+    }
+}

@@ -1,0 +1,20 @@
+//! What joins this process's registry to the others' (the local bus of `--processes`, or a
+//! broker between hosts). The registry delivers locally first and then hands the fabric what
+//! other processes must deliver; what the fabric receives comes back through
+//! [`super::Registry::deliver`] and [`super::Registry::deliver_to`], which never hand it on.
+
+use tokio_tungstenite::tungstenite::Message;
+
+pub trait Fabric: Send + Sync {
+    /// A broadcast to an endpoint (by its pattern, the same in every process of the app), or to
+    /// one of its rooms, made here.
+    fn broadcast(&self, endpoint: &str, room: Option<&str>, message: &Message);
+    /// A frame for connection `id`, held by the process tagged `node` (not this one): true
+    /// when that process is known to be up and the frame is on its way.
+    fn send_to(&self, node: u32, id: u128, message: &Message) -> bool;
+    /// Whether an endpoint (or a room of it) has members here, when that changes: a broker
+    /// subscribes to what has.
+    fn interest(&self, endpoint: &str, room: Option<&str>, present: bool);
+    /// Whether this process hears the others now (`/ready` says so).
+    fn connected(&self) -> bool;
+}
