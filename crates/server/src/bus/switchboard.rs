@@ -84,6 +84,8 @@ impl Switchboard {
         tokio::spawn(write_batches(sink, pending));
         lock(&self.members).insert(worker, Member { node, outbox, last: Snapshot::default() });
         self.send_peers();
+        // The worker waits for its first totals before it serves.
+        self.send_totals();
         while let Some(Ok(frame)) = notes.next().await {
             let frame = frame.freeze();
             match route(&frame) {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,8 @@ use crate::registry::{Fabric, Registry};
 
 /// How often a worker tells the supervisor its numbers.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How long a joining worker waits for the supervisor's first totals.
+const FIRST_TOTALS: Duration = Duration::from_secs(5);
 
 pub struct Bus {
     outbox: mpsc::Sender<Bytes>,
@@ -32,13 +34,16 @@ pub struct Bus {
     peers: RwLock<HashSet<u32>>,
     /// Everyone's numbers, as the supervisor last summed them.
     totals: Mutex<Option<Snapshot>>,
+    /// Told when the first totals arrive.
+    counted: Notify,
     /// Cancelled when the supervisor is gone: the worker then shuts down.
     lost: CancellationToken,
 }
 
 impl Bus {
     /// Connects to the supervisor's bus as worker `worker`; the tasks that carry notes both
-    /// ways run on the current runtime.
+    /// ways run on the current runtime. Returns once the supervisor has sent the totals, so
+    /// a worker never answers `/metrics` with only its own numbers.
     pub async fn join(path: &Path, worker: u32, registry: Arc<Registry>) -> std::io::Result<Arc<Self>> {
         let stream = UnixStream::connect(path).await?;
         let (mut sink, mut stream) = Framed::new(stream, codec()).split();
@@ -49,6 +54,7 @@ impl Bus {
             registry,
             peers: RwLock::new(HashSet::new()),
             totals: Mutex::new(None),
+            counted: Notify::new(),
             lost: CancellationToken::new(),
         });
         tokio::spawn(write_batches(sink, pending));
@@ -59,6 +65,9 @@ impl Bus {
             }
             reader.lost.cancel();
         });
+        tokio::time::timeout(FIRST_TOTALS, bus.counted.notified()).await.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the supervisor sent no totals within 5 s of joining")
+        })?;
         Ok(bus)
     }
 
@@ -73,7 +82,10 @@ impl Bus {
             Some(Note::Peers(nodes)) => {
                 *write(&self.peers) = nodes.into_iter().filter(|node| *node != self.registry.node.tag()).collect();
             }
-            Some(Note::Totals(totals)) => *lock(&self.totals) = Some(totals),
+            Some(Note::Totals(totals)) => {
+                *lock(&self.totals) = Some(totals);
+                self.counted.notify_one();
+            }
             Some(Note::Hello { .. } | Note::Ready { .. } | Note::Metrics(_)) | None => {}
         }
     }
