@@ -371,12 +371,16 @@ class Generated:
 
 def generate(server: Running, args: list[str], cores: set[int] | None = None) -> Generated:
     """Runs one load to completion, reading the CPU time of server and generator at its marks."""
+    # The servers start their processes and threads before they listen, none during a load.
+    return generate_against(process_tree(server.process.pid), server.peer.name, args, cores)
+
+
+def generate_against(server_pids: list[int], name: str, args: list[str], cores: set[int] | None = None) -> Generated:
+    """`generate`, for whatever processes serve the load (several servers and a broker, say)."""
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     process = subprocess.Popen(
         [str(LOADGEN), "--marks", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pin
     )
-    # The servers start their processes and threads before they listen, none during a load.
-    server_pids = process_tree(server.process.pid)
     marks: list[tuple[float, float, float, float]] = []
     report = None
     for line in process.stdout:
@@ -391,7 +395,7 @@ def generate(server: Running, args: list[str], cores: set[int] | None = None) ->
             process.stdin.flush()
     process.stdin.close()
     if process.wait() != 0 or report is None or len(marks) != 2:
-        raise RuntimeError(f"ws-loadgen {' '.join(args)} failed against {server.peer.name}")
+        raise RuntimeError(f"ws-loadgen {' '.join(args)} failed against {name}")
     (start, *before), (end, *after) = marks
     server, generator, busy = (later - earlier for earlier, later in zip(before, after, strict=True))
     return Generated(report, server, generator, max(0.0, busy - server - generator), end - start)
@@ -558,7 +562,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny loads, one round: checks that everything runs")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
-    parser.add_argument("--only", action="append", help="run only this server (repeatable)")
+    parser.add_argument(
+        "--only", action="append", help="run only this server (repeatable); with ours, the scale-out loads run too"
+    )
     parser.add_argument("--out", type=Path, default=report.DOCS, help="where the report goes")
     parser.add_argument(
         "--report-only", action="store_true", help="measure nothing: render the report again from OUT/results.json"
@@ -601,6 +607,12 @@ def main() -> None:
     print(f"\n{headline}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.out == report.DOCS:
         report.update_readme(headline)
+    if OURS in rounds:
+        # Our server alone, as several processes and instances (bench/scaleout.py).
+        smoke = ["--smoke"] if options.smoke else []
+        rounds_flag = ["--rounds", str(options.rounds)] if options.rounds else []
+        scaleout = [sys.executable, str(ROOT / "bench" / "scaleout.py"), *smoke, *rounds_flag]
+        subprocess.run([*scaleout, "--out", str(options.out)], cwd=ROOT, check=True)
 
 
 def report_only(parser: argparse.ArgumentParser, out: Path) -> None:

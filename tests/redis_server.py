@@ -3,6 +3,7 @@ tests, on a port of its own, keeping nothing on disk."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -20,12 +21,23 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Redis:
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, netns: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        netns: str | None = None,
+        also: tuple[str, ...] = (),
+        extra: tuple[str, ...] = (),
+    ) -> None:
         executable = shutil.which("redis-server")
         assert executable, "redis-server is not installed: .ci/run installs Debian's redis-server"
         self.host = host
         self.port = port or free_port(host)
         self.netns = netns
+        # Further addresses it listens on (the test's own veth links, say): never 0.0.0.0.
+        self.also = also
+        # Further redis-server options (a compose service's command, say).
+        self.extra = extra
         self.process: subprocess.Popen[str] | None = None
         self._dir = tempfile.mkdtemp(prefix="robyn-redis-")
 
@@ -39,6 +51,7 @@ class Redis:
             "redis-server",
             "--bind",
             self.host,
+            *self.also,
             "--port",
             str(self.port),
             "--save",
@@ -49,6 +62,7 @@ class Redis:
             self._dir,
             "--protected-mode",
             "no",
+            *self.extra,
         ]
         if self.netns:
             command = ["ip", "netns", "exec", self.netns, *command]
@@ -76,3 +90,13 @@ class Redis:
         """How many connections subscribe to `channel` (PUBSUB NUMSUB)."""
         with self.client() as client:
             return int(dict(client.pubsub_numsub(channel))[channel])
+
+
+async def until_subscribers(redis: Redis, channel: str, count: int, timeout: float = 10.0) -> None:
+    """Waits until `count` connections subscribe to `channel` (asked of Redis, which has no
+    way to tell us when that changes)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (current := await asyncio.to_thread(redis.subscribers, channel)) != count:
+        assert loop.time() < deadline, f"{channel} has {current} subscribers, not {count}"
+        await asyncio.sleep(0.05)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 from cluster import Client, clients, scrape, spread_over, until_metric
 from conftest import ROOT, messages_until_close
-from redis_server import Redis, free_port
+from redis_server import Redis, free_port, until_subscribers
 from websockets.asyncio.client import connect
 
 CHAT = "robyn:0:/chat"
@@ -29,16 +29,6 @@ def redis() -> Iterator[Redis]:
     server = Redis().start()
     yield server
     server.close()
-
-
-async def until_subscribers(redis: Redis, channel: str, count: int, timeout: float = 10.0) -> None:
-    """Waits until `count` connections subscribe to `channel` (asked of Redis, which has no
-    way to tell us when that changes)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (current := await asyncio.to_thread(redis.subscribers, channel)) != count:
-        assert loop.time() < deadline, f"{channel} has {current} subscribers, not {count}"
-        await asyncio.sleep(0.05)
 
 
 async def send_to_when_known(sender: Client, target: Client, text: str, timeout: float = 10.0) -> None:
@@ -135,9 +125,7 @@ async def test_instances_and_processes_reach_each_other_once_in_order(start_serv
     lost = [client for client in group if client.pid == victim]
     for client in lost:
         await client.until_closed()
-    everyone = [client for client in group if client.pid != victim] + await clients(
-        [multi.url("/chat")] * len(lost)
-    )
+    everyone = [client for client in group if client.pid != victim] + await clients([multi.url("/chat")] * len(lost))
     for client in everyone:
         client.texts.clear()
     await everyone[0].command(op="broadcast", text="after the kill")
@@ -251,4 +239,3 @@ async def test_a_slow_client_on_another_node_is_closed_without_slowing_the_rest(
     assert values['robyn_ws_closes_total{code="1013"}'] == 1
     await sender.close()
     await fast.close()
-

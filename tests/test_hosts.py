@@ -6,7 +6,6 @@ it subscribes again, without replaying what it missed."""
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 from cluster import Client
 from conftest import APPS, Server, with_io_threads
-from redis_server import Redis
+from redis_server import Redis, until_subscribers
 
 HOSTS = {"robyn-h1": 1, "robyn-h2": 2}
 
@@ -63,14 +62,17 @@ def start_on(host: str, binary: Path, io_threads: str, broker: str) -> Server:
 
 
 async def test_a_host_cut_off_goes_deaf_then_comes_back_without_replay(binary, io_threads, hosts, start_server):
-    redis = Redis(host="0.0.0.0").start()
+    redis = Redis(also=tuple(gateway(host) for host in hosts)).start()
     servers: list[Server] = []
     try:
         for host in hosts:
             servers.append(start_on(host, binary, io_threads, f"redis://{gateway(host)}:{redis.port}/0"))
         local = start_server("cluster", "--broker", f"redis://127.0.0.1:{redis.port}/0")
         servers.append(local)
-        (h1, h2) = [await Client.open(f"ws://{address(host)}:{server.port}/chat") for host, server in zip(hosts, servers)]
+        (h1, h2) = [
+            await Client.open(f"ws://{address(host)}:{server.port}/chat")
+            for host, server in zip(hosts, servers, strict=False)
+        ]
         here = await Client.open(local.url("/chat"))
         everyone = [h1, h2, here]
         assert len({client.pid for client in everyone}) == 3
@@ -80,7 +82,7 @@ async def test_a_host_cut_off_goes_deaf_then_comes_back_without_replay(binary, i
             for client in receivers:
                 await client.until(lambda texts: text in texts, timeout=15)
 
-        await asyncio.wait_for(_until_heard(redis, 3), 10)
+        await until_subscribers(redis, "robyn:0:/chat", 3)
         await reaches(h1, "all three", everyone)
 
         ip("link", "set", link(hosts[1]), "down")
@@ -101,9 +103,3 @@ async def test_a_host_cut_off_goes_deaf_then_comes_back_without_replay(binary, i
         for server in servers:
             server.kill()
         redis.close()
-
-
-async def _until_heard(redis: Redis, nodes: int) -> None:
-    while await asyncio.to_thread(redis.subscribers, "robyn:0:/chat") != nodes:
-        await asyncio.sleep(0.05)
-

@@ -37,7 +37,7 @@ async def test_broadcasts_rooms_and_send_to_reach_every_process_once_in_order(st
         client.texts.clear()
 
     # A room spans processes; its messages reach its members only.
-    members = [client for client in group if client.pid != group[0].pid][:3] + [group[0]]
+    members = [*[client for client in group if client.pid != group[0].pid][:3], group[0]]
     for member in members:
         await member.command(op="join", room="blue")
         assert await member.reply("joined") == "blue"

@@ -26,5 +26,17 @@ async def broadcast(websocket):
         pass
 
 
+@app.websocket("/relay")
+async def relay(websocket):
+    # The scale-out loads only (bench/scaleout.py): which process serves this client, then
+    # every message to the endpoint's other clients, wherever they are.
+    await websocket.send_text(f"pid {os.getpid()}")
+    try:
+        while True:
+            await websocket.broadcast(await websocket.receive_text(), exclude_self=True)
+    except WebSocketDisconnect:
+        pass
+
+
 if __name__ == "__main__":
     app.start(host="127.0.0.1", port=int(os.environ["PORT"]))

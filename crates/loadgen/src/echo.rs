@@ -109,7 +109,7 @@ async fn drive(
     Ok(tally)
 }
 
-fn percentile_us(sorted_ns: &[u32], quantile: f64) -> Option<f64> {
+pub fn percentile_us(sorted_ns: &[u32], quantile: f64) -> Option<f64> {
     let last = sorted_ns.len().checked_sub(1)?;
     let at = ((last as f64) * quantile).round() as usize;
     Some(f64::from(sorted_ns[at]) / 1000.0)

@@ -36,9 +36,10 @@ struct Progress {
     changed: Notify,
 }
 
-pub async fn run(url: &str, plan: Plan, mut marks: Marks) -> Result<serde_json::Value, String> {
+pub async fn run(url: &str, also: Option<&str>, plan: Plan, mut marks: Marks) -> Result<serde_json::Value, String> {
     let sockets: Vec<Client> = stream::iter(0..plan.subscribers)
-        .map(|_| client::connect(url))
+        // With a second server, every other subscriber is its client.
+        .map(|index| client::connect(also.filter(|_| index % 2 == 1).unwrap_or(url)))
         .buffer_unordered(64)
         .collect::<Vec<_>>()
         .await

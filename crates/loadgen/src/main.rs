@@ -7,6 +7,7 @@ mod echo;
 mod fanout;
 mod hold;
 mod marks;
+mod relay;
 
 use clap::{Parser, Subcommand};
 use std::time::Duration;
@@ -45,6 +46,10 @@ enum Load {
     /// broadcasts to all of them.
     Fanout {
         url: String,
+        /// Another server (another instance of the same app): every other subscriber
+        /// connects there instead; the publisher stays on `url`.
+        #[arg(long)]
+        also: Option<String>,
         #[arg(long, default_value_t = 1000)]
         subscribers: usize,
         /// Broadcasts per burst.
@@ -58,6 +63,20 @@ enum Load {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120.0)]
         timeout: f64,
+    },
+    /// Delivery latency from a publisher on `from` to one subscriber on `to`, placed on the
+    /// publisher's process or another one (the app's `/relay` says which serves it).
+    Relay {
+        from: String,
+        to: String,
+        #[arg(long, value_enum, default_value_t = relay::Place::Other)]
+        place: relay::Place,
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 0.5)]
+        warmup: f64,
     },
     /// Open connections and keep them idle; `check` on stdin has each send one message and
     /// await its echo; end of stdin closes them all.
@@ -94,7 +113,7 @@ fn main() {
                 };
                 echo::run(&url, plan, marks).await
             }
-            Load::Fanout { url, subscribers, messages, repeat, size, timeout } => {
+            Load::Fanout { url, also, subscribers, messages, repeat, size, timeout } => {
                 let plan = fanout::Plan {
                     subscribers,
                     messages,
@@ -102,7 +121,16 @@ fn main() {
                     size,
                     timeout: Duration::from_secs_f64(timeout),
                 };
-                fanout::run(&url, plan, marks).await
+                fanout::run(&url, also.as_deref(), plan, marks).await
+            }
+            Load::Relay { from, to, place, size, seconds, warmup } => {
+                let plan = relay::Plan {
+                    place,
+                    size,
+                    warmup: Duration::from_secs_f64(warmup),
+                    measured: Duration::from_secs_f64(seconds),
+                };
+                relay::run(&from, &to, plan, marks).await
             }
             Load::Hold { url, connections, concurrency, timeout } => {
                 hold::run(&url, connections, concurrency, Duration::from_secs_f64(timeout)).await
