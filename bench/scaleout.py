@@ -112,7 +112,14 @@ def relay(setup: Setup, place: str, scale: Scale, to: int = 0) -> dict:
     args = ["relay", f"{setup.url()}/relay", f"{setup.url(to)}/relay", "--place", place]
     args += ["--seconds", str(scale.latency_seconds), "--warmup", str(scale.warmup)]
     load = generate_against(setup.pids(), setup.name, args)
-    return {"p50_us": load.report["p50_us"], "p99_us": load.report["p99_us"], "messages": load.report["messages"]}
+    messages = load.report["messages"]
+    return {
+        "p50_us": load.report["p50_us"],
+        "p99_us": load.report["p99_us"],
+        "messages": messages,
+        # Every process that carried it, the broker included: what one delivery there costs.
+        "server_us_per_message": load.server_us_per(messages),
+    }
 
 
 def fanout(setup: Setup, scale: Scale, spread: bool) -> dict:
@@ -195,7 +202,8 @@ def render(measured: dict) -> str:
 
     def latency(setup: str, key: str) -> str:
         p50, p99 = median(rounds, setup, key, "p50_us"), median(rounds, setup, key, "p99_us")
-        return f"{report.figure(p50, 'µs')} / {report.figure(p99, 'µs')}"
+        cpu = median(rounds, setup, key, "server_us_per_message")
+        return f"{report.figure(p50, 'µs')} / {report.figure(p99, 'µs')} | {report.figure(cpu, 'µs')}"
 
     lines = [
         "# Scale-out: processes and instances",
@@ -227,8 +235,8 @@ def render(measured: dict) -> str:
         "With two instances, every other subscriber is on the second one and the publisher on the first: half "
         "the deliveries cross Redis.",
         "",
-        "| delivery from a publisher to one subscriber | p50 / p99 (µs) |",
-        "|---|---|",
+        "| delivery from a publisher to one subscriber | p50 / p99 (µs) | CPU per message, all processes (µs) |",
+        "|---|---|---|",
         f"| same process (1 process) | {latency('1 process', 'relay_same')} |",
         f"| same process (a worker of `--processes 2`) | {latency('--processes 2', 'relay_same')} |",
         "| another process (`--processes 2`, through the supervisor's bus) | "
@@ -236,7 +244,9 @@ def render(measured: dict) -> str:
         f"| another node (2 instances, through Redis) | {latency('2 instances + Redis', 'relay_other')} |",
         "",
         "One message in flight; the time from the publisher's send to the subscriber's receipt (the server "
-        "broadcasts each message of `/relay` to the endpoint's other clients).",
+        "broadcasts each message of `/relay` to the endpoint's other clients). The CPU is that of every server "
+        "process (and redis-server) per message relayed: its growth from the first row is what the bus or the "
+        "broker costs per message.",
         "",
     ]
     return "\n".join(lines)

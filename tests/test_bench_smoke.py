@@ -55,3 +55,19 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
     assert "| echo, 50 connections (msg/s) | " in report
     assert "| echo, 50 connections: server CPU per message (µs) | " in report
     assert (tmp_path / "chart.png").stat().st_size > 10_000
+    # The scale-out part: every setup measured, every latency placed where it should be.
+    scaleout = json.loads((tmp_path / "scaleout.json").read_text())
+    (measured,) = scaleout["rounds"]
+    assert set(measured) == {"1 process", "--processes 2", "1 instance + Redis", "2 instances + Redis"}
+    for setup, figures in measured.items():
+        assert figures.get("fanout"), f"{setup}: no fan-out figure"
+    for setup in ("1 process", "--processes 2"):
+        assert measured[setup].get("echo"), f"{setup}: no echo figure"
+    for setup, relay in [
+        ("1 process", "relay_same"),
+        ("--processes 2", "relay_same"),
+        ("--processes 2", "relay_other"),
+        ("2 instances + Redis", "relay_other"),
+    ]:
+        assert measured[setup][relay]["p50_us"], f"{setup}: no {relay} latency"
+    assert "| another node (2 instances, through Redis) | " in (tmp_path / "scaleout.md").read_text()

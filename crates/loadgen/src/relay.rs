@@ -63,8 +63,8 @@ pub async fn run(from: &str, to: &str, plan: Plan, marks: Marks) -> Result<serde
             started = true;
         }
         index += 1;
-        let took = relay_once(&mut publisher, &mut subscriber, &client::payload('m', index, plan.size), end - now)
-            .await?;
+        let took =
+            relay_once(&mut publisher, &mut subscriber, &client::payload('m', index, plan.size), end - now).await?;
         if now >= measure_from {
             latencies_ns.push(took.as_nanos().min(u32::MAX as u128) as u32);
         }

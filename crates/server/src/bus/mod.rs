@@ -1,8 +1,8 @@
 //! The local bus of `--processes`: the supervisor listens on a Unix socket, each worker
 //! connects once, and the supervisor passes what a worker broadcasts (or sends to another
-//! worker's connection) on to the others, in the order each worker sent it. Measured against
-//! the alternatives in ARCHITECTURE.md: one socket write per batch of notes, no shared memory
-//! to size or clean up after a worker dies.
+//! worker's connection) on to the others, in the order each worker sent it: one socket write
+//! per batch of notes, no shared memory to size or clean up after a worker dies (the costs
+//! measured, and why, in ARCHITECTURE.md "Processes and hosts").
 
 mod protocol;
 mod switchboard;
