@@ -64,6 +64,11 @@ impl Broker {
     pub fn start(url: &str, registry: Arc<Registry>, bridge: Arc<Bridge>) -> Result<Arc<Self>, String> {
         let client = redis::Client::open(url)
             .map_err(|error| format!("--broker {url}: {error} (expected redis://host:port/db)"))?;
+        // The subscriber speaks RESP3 (Redis 6 or later), whose pushes it takes without waiting.
+        let info = client.get_connection_info().clone();
+        let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
+        let subscribing = redis::Client::open(info.set_redis_settings(resp3))
+            .map_err(|error| format!("--broker {url}: {error} (expected redis://host:port/db)"))?;
         let channels = Channels::new(client.get_db());
         let (publish, queued) = mpsc::channel(PUBLISH_QUEUE);
         let (interest, interests) = mpsc::unbounded_channel();
@@ -78,7 +83,7 @@ impl Broker {
             registry,
         });
         tokio::spawn(publisher::run(broker.clone(), client.clone(), queued));
-        tokio::spawn(subscriber::run(broker.clone(), client, interests, bridge));
+        tokio::spawn(subscriber::run(broker.clone(), subscribing, interests, bridge));
         Ok(broker)
     }
 
