@@ -30,6 +30,7 @@ test: venv
 lint: venv
     cargo fmt --all -- --check
     cargo clippy --release --locked --all-targets -- -D warnings
+    cargo clippy --release --locked -p robyn-ws-server-py --features pyo3/abi3-py39 -- -D warnings
     .venv/bin/ruff check .
     .venv/bin/ruff format --check .
     .venv/bin/mypy

@@ -613,6 +613,11 @@ def main() -> None:
         rounds_flag = ["--rounds", str(options.rounds)] if options.rounds else []
         scaleout = [sys.executable, str(ROOT / "bench" / "scaleout.py"), *smoke, *rounds_flag]
         subprocess.run([*scaleout, "--out", str(options.out)], cwd=ROOT, check=True)
+        # The binary against the pip package (bench/two_ways.py); a full run only, since
+        # installing the package builds it (minutes), which a smoke run need not check.
+        if not options.smoke:
+            two_ways = [sys.executable, str(ROOT / "bench" / "two_ways.py"), *rounds_flag]
+            subprocess.run([*two_ways, "--out", str(options.out)], cwd=ROOT, check=True)
 
 
 def report_only(parser: argparse.ArgumentParser, out: Path) -> None:

@@ -5,6 +5,7 @@ Run it with `robyn-ws-server --app pyapp.main` and connect to ws://127.0.0.1:808
 """
 
 import json
+from typing import Optional
 
 from robyn import Response, Robyn, WebSocketDisconnect
 
@@ -113,7 +114,7 @@ SESSIONS = {"ann-session": "ann", "bob-session": "bob", "cy-session": "cy"}  # y
 online: dict[str, str] = {}  # user name -> connection id
 
 
-def user_of(websocket) -> str | None:
+def user_of(websocket) -> Optional[str]:
     return SESSIONS.get(websocket.cookies.get("session", ""))
 
 

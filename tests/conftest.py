@@ -38,6 +38,16 @@ def run_to_exit(
     )
 
 
+# The server under test is the standalone binary unless ROBYN_WS_SERVER names the installed
+# package's command (tests/test_wheel.py runs the suite so, with ROBYN_WS_SERVER_KIND=package).
+# Only the binary starts CPython itself, and so chooses which virtualenv's packages it sees;
+# the package runs in whichever Python runs it.
+EMBEDDED_ONLY = pytest.mark.skipif(
+    os.environ.get("ROBYN_WS_SERVER_KIND") == "package",
+    reason="the binary picks a virtualenv; the installed package runs in the Python that runs it",
+)
+
+
 @pytest.fixture(scope="session")
 def binary() -> Path:
     """The release binary; built here (a no-op when up to date) unless ROBYN_WS_SERVER names one."""

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import APPS, receive, run_to_exit
+from conftest import APPS, EMBEDDED_ONLY, receive, run_to_exit
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -212,6 +212,7 @@ def make_virtualenv(python: str, where: Path) -> Path:
     return where
 
 
+@EMBEDDED_ONLY
 async def test_an_active_virtualenv_is_importable(start_server, tmp_path):
     venv = make_virtualenv(sys.executable, tmp_path / "venv")
     server = start_server("startup.uses_venv", env={"VIRTUAL_ENV": str(venv)})
@@ -219,6 +220,7 @@ async def test_an_active_virtualenv_is_importable(start_server, tmp_path):
         assert await receive(ws) == "from the virtualenv"
 
 
+@EMBEDDED_ONLY
 async def test_a_virtualenv_that_is_only_on_path_is_found(start_server, tmp_path):
     # The container layout: the virtualenv's bin/ first on PATH, nothing activated.
     venv = make_virtualenv(sys.executable, tmp_path / "venv")
@@ -245,6 +247,7 @@ def other_python() -> str | None:
 OTHER_PYTHON = other_python()
 
 
+@EMBEDDED_ONLY
 @pytest.mark.skipif(OTHER_PYTHON is None, reason="no Python of another minor version on this machine")
 def test_a_virtualenv_of_another_python_version_is_named_in_one_line(binary, tmp_path):
     assert OTHER_PYTHON is not None

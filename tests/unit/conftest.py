@@ -1,5 +1,5 @@
 """In-process tests of the embedded ``robyn`` package's pure-Python parts. ``import robyn``
-here is the package's source in crates/pyhost/python, not an installed Robyn, and nothing in
+here is the package's source in crates/pyhost/python/robyn_ws_server/api, not an installed Robyn, and nothing in
 tests/unit starts the server: the parts that need ``robyn._native`` are not imported."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "crates" / "pyhost" / "python"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2] / "crates" / "pyhost" / "python" / "robyn_ws_server" / "api"
 sys.path.insert(0, str(PACKAGE_ROOT))
 
 import robyn  # noqa: E402 (needs the path above)

@@ -1,12 +1,10 @@
 //! Starting CPython inside the server and importing the user's app into it.
 
-use std::ffi::{CStr, CString};
-use std::mem::MaybeUninit;
-use std::path::{Path, PathBuf};
+use std::ffi::CString;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use pyo3::exceptions::PyRuntimeError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
@@ -15,18 +13,18 @@ use crate::native::{self, format_exception};
 /// The embedded `robyn` package: module name and source, compiled into the binary so that
 /// `import robyn` always means this server's package, whatever else is installed.
 const PACKAGE: &[(&str, &str)] = &[
-    ("robyn", include_str!("../python/robyn/__init__.py")),
-    ("robyn._app", include_str!("../python/robyn/_app.py")),
-    ("robyn._endpoint", include_str!("../python/robyn/_endpoint.py")),
-    ("robyn._http", include_str!("../python/robyn/_http.py")),
-    ("robyn._loader", include_str!("../python/robyn/_loader.py")),
-    ("robyn._params", include_str!("../python/robyn/_params.py")),
-    ("robyn._query", include_str!("../python/robyn/_query.py")),
-    ("robyn._runtime", include_str!("../python/robyn/_runtime.py")),
-    ("robyn._tracebacks", include_str!("../python/robyn/_tracebacks.py")),
-    ("robyn._websocket", include_str!("../python/robyn/_websocket.py")),
-    ("robyn.robyn", include_str!("../python/robyn/robyn.py")),
-    ("robyn.status_codes", include_str!("../python/robyn/status_codes.py")),
+    ("robyn", include_str!("../python/robyn_ws_server/api/robyn/__init__.py")),
+    ("robyn._app", include_str!("../python/robyn_ws_server/api/robyn/_app.py")),
+    ("robyn._endpoint", include_str!("../python/robyn_ws_server/api/robyn/_endpoint.py")),
+    ("robyn._http", include_str!("../python/robyn_ws_server/api/robyn/_http.py")),
+    ("robyn._loader", include_str!("../python/robyn_ws_server/api/robyn/_loader.py")),
+    ("robyn._params", include_str!("../python/robyn_ws_server/api/robyn/_params.py")),
+    ("robyn._query", include_str!("../python/robyn_ws_server/api/robyn/_query.py")),
+    ("robyn._runtime", include_str!("../python/robyn_ws_server/api/robyn/_runtime.py")),
+    ("robyn._tracebacks", include_str!("../python/robyn_ws_server/api/robyn/_tracebacks.py")),
+    ("robyn._websocket", include_str!("../python/robyn_ws_server/api/robyn/_websocket.py")),
+    ("robyn.robyn", include_str!("../python/robyn_ws_server/api/robyn/robyn.py")),
+    ("robyn.status_codes", include_str!("../python/robyn_ws_server/api/robyn/status_codes.py")),
 ];
 
 const BOOTSTRAP: &str = include_str!("../python/bootstrap.py");
@@ -149,101 +147,24 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The Python version this binary embeds, as `3.11`.
-const EMBEDDED: &str = env!("PYHOST_PYTHON_VERSION");
-
-/// Which `python` the embedded interpreter takes its paths from: the virtualenv the user runs
-/// from (so its packages are importable, through its `pyvenv.cfg`, as under its own
-/// `python`), else the one this binary was built against. Without it CPython would guess from
-/// whatever `python3` is first on PATH.
-fn program_name() -> Option<PathBuf> {
-    let built_with = option_env!("PYHOST_PYTHON").map(PathBuf::from).filter(|python| python.exists());
-    let venv = match std::env::var_os("VIRTUAL_ENV").filter(|venv| !venv.is_empty()) {
-        Some(venv) => Some((PathBuf::from(venv), "VIRTUAL_ENV")),
-        None => virtualenv_on_path().map(|venv| (venv, "PATH")),
-    };
-    let Some((venv, named_by)) = venv else { return built_with };
-    match virtualenv_version(&venv) {
-        Some(version) if version == EMBEDDED && venv.join("bin").join("python").exists() => {
-            return Some(venv.join("bin").join("python"));
-        }
-        Some(version) if version != EMBEDDED => tracing::warn!(
-            "the server embeds Python {EMBEDDED}; this virtualenv ({}, from {named_by}) is Python {version}: its \
-             packages are not used. Make it with python{EMBEDDED} -m venv, or use a server built with Python {version}",
-            venv.display()
-        ),
-        _ => tracing::warn!(
-            "ignoring the virtualenv {} (from {named_by}): it has no bin/python or no pyvenv.cfg saying its version",
-            venv.display()
-        ),
+/// Python is already running when the server is a module inside it (the `robyn_ws_server`
+/// package); the standalone binary starts it itself (the `embed` feature).
+#[cfg(not(feature = "embed"))]
+fn initialize() -> Result<(), StartupError> {
+    if Python::try_attach(|_| ()).is_some() {
+        return Ok(());
     }
-    built_with
-}
-
-/// The virtualenv whose `bin` is the first folder on PATH with a `python` in it, if that folder
-/// is a virtualenv's: the usual container layout puts one there without activating it.
-fn virtualenv_on_path() -> Option<PathBuf> {
-    let folder = std::env::split_paths(&std::env::var_os("PATH")?)
-        .find(|folder| ["python", "python3"].iter().any(|name| folder.join(name).is_file()))?;
-    let venv = folder.parent()?;
-    venv.join("pyvenv.cfg").is_file().then(|| venv.to_path_buf())
-}
-
-/// `3.12` from a virtualenv's `pyvenv.cfg` (`version = 3.12.1`, or uv's `version_info`).
-fn virtualenv_version(venv: &Path) -> Option<String> {
-    let config = std::fs::read_to_string(venv.join("pyvenv.cfg")).ok()?;
-    config.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        if !matches!(key.trim(), "version" | "version_info") {
-            return None;
-        }
-        let mut parts = value.trim().split('.');
-        Some(format!("{}.{}", parts.next()?, parts.next()?))
+    Err(StartupError {
+        details: None,
+        message: "this build of the server runs inside Python (python -m robyn_ws_server): Python is not running"
+            .into(),
     })
 }
 
-/// Starts CPython, leaving signal handling to the server, then releases the GIL so the loop
-/// thread can take it.
-#[allow(unsafe_code, reason = "CPython's PyConfig initialization API has no safe PyO3 wrapper")]
+/// The standalone binary starts CPython itself.
+#[cfg(feature = "embed")]
 fn initialize() -> Result<(), StartupError> {
-    // SAFETY: the PyConfig calls follow CPython's documented initialization sequence, on one
-    // thread, before anything else touches the interpreter; the config is cleared after use.
-    unsafe {
-        if ffi::Py_IsInitialized() != 0 {
-            return Ok(());
-        }
-        let mut config = MaybeUninit::<ffi::PyConfig>::uninit();
-        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
-        let mut config = config.assume_init();
-        config.install_signal_handlers = 0;
-        config.parse_argv = 0;
-        let mut status = None;
-        if let Some(program) = program_name()
-            && let Ok(program) = CString::new(program.as_os_str().as_encoded_bytes())
-        {
-            let set = ffi::PyConfig_SetBytesString(&mut config, &mut config.program_name, program.as_ptr());
-            if ffi::PyStatus_Exception(set) != 0 {
-                status = Some(set);
-            }
-        }
-        let status = status.unwrap_or_else(|| ffi::Py_InitializeFromConfig(&config));
-        ffi::PyConfig_Clear(&mut config);
-        if ffi::PyStatus_Exception(status) != 0 {
-            let reason = if status.err_msg.is_null() {
-                "unknown error".into()
-            } else {
-                CStr::from_ptr(status.err_msg).to_string_lossy()
-            };
-            return Err(StartupError {
-                details: None,
-                message: format!(
-                    "cannot start Python: {reason} (set PYTHONHOME to the Python 3 installation this server was built with)"
-                ),
-            });
-        }
-        ffi::PyEval_SaveThread();
-    }
-    Ok(())
+    crate::embedding::initialize().map_err(|message| StartupError { details: None, message })
 }
 
 fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {
@@ -291,13 +212,15 @@ fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
-    /// A module added to `python/robyn` but not to `PACKAGE` would import fine from a source
+    /// A module added to `python/robyn_ws_server/api/robyn` but not to `PACKAGE` would import fine from a source
     /// checkout and fail with ModuleNotFoundError inside the server.
     #[test]
     fn every_module_of_the_package_is_embedded() {
-        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join("robyn");
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/robyn_ws_server/api/robyn");
         let mut on_disk: Vec<String> = std::fs::read_dir(&folder)
             .expect("the package folder")
             .map(|entry| entry.expect("a folder entry").path())
@@ -310,6 +233,9 @@ mod tests {
         let mut embedded: Vec<String> = PACKAGE.iter().map(|(name, _)| (*name).to_owned()).collect();
         on_disk.sort();
         embedded.sort();
-        assert_eq!(embedded, on_disk, "PACKAGE in interpreter.rs must list every .py file of python/robyn");
+        assert_eq!(
+            embedded, on_disk,
+            "PACKAGE in interpreter.rs must list every .py file of python/robyn_ws_server/api/robyn"
+        );
     }
 }

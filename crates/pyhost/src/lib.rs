@@ -3,6 +3,8 @@
 
 pub mod bridge;
 pub mod close_code;
+#[cfg(feature = "embed")]
+mod embedding;
 mod event_loop;
 mod interpreter;
 mod native;

@@ -6,13 +6,14 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::{ExitCode, ExitStatus};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::bus::{Heard, Switchboard};
 use crate::cli::Cli;
+use crate::invocation::Invocation;
 use crate::{listener, shutdown};
 
 /// A worker that dies again soon waits longer before its next start, up to this.
@@ -23,20 +24,20 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 /// After the workers' own shutdown timeout, how long they get to exit before being killed.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
 
-pub fn run(cli: &Cli, processes: u32) -> ExitCode {
+pub fn run(cli: &Cli, invocation: &Invocation, processes: u32) -> u8 {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => return fail(&format!("cannot start the supervisor: {error}")),
     };
-    match runtime.block_on(supervise(cli, processes)) {
-        Ok(()) => ExitCode::SUCCESS,
+    match runtime.block_on(supervise(cli, invocation, processes)) {
+        Ok(()) => 0,
         Err(message) => fail(&message),
     }
 }
 
-fn fail(message: &str) -> ExitCode {
+fn fail(message: &str) -> u8 {
     eprintln!("error: {message}");
-    ExitCode::FAILURE
+    1
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,9 +57,8 @@ struct Running {
 
 /// What the supervisor needs to start workers.
 struct Launcher {
-    program: PathBuf,
-    /// The user's own flags, passed on unchanged.
-    flags: Vec<OsString>,
+    /// How this server was started: each worker starts the same way, with the user's own flags.
+    invocation: Invocation,
     /// The bus, and the ports resolved here (when the user asked for any free one).
     added: Vec<OsString>,
     exits: mpsc::UnboundedSender<(u32, u32, ExitStatus)>,
@@ -66,13 +66,15 @@ struct Launcher {
 
 impl Launcher {
     fn start(&self, number: u32) -> Result<Running, String> {
-        let mut child = tokio::process::Command::new(&self.program)
-            .args(&self.flags)
+        let Invocation { program, prefix, flags } = &self.invocation;
+        let mut child = tokio::process::Command::new(program)
+            .args(prefix)
+            .args(flags)
             .args(&self.added)
             .arg("--worker")
             .arg(number.to_string())
             .spawn()
-            .map_err(|error| format!("cannot start worker {number} ({}): {error}", self.program.display()))?;
+            .map_err(|error| format!("cannot start worker {number} ({}): {error}", program.display()))?;
         let pid = child.id().unwrap_or_default();
         let exits = self.exits.clone();
         tokio::spawn(async move {
@@ -84,7 +86,7 @@ impl Launcher {
     }
 }
 
-async fn supervise(cli: &Cli, processes: u32) -> Result<(), String> {
+async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result<(), String> {
     let signals = shutdown::Signals::install().map_err(|error| format!("cannot install signal handlers: {error}"))?;
     let bus_dir = BusDir::create()?;
     let (_board, mut heard) = Switchboard::listen(&bus_dir.socket())
@@ -104,13 +106,7 @@ async fn supervise(cli: &Cli, processes: u32) -> Result<(), String> {
         }
     }
     let (exits, mut exited) = mpsc::unbounded_channel();
-    let launcher = Launcher {
-        program: std::env::current_exe()
-            .map_err(|error| format!("cannot find this program to start workers: {error}"))?,
-        flags: std::env::args_os().skip(1).collect(),
-        added,
-        exits,
-    };
+    let launcher = Launcher { invocation: invocation.clone(), added, exits };
     let mut running = HashMap::new();
     for number in 0..processes {
         running.insert(number, launcher.start(number)?);

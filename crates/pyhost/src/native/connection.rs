@@ -309,7 +309,7 @@ impl Connection {
         let text = data
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err(format!("send_text() takes a str, got {}", type_name(data))))?;
-        self.send_frame(py, Frame::Text(text.to_str()?.to_owned()))
+        self.send_frame(py, Frame::Text(text.to_cow()?.into_owned()))
     }
 
     /// Sends a binary frame; returns None, or a future to await while the queue is full.

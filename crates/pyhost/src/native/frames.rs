@@ -11,7 +11,7 @@ use crate::bridge::Frame;
 /// A Python value as a frame: `str` as text, bytes-like as binary.
 pub(super) fn frame_of(data: &Bound<'_, PyAny>) -> PyResult<Frame> {
     if let Ok(text) = data.cast::<PyString>() {
-        return Ok(Frame::Text(text.to_str()?.to_owned()));
+        return Ok(Frame::Text(text.to_cow()?.into_owned()));
     }
     binary_of(data).ok_or_else(|| PyTypeError::new_err(format!("expected str or bytes, got {}", type_name(data))))
 }

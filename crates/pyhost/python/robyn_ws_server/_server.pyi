@@ -1,0 +1,3 @@
+from pathlib import Path
+
+def serve(python: str | Path, flags: list[str]) -> int: ...

@@ -1,0 +1,352 @@
+//! robyn-ws-server: serves a Robyn-style Python WebSocket app. The network side (this crate:
+//! listener, handshake, routing, registries, broadcast, shutdown) runs on tokio; the handlers
+//! run on CPython (the `pyhost` crate), on one asyncio loop thread. Two programs run it: the
+//! standalone binary (`main.rs`, which starts CPython itself) and the `robyn_ws_server` Python
+//! package (`crates/pyext`, an extension module running it inside the user's Python); both
+//! call [`main`].
+//!
+//! The modules depend on each other top down, without cycles: `config` and `routing` (leaves),
+//! `registry` (connections and their queues), `state`, `socket` (the trait both WebSocket
+//! layers implement), `connection` (the task per socket and its close lifecycle), the layers
+//! `plain` (with `client_stream`) and `deflate` (with `deflate_offer`), then `stats`,
+//! `handshake`, `listener`, `shutdown`, and this file, which assembles them.
+
+mod broker;
+mod bus;
+mod cli;
+mod client_stream;
+mod config;
+mod connection;
+mod deflate;
+mod deflate_offer;
+mod handshake;
+mod invocation;
+mod listener;
+mod metrics;
+mod node;
+mod ops;
+mod plain;
+mod registry;
+mod request;
+mod routing;
+mod shutdown;
+mod socket;
+mod state;
+mod stats;
+mod supervisor;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use clap::Parser;
+use pyhost::bridge::Bridge;
+use pyhost::{LoadedApp, Network, Settings, StartupError};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::bus::Bus;
+use crate::cli::{Cli, Role};
+use crate::config::{Keepalive, Limits, Proxies};
+pub use crate::invocation::Invocation;
+use crate::node::Node;
+use crate::registry::Registry;
+use crate::routing::HttpRoutes;
+use crate::routing::Routes;
+use crate::state::{Served, ServerState};
+
+/// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
+const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the server as its command line says, until it is stopped; answers the exit status
+/// (0 after a clean shutdown, 1 when it could not start, 2 for a usage error).
+pub fn main(invocation: &Invocation) -> u8 {
+    let arguments = std::iter::once(OsString::from("robyn-ws-server")).chain(invocation.flags.iter().cloned());
+    let cli = match Cli::try_parse_from(arguments) {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version print to stdout and succeed; mistakes go to stderr.
+            let _ = error.print();
+            return u8::try_from(error.exit_code()).unwrap_or(2);
+        }
+    };
+    // A second run in the same process (the Python package's `serve`) keeps the first's logger.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_max_level(cli.log_level.tracing())
+        .try_init();
+    if let Role::Supervisor { processes } = cli.role() {
+        return supervisor::run(&cli, invocation, processes);
+    }
+    match run(&cli) {
+        Ok(()) => 0,
+        Err(error) => {
+            if let Some(details) = &error.details {
+                eprintln!("{details}");
+            }
+            eprintln!("error: {}", error.message);
+            1
+        }
+    }
+}
+
+fn failure(message: String) -> StartupError {
+    StartupError { details: None, message }
+}
+
+/// Runs the app's module; the server serves its app when it calls `app.start()` (or once it
+/// has run), until SIGINT or SIGTERM.
+fn run(cli: &Cli) -> Result<(), StartupError> {
+    let settings =
+        Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
+    let cli = cli.clone();
+    pyhost::run(&settings, move |app| serve_app(&cli, app))
+}
+
+fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
+    let patterns: Vec<String> = app.endpoints.iter().map(|endpoint| endpoint.path.clone()).collect();
+    let (routes, duplicates) = Routes::new(&patterns).map_err(failure)?;
+    announce(&app, &duplicates);
+    let proxies = match cli.proxy_headers {
+        true => Some(
+            Proxies::parse(&cli.forwarded_allow_ips).map_err(|why| failure(format!("--forwarded-allow-ips: {why}")))?,
+        ),
+        false => None,
+    };
+
+    let host = cli.host.clone().or_else(|| app.start_host.clone()).unwrap_or_else(|| "127.0.0.1".into());
+    let port = cli.port.or(app.start_port).unwrap_or(8080);
+    let io_threads = cli.io_threads.unwrap_or_else(default_io_threads);
+    let runtime = Arc::new(
+        network_runtime(io_threads).map_err(|error| failure(format!("cannot start the network side: {error}")))?,
+    );
+    let role = cli.role();
+    let bind = |port: u16| match role {
+        Role::Worker { .. } => runtime.block_on(listener::bind_shared(&host, port)),
+        _ => runtime.block_on(TcpListener::bind((host.as_str(), port))),
+    };
+    let listener = bind(port).map_err(|error| bind_failure(&host, port, &error))?;
+    let probes_listener = match cli.metrics_port {
+        Some(port) => Some(bind(port).map_err(|error| bind_failure(&host, port, &error))?),
+        None => None,
+    };
+    let address =
+        listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
+
+    let (bridge, network) = if io_threads == 0 {
+        (Bridge::for_one_thread(), Network::LoopThread(runtime.clone()))
+    } else {
+        let bridge = Bridge::new().map_err(|error| failure(format!("cannot create the event bridge: {error}")))?;
+        (bridge, Network::OwnThreads)
+    };
+    let bridge = Arc::new(bridge);
+    let keepalive = (cli.ping_interval > 0.0).then(|| Keepalive {
+        interval: Duration::from_secs_f64(cli.ping_interval),
+        timeout: Duration::from_secs_f64(cli.ping_timeout),
+    });
+    let limits = Limits {
+        max_message_size: cli.max_message_size,
+        send_queue: cli.send_queue as usize,
+        receive_buffer: cli.receive_buffer,
+        deflate: !cli.no_deflate,
+        max_connections: cli.max_connections.unwrap_or_else(default_max_connections),
+        keepalive,
+        allowed_origins: cli.allowed_origins.clone(),
+        handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
+    };
+    let signals = {
+        let _runtime = runtime.enter();
+        shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
+    };
+    let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
+    let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
+    if let Some(url) = &cli.broker {
+        let _runtime = runtime.enter();
+        registry.join_fabric(Broker::start(url, registry.clone(), bridge.clone()).map_err(failure)?);
+    }
+    let bus = match role {
+        Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
+        Role::Alone | Role::Supervisor { .. } => None,
+    };
+    let served = Served {
+        routes,
+        http_routes: HttpRoutes::new(&app.http_routes),
+        endpoints: app.endpoints.clone(),
+        limits,
+        deflate_pool: deflate::pool(),
+        stats_path: cli.stats_path.clone(),
+        proxies,
+        access_log: cli.access_log,
+        probes_here: cli.metrics_port.is_none(),
+        bus: bus.clone(),
+    };
+    let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
+    let state = Arc::new(ServerState::new(served, bridge, registry));
+    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
+    if let Some(probes) = probes_listener {
+        let router = Router::new().fallback(ops::handle).with_state(state.clone());
+        let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
+        tracing::info!("/health, /ready and /metrics on http://{address}");
+        runtime.spawn(listener::accept_until(probes, router, state.limits.handshake_timeout, CancellationToken::new()));
+    }
+    let stop = {
+        let bus = bus.clone();
+        async move {
+            let Some(bus) = bus else { return signals.received().await };
+            tokio::select! {
+                signal = signals.received() => signal,
+                () = bus.lost() => {
+                    tracing::warn!("the supervisor is gone: shutting down");
+                    libc::SIGTERM
+                }
+            }
+        }
+    };
+    match (&bus, role) {
+        (Some(bus), Role::Worker { number, .. }) => {
+            tracing::debug!("worker {number} serving {} on ws://{address}", cli.app);
+            bus.ready(number, address.to_string());
+        }
+        _ => tracing::info!("serving {} on ws://{address}", cli.app),
+    }
+
+    let serving = serve(
+        listener,
+        router,
+        state.limits.handshake_timeout,
+        stop,
+        state,
+        Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10)),
+    );
+    if io_threads == 0 {
+        // The loop thread (or its standby) runs the network side: wait for it to have shut down.
+        let (done, shut_down) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            serving.await;
+            let _ = done.send(());
+        });
+        let _ = shut_down.recv();
+    } else {
+        runtime.block_on(serving);
+    }
+    if !python.wait(PYTHON_STOP_TIMEOUT) {
+        tracing::warn!(
+            "the Python loop did not stop within {PYTHON_STOP_TIMEOUT:?} (is a handler blocking it?): exiting anyway"
+        );
+    }
+    Ok(())
+}
+
+/// Accepts until SIGINT or SIGTERM, then closes every connection and stops the interpreter
+/// side (see `shutdown`).
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    handshake_timeout: Duration,
+    stop_when: impl Future<Output = libc::c_int>,
+    state: Arc<ServerState>,
+    grace: Duration,
+) {
+    let stop = CancellationToken::new();
+    let accepting = tokio::spawn(listener::accept_until(listener, router, handshake_timeout, stop.clone()));
+    stop_when.await;
+    stop.cancel();
+    let _ = accepting.await;
+    tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
+    shutdown::close_all(&state, grace).await;
+}
+
+/// Joins the supervisor's bus as worker `number`: from here on this worker's numbers go into
+/// everyone's `/metrics`, and (unless a broker joins every process already) broadcasts and
+/// `send_to` reach the other workers' clients.
+fn join_bus(
+    runtime: &tokio::runtime::Runtime,
+    path: &std::path::Path,
+    number: u32,
+    registry: &Arc<Registry>,
+) -> Result<Arc<Bus>, StartupError> {
+    let _runtime = runtime.enter();
+    let bus = runtime.block_on(Bus::join(path, number, registry.clone())).map_err(|error| {
+        failure(format!("worker {number} cannot join the supervisor's bus at {}: {error}", path.display()))
+    })?;
+    if !registry.has_fabric() {
+        registry.join_fabric(bus.clone());
+    }
+    let counted = registry.clone();
+    bus.report_metrics(move || counted.snapshot());
+    Ok(bus)
+}
+
+/// The runtime the network side runs on: with `io_threads` of its own, or (0) a current-thread
+/// runtime that the Python loop thread runs between its turns.
+fn network_runtime(io_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if io_threads == 0 {
+        return tokio::runtime::Builder::new_current_thread().enable_all().build();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
+        .thread_name("robyn-ws-io")
+        .enable_all()
+        .build()
+}
+
+/// Every connection is a file descriptor: the default cap leaves a few for everything else
+/// (the listener, Python's files, logs), so the next client gets a 503, not a failed accept.
+fn default_max_connections() -> usize {
+    open_file_limit().saturating_sub(64).max(1)
+}
+
+/// Raises the soft open-file limit to the hard one, as servers do, and returns it.
+#[allow(unsafe_code, reason = "getrlimit(2) and setrlimit(2) have no safe wrapper in std")]
+fn open_file_limit() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit = raised;
+            }
+        }
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// The network side on the loop thread: measured faster for one message in and one out, as
+/// fast for fan-out, on this project's 2-core machines (ARCHITECTURE.md); more cores are more
+/// processes.
+fn default_io_threads() -> usize {
+    0
+}
+
+fn announce(app: &LoadedApp, duplicates: &[String]) {
+    if app.endpoints.is_empty() {
+        tracing::warn!("the app has no @app.websocket routes: every request will get 404");
+    } else {
+        let paths: Vec<&str> = app.endpoints.iter().map(|endpoint| endpoint.path.as_str()).collect();
+        tracing::info!("WebSocket routes: {}", paths.join(", "));
+    }
+    for path in duplicates {
+        tracing::warn!("{path} has several handlers: the last one registered serves it");
+    }
+    if !app.unserved.is_empty() {
+        tracing::warn!("not served (robyn-ws-server serves WebSocket routes only): {}", app.unserved.join(", "));
+    }
+}
+
+fn bind_failure(host: &str, port: u16, error: &std::io::Error) -> StartupError {
+    let hint = match error.kind() {
+        std::io::ErrorKind::AddrInUse => ": another process is listening there; stop it or pick another --port",
+        std::io::ErrorKind::PermissionDenied => ": ports below 1024 need privileges; pick another --port",
+        std::io::ErrorKind::AddrNotAvailable => ": this machine has no such address; check --host",
+        _ => "",
+    };
+    failure(format!("cannot listen on {host}:{port}: {error}{hint}"))
+}
