@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -618,6 +619,22 @@ def main() -> None:
         if not options.smoke:
             two_ways = [sys.executable, str(ROOT / "bench" / "two_ways.py"), *rounds_flag]
             subprocess.run([*two_ways, "--out", str(options.out)], cwd=ROOT, check=True)
+
+
+def run_part(description: str, measure: Callable[[Scale, Path, bool], str]) -> None:
+    """The command line of a part of `just bench` that measures our server alone
+    (bench/scaleout.py, bench/two_ways.py), run by `main` once the binaries are built:
+    `measure(scale, out, quiet)` writes its report to `out` and returns it."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--smoke", action="store_true", help="tiny loads, one round: checks that everything runs")
+    parser.add_argument("--rounds", type=int, help="rounds (default 3)")
+    parser.add_argument("--out", type=Path, default=report.DOCS)
+    options = parser.parse_args()
+    scale = SMOKE if options.smoke else FULL
+    if options.rounds:
+        scale = Scale(**{**asdict(scale), "rounds": options.rounds})
+    (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
+    print(measure(scale, options.out, not options.smoke))
 
 
 def report_only(parser: argparse.ArgumentParser, out: Path) -> None:

@@ -10,7 +10,6 @@ Only our server runs here: none of the peers delivers a broadcast across process
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -22,10 +21,7 @@ from pathlib import Path
 
 import report
 from run import (
-    FULL,
-    ROOT,
     SERVER,
-    SMOKE,
     Peer,
     Running,
     Scale,
@@ -34,6 +30,7 @@ from run import (
     generate_against,
     load_args,
     process_tree,
+    run_part,
     wait_for_quiet,
 )
 
@@ -252,19 +249,5 @@ def render(measured: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    """Run by bench/run.py once the binaries are built (`just bench` runs both parts)."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="tiny loads, one round: checks that everything runs")
-    parser.add_argument("--rounds", type=int, help="rounds (default 3)")
-    parser.add_argument("--out", type=Path, default=report.DOCS)
-    options = parser.parse_args()
-    scale = SMOKE if options.smoke else FULL
-    if options.rounds:
-        scale = Scale(**{**asdict(scale), "rounds": options.rounds})
-    (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
-    print(run(scale, options.out, quiet=not options.smoke))
-
-
 if __name__ == "__main__":
-    main()
+    run_part(__doc__, run)

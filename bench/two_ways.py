@@ -6,7 +6,6 @@ docs/bench/two_ways.md and two_ways.json. They should be the same within noise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import report
-from run import FULL, ROOT, SERVER, SMOKE, Peer, Running, Scale, figures, generate, load_args, wait_for_quiet
+from run import ROOT, SERVER, Peer, Running, Scale, figures, generate, load_args, run_part, wait_for_quiet
 
 PACKAGE_VENV = ROOT / ".bench" / "package"
 FLAGS = ["--app", "bench.apps.robyn_app", "--log-level", "warn"]
@@ -96,18 +95,5 @@ def render(measured: dict) -> str:
     return "\n".join([*lines, ""])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", action="store_true", help="tiny loads, one round: checks that everything runs")
-    parser.add_argument("--rounds", type=int, help="rounds (default 3)")
-    parser.add_argument("--out", type=Path, default=report.DOCS)
-    options = parser.parse_args()
-    scale = SMOKE if options.smoke else FULL
-    if options.rounds:
-        scale = Scale(**{**asdict(scale), "rounds": options.rounds})
-    (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
-    print(run(scale, options.out, quiet=not options.smoke))
-
-
 if __name__ == "__main__":
-    main()
+    run_part(__doc__, run)
