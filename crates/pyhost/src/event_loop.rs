@@ -13,6 +13,9 @@ use crate::bridge::{Bridge, Hub};
 use crate::interpreter::{LoadedApp, StartupError};
 use crate::native::{self, Dispatcher, Driver, format_exception, log_python_error};
 
+/// How long a failed start-up waits for the loop thread to let go of the interpreter.
+const WIND_DOWN: Duration = Duration::from_secs(5);
+
 /// The running loop thread.
 pub struct PythonLoop {
     finished: mpsc::Receiver<()>,
@@ -60,7 +63,13 @@ impl LoadedApp {
         }
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(PythonLoop { finished }),
-            Ok(Err(err)) => Err(err),
+            Ok(Err(err)) => {
+                // The loop thread is still winding down; inside the user's Python (the pip
+                // package) the interpreter is finalised once the error is reported, and a
+                // thread still attached to it then would crash the process.
+                let _ = finished.recv_timeout(WIND_DOWN);
+                Err(err)
+            }
             Err(_) => Err(StartupError { details: None, message: "the Python thread ended during start-up".into() }),
         }
     }
