@@ -22,6 +22,7 @@ mod deflate_offer;
 mod handshake;
 mod invocation;
 mod listener;
+mod locks;
 mod metrics;
 mod node;
 mod ops;

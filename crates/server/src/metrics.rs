@@ -12,7 +12,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+
 use serde::{Deserialize, Serialize};
+
+use crate::locks::lock;
 
 /// Upper bounds of the pub/sub lag histogram, in seconds.
 const LAG_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
@@ -65,10 +68,6 @@ pub struct Snapshot {
     pub close_codes: BTreeMap<u16, u64>,
     pub lag_buckets: Vec<u64>,
     pub lag_micros: u64,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Metrics {

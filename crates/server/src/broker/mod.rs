@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::Message;
 use self::channels::{Channels, Target};
 use self::envelope::{Content, Envelope};
 use self::subscriber::Interest;
+use crate::locks::{read, write};
 use crate::registry::{Fabric, Registry};
 
 /// Publishes waiting for Redis; past this many (Redis slow or gone) new ones are dropped and
@@ -153,14 +154,6 @@ impl Fabric for Broker {
     fn connected(&self) -> bool {
         self.subscribed.load(Ordering::Acquire)
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The wait before the next attempt after `failures` failed ones: doubling, capped, with

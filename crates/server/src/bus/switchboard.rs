@@ -16,6 +16,7 @@ use tokio_util::codec::Framed;
 
 use super::protocol::{Note, Route, route};
 use super::{OUTBOX, codec, write_batches};
+use crate::locks::lock;
 use crate::metrics::Snapshot;
 
 /// How often the totals go out.
@@ -150,8 +151,4 @@ impl Switchboard {
             let _ = member.outbox.try_send(note.clone());
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

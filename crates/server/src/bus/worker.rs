@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::protocol::Note;
 use super::{OUTBOX, codec, write_batches};
+use crate::locks::{lock, read, write};
 use crate::metrics::Snapshot;
 use crate::registry::{Fabric, Registry};
 
@@ -147,16 +148,4 @@ impl Fabric for Bus {
     fn connected(&self) -> bool {
         !self.lost.is_cancelled()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -8,7 +8,7 @@ mod link;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use pyhost::bridge::{ConnKey, Frame, Hub};
 use tokio::sync::Notify;
@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::Message;
 pub use fabric::Fabric;
 pub use link::{Closing, Link, LinkSettings, close_frame, message};
 
+use crate::locks::{read, write};
 use crate::metrics::{Metrics, Snapshot};
 use crate::node::{Node, tag_of};
 
@@ -41,15 +42,6 @@ pub struct Registry {
     live: AtomicUsize,
     /// Notified whenever a connection comes or goes.
     changed: Notify,
-}
-
-/// Inserts and removes cannot panic half-way: a poisoned map is still whole.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Registry {
