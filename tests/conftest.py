@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import threading
@@ -58,11 +59,19 @@ def binary() -> Path:
     return ROOT / "target" / "release" / "robyn-ws-server"
 
 
+def limit_open_files(limit: int) -> None:
+    """In the child before it runs the server: both open-file limits (the server raises its
+    soft limit to the hard one)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
 class Server:
     """One server process. Its output is collected line by line so tests can wait for an
     event (a line) instead of sleeping."""
 
-    def __init__(self, binary: Path, args: list[str], env: dict[str, str] | None, cwd: Path) -> None:
+    def __init__(
+        self, binary: Path, args: list[str], env: dict[str, str] | None, cwd: Path, open_files: int | None = None
+    ) -> None:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process = subprocess.Popen(
             [str(binary), *args],
@@ -71,6 +80,7 @@ class Server:
             text=True,
             env=full_env,
             cwd=cwd,
+            preexec_fn=None if open_files is None else lambda: limit_open_files(open_files),
         )
         self._lines: list[str] = []
         self._changed = threading.Condition()
@@ -177,14 +187,16 @@ def start_server(binary: Path, io_threads: str) -> Iterator[Callable[..., Server
         ready: bool = True,
         cwd: Path = APPS,
         loopback: bool = True,
+        open_files: int | None = None,
     ) -> Server:
-        """`loopback` adds `--host 127.0.0.1 --port 0` unless the flags set them."""
+        """`loopback` adds `--host 127.0.0.1 --port 0` unless the flags set them; `open_files`
+        lowers the process's open-file limit."""
         args = ["--app", app, *flags]
         if loopback and "--host" not in flags:
             args += ["--host", "127.0.0.1"]
         if loopback and "--port" not in flags:
             args += ["--port", "0"]
-        server = Server(binary, with_io_threads(args, io_threads), env, cwd)
+        server = Server(binary, with_io_threads(args, io_threads), env, cwd, open_files)
         servers.append(server)
         return server.started() if ready else server
 
@@ -206,6 +218,13 @@ def module_server(binary: Path, io_threads: str, request: pytest.FixtureRequest)
 
 async def receive(ws: ClientConnection, timeout: float = TIMEOUT) -> str | bytes:
     return await asyncio.wait_for(ws.recv(), timeout)
+
+
+async def still_serves(server: Server) -> None:
+    """Fails unless a new client on `/echo` (every test app's echo) is answered."""
+    async with server.connect("/echo") as ws:
+        await ws.send("still there?")
+        assert await receive(ws) == "still there?"
 
 
 async def closed_with(ws: ClientConnection, timeout: float = TIMEOUT) -> tuple[int, str]:
@@ -231,7 +250,7 @@ async def messages_until_close(ws: ClientConnection, timeout: float = TIMEOUT) -
 STATS_PATH = "/__stats"
 # How long `until_stats` has the server wait for the counts.
 STATS_WAIT = 10
-STATS_COUNTS = ("connections", "interpreter_connections")
+STATS_COUNTS = ("connections", "interpreter_connections", "handshakes")
 
 
 def stats(server: Server, query: str = "", timeout: float = 5.0) -> dict[str, Any]:

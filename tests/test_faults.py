@@ -7,16 +7,10 @@ import asyncio
 import re
 
 import pytest
-from conftest import receive
+from conftest import receive, still_serves
 from wire import TEXT, RawClient
 
 APP = "limits"
-
-
-async def still_serves(server) -> None:
-    async with server.connect("/echo") as ws:
-        await ws.send("still here?")
-        assert await receive(ws) == "still here?"
 
 
 async def raw_exchange(server, data: bytes) -> bytes:

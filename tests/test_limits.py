@@ -6,17 +6,11 @@ import asyncio
 import urllib.error
 
 import pytest
-from conftest import closed_with, receive, stats, until_stats
+from conftest import closed_with, receive, stats, still_serves, until_stats
 from websockets.exceptions import InvalidStatus
 from wire import BINARY, CLOSE, PING, PONG, TEXT, RawClient, close_payload
 
 APP = "limits"
-
-
-async def still_serves(server) -> None:
-    async with server.connect("/echo") as ws:
-        await ws.send("still here?")
-        assert await receive(ws) == "still here?"
 
 
 @pytest.mark.parametrize("compression", ["deflate", None])

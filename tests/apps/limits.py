@@ -102,3 +102,28 @@ async def block(websocket):
         if message == "block":
             time.sleep(1.5)
         await websocket.send_text(f"done {message}")
+
+
+@app.websocket("/idle")
+async def idle(websocket):
+    """Tells the client its id, then only waits for it to leave."""
+    await websocket.send_text(websocket.id)
+    async for _ in websocket:
+        pass
+
+
+@app.websocket("/send-to")
+async def send_to(websocket):
+    """`ID COUNT SIZE`: sends COUNT messages of SIZE random bytes to connection ID with
+    `send_to`, without waiting, and answers with what each call returned."""
+    async for request in websocket:
+        target, count, size = request.split()
+        payload = secrets.token_bytes(int(size))
+        results = [await websocket.send_to(target, payload) for _ in range(int(count))]
+        await websocket.send_text(" ".join("T" if queued else "F" for queued in results))
+
+
+@app.websocket("/fail")
+async def fail(websocket):
+    """Fails the same way for every client."""
+    raise ValueError("this handler always fails")

@@ -64,9 +64,15 @@ pub struct Cli {
     pub max_message_size: usize,
 
     /// Frames a connection's outbound queue holds. A full queue makes `send_*` wait, and
-    /// drops a broadcast recipient with Close 1013 (slow consumer).
+    /// drops a broadcast or `send_to` recipient with Close 1013 (slow consumer).
     #[arg(long, value_name = "FRAMES", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
+
+    /// Bytes a connection's outbound queue holds (one message more may go in while it is
+    /// under): as --send-queue, in bytes. A client this far behind is also no longer read
+    /// from (nor its pings answered) until it catches up.
+    #[arg(long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub send_queue_bytes: usize,
 
     /// Bytes of received messages a connection may hold before its handler takes them; past
     /// it the server stops reading from that client until the handler catches up.
@@ -81,6 +87,15 @@ pub struct Cli {
     /// [default: the open-file limit less 64]
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+
+    /// Largest HTTP request head (request line and headers together) a client may send, at
+    /// least 8KiB; a bigger one gets HTTP 431.
+    #[arg(long, value_name = "SIZE", default_value = "16KiB", value_parser = parse_header_size)]
+    pub max_header_size: usize,
+
+    /// Most header lines in an HTTP request; more get HTTP 431.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_headers: u16,
 
     /// Seconds a new TCP connection gets to send its whole HTTP request.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
@@ -226,6 +241,15 @@ fn parse_size(text: &str) -> Result<usize, String> {
     }
 }
 
+/// hyper reads a request head into a buffer of at most this size, and needs 8 KiB at least.
+fn parse_header_size(text: &str) -> Result<usize, String> {
+    const HYPER_MINIMUM: usize = 8 * 1024;
+    match parse_size(text)? {
+        size if size < HYPER_MINIMUM => Err(format!("{text:?} is below the least allowed, 8KiB")),
+        size => Ok(size),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,6 +263,8 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 parsecs").is_err());
+        assert_eq!(parse_header_size("8K"), Ok(8 << 10));
+        assert!(parse_header_size("4K").is_err());
     }
 
     #[test]

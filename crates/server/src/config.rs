@@ -9,6 +9,9 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Frames a connection's outbound queue holds before sends wait.
     pub send_queue: usize,
+    /// Bytes a connection's outbound queue holds before sends wait (one message may go in
+    /// while it is under); a connection this far behind is not read from either.
+    pub send_queue_bytes: usize,
     /// Bytes of received messages a connection holds before the server stops reading it.
     pub receive_buffer: usize,
     /// Negotiate permessage-deflate with clients that offer it.
@@ -18,8 +21,18 @@ pub struct Limits {
     pub keepalive: Option<Keepalive>,
     /// Origins a handshake may come from; empty means any.
     pub allowed_origins: Vec<String>,
+    pub http: HttpLimits,
+}
+
+/// What a client may make the HTTP side hold before its request is answered.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
     /// How long a client has to send its request, and the app's `on_connect` to answer it.
     pub handshake_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_size: usize,
+    /// Most header lines in a request.
+    pub max_headers: usize,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -10,6 +10,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pyhost::bridge::{Decision, Refusal};
 
+use crate::admission::Admitted;
 use crate::connection::Opened;
 use crate::routing::Matched;
 use crate::state::ServerState;
@@ -52,8 +53,13 @@ async fn answer(state: &Arc<ServerState>, matched: Option<Matched>, request: Req
     if let Some(refusal) = refusal(&parts, &state.limits.allowed_origins) {
         return refusal;
     }
-    let Some(slot) = state.reserve() else {
-        tracing::warn!("refused a connection: --max-connections ({}) are open", state.limits.max_connections);
+    // The place the socket took when it was accepted; none when it was let in over the limit.
+    let admitted = parts.extensions.get::<Option<Arc<Admitted>>>().cloned().flatten();
+    let Some(place) = admitted.and_then(|admitted| admitted.take_place()) else {
+        tracing::warn!(
+            "refused a connection: --max-connections ({}) are open or in their handshake",
+            state.limits.max_connections
+        );
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "too many connections: try again later\n");
     };
     let spec = &state.endpoints[matched.endpoint];
@@ -61,9 +67,9 @@ async fn answer(state: &Arc<ServerState>, matched: Option<Matched>, request: Req
     let mut request = request::read(&parts, peer, state.proxies.as_ref(), matched.params);
     request.subprotocol = request::subprotocol(&parts.headers, &spec.subprotocols);
     let subprotocol = request.subprotocol.clone();
-    let mut opened = Opened::open(state.clone(), matched.endpoint, request, decides, slot);
+    let mut opened = Opened::open(state.clone(), matched.endpoint, request, decides, place);
     if let Some(decision) = opened.decision() {
-        match tokio::time::timeout(state.limits.handshake_timeout, decision).await {
+        match tokio::time::timeout(state.limits.http.handshake_timeout, decision).await {
             Ok(Ok(Decision::Accept)) => {}
             Ok(Ok(Decision::Refuse(refusal))) => return refused(&parts, refusal),
             Ok(Err(_)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n"),
@@ -71,7 +77,7 @@ async fn answer(state: &Arc<ServerState>, matched: Option<Matched>, request: Req
                 tracing::warn!(
                     "on_connect of {} did not answer within --handshake-timeout ({:?}): refused the connection with 503",
                     parts.uri.path(),
-                    state.limits.handshake_timeout
+                    state.limits.http.handshake_timeout
                 );
                 return refuse(StatusCode::SERVICE_UNAVAILABLE, "the app did not accept the connection in time\n");
             }

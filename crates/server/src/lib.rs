@@ -11,6 +11,7 @@
 //! `plain` (with `client_stream`) and `deflate` (with `deflate_offer`), then `stats`,
 //! `handshake`, `listener`, `shutdown`, and this file, which assembles them.
 
+mod admission;
 mod broker;
 mod bus;
 mod cli;
@@ -35,6 +36,7 @@ mod socket;
 mod state;
 mod stats;
 mod supervisor;
+mod throttle;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -51,8 +53,9 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::bus::Bus;
 use crate::cli::{Cli, Role};
-use crate::config::{Keepalive, Limits, Proxies};
+use crate::config::{HttpLimits, Keepalive, Limits, Proxies};
 pub use crate::invocation::Invocation;
+use crate::listener::Accepting;
 use crate::node::Node;
 use crate::registry::Registry;
 use crate::routing::HttpRoutes;
@@ -152,12 +155,17 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let limits = Limits {
         max_message_size: cli.max_message_size,
         send_queue: cli.send_queue as usize,
+        send_queue_bytes: cli.send_queue_bytes,
         receive_buffer: cli.receive_buffer,
         deflate: !cli.no_deflate,
         max_connections: cli.max_connections.unwrap_or_else(default_max_connections),
         keepalive,
         allowed_origins: cli.allowed_origins.clone(),
-        handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
+        http: HttpLimits {
+            handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
+            max_header_size: cli.max_header_size,
+            max_headers: usize::from(cli.max_headers),
+        },
     };
     let signals = {
         let _runtime = runtime.enter();
@@ -192,7 +200,8 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         let router = Router::new().fallback(ops::handle).with_state(state.clone());
         let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
         tracing::info!("/health, /ready and /metrics on http://{address}");
-        runtime.spawn(listener::accept_until(probes, router, state.limits.handshake_timeout, CancellationToken::new()));
+        let accepting = Accepting { router, limits: state.limits.http, admission: None };
+        runtime.spawn(listener::accept_until(probes, accepting, CancellationToken::new()));
     }
     let stop = {
         let bus = bus.clone();
@@ -215,10 +224,10 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         _ => tracing::info!("serving {} on ws://{address}", cli.app),
     }
 
+    let accepting = Accepting { router, limits: state.limits.http, admission: Some(state.admission.clone()) };
     let serving = serve(
         listener,
-        router,
-        state.limits.handshake_timeout,
+        accepting,
         stop,
         state,
         Duration::try_from_secs_f64(cli.shutdown_timeout.max(0.0)).unwrap_or(Duration::from_secs(10)),
@@ -246,14 +255,13 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
 /// side (see `shutdown`).
 async fn serve(
     listener: TcpListener,
-    router: Router,
-    handshake_timeout: Duration,
+    accepting: Accepting,
     stop_when: impl Future<Output = libc::c_int>,
     state: Arc<ServerState>,
     grace: Duration,
 ) {
     let stop = CancellationToken::new();
-    let accepting = tokio::spawn(listener::accept_until(listener, router, handshake_timeout, stop.clone()));
+    let accepting = tokio::spawn(listener::accept_until(listener, accepting, stop.clone()));
     stop_when.await;
     stop.cancel();
     let _ = accepting.await;
@@ -296,7 +304,8 @@ fn network_runtime(io_threads: usize) -> std::io::Result<tokio::runtime::Runtime
 }
 
 /// Every connection is a file descriptor: the default cap leaves a few for everything else
-/// (the listener, Python's files, logs), so the next client gets a 503, not a failed accept.
+/// (the listener, Python's files, logs, the sockets let in over the limit to be refused), so
+/// the next client gets a 503, not a failed accept.
 fn default_max_connections() -> usize {
     open_file_limit().saturating_sub(64).max(1)
 }

@@ -1,11 +1,12 @@
 //! What every connection task shares: routes, registries, the bridge, the limits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use pyhost::EndpointSpec;
 use pyhost::bridge::{Bridge, ConnKey};
 
+use crate::admission::Admission;
 use crate::bus::Bus;
 use crate::config::{Limits, Proxies};
 use crate::metrics::Snapshot;
@@ -33,8 +34,9 @@ pub struct ServerState {
     pub probes_here: bool,
     /// The local bus to the other processes of `--processes`, whose sums `/metrics` shows.
     pub bus: Option<Arc<Bus>>,
+    /// The places sockets take, from accept to close (`--max-connections`).
+    pub admission: Arc<Admission>,
     next_key: AtomicU64,
-    open: AtomicUsize,
     shutting_down: AtomicBool,
 }
 
@@ -66,6 +68,7 @@ impl ServerState {
             probes_here,
             bus,
         } = served;
+        let admission = Admission::new(limits.max_connections);
         Self {
             routes,
             endpoints,
@@ -79,8 +82,8 @@ impl ServerState {
             access_log,
             probes_here,
             bus,
+            admission,
             next_key: AtomicU64::new(1),
-            open: AtomicUsize::new(0),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -92,18 +95,6 @@ impl ServerState {
 
     pub fn next_key(&self) -> ConnKey {
         self.next_key.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Takes one of the `max_connections` places, or None when all are taken. The place is
-    /// given back when the returned `Slot` is dropped (the connection ended, or its handshake
-    /// failed).
-    pub fn reserve(self: &Arc<Self>) -> Option<Slot> {
-        let taken = self.open.fetch_add(1, Ordering::AcqRel);
-        if taken >= self.limits.max_connections {
-            self.open.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Slot { state: self.clone() })
     }
 
     pub fn is_shutting_down(&self) -> bool {
@@ -132,16 +123,5 @@ impl ServerState {
             return totals;
         }
         self.registry.snapshot()
-    }
-}
-
-/// One reserved connection place; see [`ServerState::reserve`].
-pub struct Slot {
-    state: Arc<ServerState>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.state.open.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -1,5 +1,6 @@
 //! Live counts, as JSON, at `--stats-path`: what an operator (or a leak test) needs to see
 //! that connections come and go. `?wait=SECONDS&connections=N&interpreter_connections=M`
+//! (or `handshakes=K`, sockets still in their HTTP handshake)
 //! answers once every named count has its value (or after SECONDS, with the counts then),
 //! so a test waits for an event instead of polling.
 
@@ -18,8 +19,11 @@ const LONGEST_WAIT: Duration = Duration::from_secs(60);
 type Count = fn(&ServerState) -> usize;
 
 /// The counts a request can wait for, by name.
-const COUNTS: [(&str, Count); 2] =
-    [("connections", |state| state.registry.live()), ("interpreter_connections", |_| pyhost::live_connections())];
+const COUNTS: [(&str, Count); 3] = [
+    ("connections", |state| state.registry.live()),
+    ("interpreter_connections", |_| pyhost::live_connections()),
+    ("handshakes", |state| state.admission.handshakes()),
+];
 
 pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
     let mut wait = None;
@@ -31,7 +35,8 @@ pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
         }
         let (Some((_, read)), Ok(value)) = (COUNTS.iter().find(|(name, _)| *name == key), value.parse::<usize>())
         else {
-            let message = format!("unknown count {key}={value}: wait for connections or interpreter_connections\n");
+            let message =
+                format!("unknown count {key}={value}: wait for connections, interpreter_connections or handshakes\n");
             return (axum::http::StatusCode::BAD_REQUEST, message).into_response();
         };
         expected.push((*read, value));
@@ -41,12 +46,14 @@ pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
             loop {
                 let registry = state.registry.changed().notified();
                 let interpreter = pyhost::live_connections_changed().notified();
+                let admission = state.admission.changed().notified();
                 if expected.iter().all(|(read, value)| read(state) == *value) {
                     return;
                 }
                 tokio::select! {
                     () = registry => {}
                     () = interpreter => {}
+                    () = admission => {}
                 }
             }
         };
@@ -60,6 +67,7 @@ pub async fn respond(state: &ServerState, query: Option<&str>) -> Response {
     Json(json!({
         "connections": state.registry.live(),
         "endpoints": endpoints,
+        "handshakes": state.admission.handshakes(),
         "interpreter_connections": pyhost::live_connections(),
         "rss_kib": rss_kib(),
     }))

@@ -26,11 +26,12 @@ use self::keepalive::{Verdict, Watch};
 use self::lifecycle::{Happening, Lifecycle, Phase};
 pub use self::opened::Opened;
 use self::opened::{Access, Parts};
+use crate::admission::Place;
 use crate::config::CLOSE_TIMEOUT;
 use crate::metrics::Metrics;
 use crate::registry::{Closing, Link};
 use crate::socket::{Socket, SocketError};
-use crate::state::{ServerState, Slot};
+use crate::state::ServerState;
 
 /// Messages read per wake-up before the task yields, so one flooding client cannot hold a
 /// worker thread.
@@ -38,7 +39,7 @@ const READ_BUDGET: usize = 64;
 
 /// Serves one upgraded connection until it is closed.
 pub async fn serve(opened: Opened, socket: impl Socket) {
-    let Parts { state, link, slot, access } = opened.into_parts();
+    let Parts { state, link, place, access } = opened.into_parts();
     let mut driver = Driver {
         keepalive: state.limits.keepalive.map(Watch::new),
         state,
@@ -49,9 +50,10 @@ pub async fn serve(opened: Opened, socket: impl Socket) {
         lifecycle: Lifecycle::new(),
         close_timer: None,
         unflushed: false,
+        behind: Behind::default(),
         access,
         tally: Tally::default(),
-        _slot: slot,
+        _place: place,
     };
     poll_fn(|cx| driver.poll(cx)).await;
 }
@@ -70,12 +72,14 @@ struct Driver<S> {
     close_timer: Option<Pin<Box<Sleep>>>,
     /// Frames went into the layer since the last flush. (An I/O fact, not a phase.)
     unflushed: bool,
+    /// What the client has not taken yet of what is on its way to it.
+    behind: Behind,
     /// For the access log line at the end, when access lines are logged.
     access: Option<Box<Access>>,
     /// Messages and bytes since the last poll, added to the metrics once per poll.
     tally: Tally,
     /// Given back when the driver is dropped.
-    _slot: Slot,
+    _place: Place,
 }
 
 /// Cleanup that cannot be skipped: however the task ends (returned, cancelled, or a panic
@@ -97,9 +101,37 @@ impl<S> Drop for Driver<S> {
     }
 }
 
+/// How far a client is behind in reading what the server writes to it. While it is too far
+/// behind (the bytes on their way to it, or a pong it has not taken yet) the server does not
+/// read from it either: a client that sends and never reads cannot make the server hold more
+/// than a bound, pongs included (RFC 6455 section 5.5.3 lets an endpoint answer only the most
+/// recent ping, so one owed at a time is enough).
+#[derive(Default)]
+struct Behind {
+    /// Taken from the link, not yet handed to the WebSocket layer.
+    taken: usize,
+    /// Handed to the layer since its last complete flush.
+    unflushed: usize,
+    /// A ping was read, and the flush that writes its pong has not completed.
+    pong_owed: bool,
+}
+
+impl Behind {
+    fn too_far(&self, limit: usize) -> bool {
+        self.pong_owed || self.taken + self.unflushed >= limit
+    }
+
+    /// Everything handed to the layer is in the socket.
+    fn flushed(&mut self) {
+        self.unflushed = 0;
+        self.pong_owed = false;
+    }
+}
+
 impl<S: Socket> Driver<S> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if self.lifecycle.reads() {
+        let held_back = self.held_back();
+        if self.lifecycle.reads() && !held_back {
             self.read(cx);
         }
         if *self.lifecycle.phase() == Phase::Open {
@@ -115,12 +147,21 @@ impl<S: Socket> Driver<S> {
         if self.poll_close_timer(cx).is_ready() {
             self.happen(Happening::TimedOut);
         }
+        if held_back && !self.held_back() && self.lifecycle.reads() {
+            // The writes caught up in this poll: read again (nothing else would wake us for it).
+            cx.waker().wake_by_ref();
+        }
         if !self.events.is_empty() {
             // The vector goes with its events: an idle connection keeps no buffer for them.
             self.state.bridge.push_all(&mut std::mem::take(&mut self.events));
         }
         self.tally.add_to(&self.state.registry.metrics);
         if *self.lifecycle.phase() == Phase::Ended { Poll::Ready(()) } else { Poll::Pending }
+    }
+
+    /// Reading waits for the client to take what is on its way to it.
+    fn held_back(&self) -> bool {
+        self.behind.too_far(self.state.limits.send_queue_bytes)
     }
 
     /// Reports a happening to the lifecycle and does what it says.
@@ -136,6 +177,7 @@ impl<S: Socket> Driver<S> {
         }
         if outcome.stop_sending {
             self.outgoing.clear();
+            self.behind.taken = 0;
             self.link.set_gone();
         }
     }
@@ -166,9 +208,14 @@ impl<S: Socket> Driver<S> {
             match message {
                 Message::Text(text) => self.deliver(text.len(), Inbound::Text(text.into())),
                 Message::Binary(bytes) => self.deliver(bytes.len(), Inbound::Binary(bytes)),
-                // The WebSocket layer answers pings itself; the answer goes out with the next
-                // flush.
-                Message::Ping(_) | Message::Pong(_) => self.unflushed = true,
+                // The WebSocket layer answers pings itself; the answer goes out with the flush
+                // that follows this read, and nothing more is read until it is out.
+                Message::Ping(_) => {
+                    self.unflushed = true;
+                    self.behind.pong_owed = true;
+                    return;
+                }
+                Message::Pong(_) => {}
                 Message::Close(frame) => self.happen(Happening::PeerClosed(frame)),
                 // Only produced when writing raw frames, never by reading.
                 Message::Frame(_) => {}
@@ -192,8 +239,10 @@ impl<S: Socket> Driver<S> {
 
     /// Keep-alive: ping a silent client, drop one that does not answer.
     fn watch(&mut self, cx: &mut Context<'_>) {
+        // A client the server stopped reading from is not judged by its silence.
+        let paused = self.link.receive_full() || self.held_back();
         let Some(watch) = &mut self.keepalive else { return };
-        match watch.poll(cx, self.link.receive_full()) {
+        match watch.poll(cx, paused) {
             Verdict::Quiet => {}
             Verdict::SendPing => self.outgoing.push_back(Message::Ping(Bytes::new())),
             Verdict::Gone => {
@@ -208,6 +257,7 @@ impl<S: Socket> Driver<S> {
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
         let before = self.outgoing.len();
         let taken = self.link.take(cx.waker(), &mut self.outgoing);
+        self.behind.taken += self.outgoing.iter().skip(before).map(Message::len).sum::<usize>();
         if taken.writable && self.lifecycle.delivers() {
             self.events.push(Event::Conn(self.link.key, Inbound::Writable));
         }
@@ -244,6 +294,7 @@ impl<S: Socket> Driver<S> {
             Phase::Lingering if self.unflushed => {
                 ready!(Pin::new(&mut self.socket).poll_flush(cx))?;
                 self.unflushed = false;
+                self.behind.flushed();
             }
             Phase::Lingering => {}
             // The layer owes the client its answer (to the Close, or the one it queued after
@@ -251,11 +302,13 @@ impl<S: Socket> Driver<S> {
             Phase::Answering | Phase::Failing { .. } => {
                 ready!(self.socket.poll_flush_owed(cx))?;
                 self.unflushed = false;
+                self.behind.flushed();
                 self.happen(Happening::Flushed);
             }
             Phase::Open | Phase::Closing { .. } | Phase::CloseSent if self.unflushed => {
                 ready!(self.socket.poll_flush_owed(cx))?;
                 self.unflushed = false;
+                self.behind.flushed();
             }
             Phase::Open | Phase::Closing { .. } | Phase::CloseSent => {}
         }
@@ -263,8 +316,18 @@ impl<S: Socket> Driver<S> {
     }
 
     /// Hands the queued frames to the layer, taking the link's next batch as each is done;
-    /// ready once everything is in.
+    /// ready once everything is in. What was handed no longer counts toward the link's bound.
     fn send_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+        let taken_before = self.behind.taken;
+        let sent = self.send_taken(cx);
+        let handed = taken_before.saturating_sub(self.behind.taken);
+        if handed > 0 && self.link.handed(handed) && self.lifecycle.delivers() {
+            self.events.push(Event::Conn(self.link.key, Inbound::Writable));
+        }
+        sent
+    }
+
+    fn send_taken(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
         loop {
             let Some(next) = self.outgoing.pop_front() else {
                 if *self.lifecycle.phase() == Phase::Open && self.refill(cx) {
@@ -280,13 +343,16 @@ impl<S: Socket> Driver<S> {
                     return Poll::Pending;
                 }
             }
+            let bytes = next.len();
             if let Message::Text(_) | Message::Binary(_) = &next {
                 self.tally.messages_out += 1;
-                self.tally.bytes_out += next.len() as u64;
+                self.tally.bytes_out += bytes as u64;
                 if let Some(access) = &mut self.access {
                     access.sent += 1;
                 }
             }
+            self.behind.taken = self.behind.taken.saturating_sub(bytes);
+            self.behind.unflushed += bytes;
             Pin::new(&mut self.socket).start_send(next)?;
             self.unflushed = true;
         }

@@ -11,8 +11,9 @@ use pyhost::bridge::{Decision, Event, Inbound, Opening, Request};
 use pyhost::close_code;
 use tokio::sync::oneshot;
 
+use crate::admission::Place;
 use crate::registry::{Link, LinkSettings};
-use crate::state::{ServerState, Slot};
+use crate::state::ServerState;
 
 pub struct Opened {
     parts: Option<Parts>,
@@ -24,7 +25,7 @@ pub struct Opened {
 pub(super) struct Parts {
     pub state: Arc<ServerState>,
     pub link: Arc<Link>,
-    pub slot: Slot,
+    pub place: Place,
     pub access: Option<Box<Access>>,
 }
 
@@ -59,7 +60,7 @@ impl Access {
 impl Opened {
     /// Registers a connection on `endpoint` and tells the interpreter side; with `decides`,
     /// the handshake waits for [`Opened::decision`].
-    pub fn open(state: Arc<ServerState>, endpoint: usize, request: Request, decides: bool, slot: Slot) -> Self {
+    pub fn open(state: Arc<ServerState>, endpoint: usize, request: Request, decides: bool, place: Place) -> Self {
         let key = state.next_key();
         let id = state.registry.node.new_id();
         let (tell, decision) = if decides {
@@ -74,6 +75,7 @@ impl Opened {
             id,
             endpoint,
             capacity: limits.send_queue,
+            byte_capacity: limits.send_queue_bytes,
             receive_limit: limits.receive_buffer,
             decision: tell,
         };
@@ -91,7 +93,7 @@ impl Opened {
         });
         let opening = Opening { endpoint, id, request: Box::new(request), decides, peer: link.clone() };
         state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
-        Self { parts: Some(Parts { state, link, slot, access }), decision }
+        Self { parts: Some(Parts { state, link, place, access }), decision }
     }
 
     /// The app's decision, to wait for when the endpoint decides on its handshakes.

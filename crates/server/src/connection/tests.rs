@@ -16,7 +16,7 @@ use pyhost::close_code::{self, reason};
 use tokio::sync::Notify;
 
 use super::*;
-use crate::config::{Keepalive, Limits};
+use crate::config::{HttpLimits, Keepalive, Limits};
 use crate::registry::{Registry, close_frame};
 use crate::routing::{HttpRoutes, Routes};
 use crate::state::Served;
@@ -222,12 +222,13 @@ fn limits(send_queue: usize, keepalive: Option<Keepalive>) -> Limits {
     Limits {
         max_message_size: 1 << 20,
         send_queue,
+        send_queue_bytes: 1 << 20,
         receive_buffer: 1 << 20,
         deflate: false,
-        max_connections: 10,
+        max_connections: 1,
         keepalive,
         allowed_origins: Vec::new(),
-        handshake_timeout: Duration::from_secs(10),
+        http: HttpLimits { handshake_timeout: Duration::from_secs(10), max_header_size: 16 << 10, max_headers: 100 },
     }
 }
 
@@ -261,7 +262,7 @@ impl Harness {
             scheme: "ws",
             subprotocol: None,
         };
-        let opened = Opened::open(state.clone(), 0, request, false, state.reserve().unwrap());
+        let opened = Opened::open(state.clone(), 0, request, false, state.admission.place().unwrap());
         let task = tokio::spawn(serve(opened, MemorySocket(wire.clone())));
         tokio::task::yield_now().await;
         Self { state, task }
@@ -281,7 +282,7 @@ impl Harness {
         let Harness { state, task, .. } = self;
         tokio::time::timeout(limit, task).await.expect("the task ends").expect("no panic");
         assert_eq!(state.registry.live(), 0, "the registry forgot the connection");
-        assert!(state.reserve().is_some(), "the connection's place is free again");
+        assert!(state.admission.place().is_some(), "the connection's place is free again");
         events(&state)
     }
 }
@@ -512,7 +513,7 @@ async fn a_panic_in_the_layer_still_frees_the_connection_and_tells_the_handler()
     let outcome = tokio::time::timeout(Duration::from_secs(1), harness.task).await.expect("the task ends");
     assert!(outcome.unwrap_err().is_panic());
     assert_eq!(harness.state.registry.live(), 0);
-    assert!(harness.state.reserve().is_some());
+    assert!(harness.state.admission.place().is_some());
     let mut batch = Vec::new();
     harness.state.bridge.take(&mut batch);
     let last = batch.last().expect("events");

@@ -39,6 +39,11 @@ pub struct Link {
 struct Outbox {
     frames: VecDeque<Message>,
     capacity: usize,
+    /// Payload bytes of the queued frames and of those the socket task took and has not
+    /// handed to the WebSocket layer yet.
+    bytes: usize,
+    /// Bytes it holds before sends wait (one message more may go in while it is under).
+    byte_capacity: usize,
     closing: Option<Closing>,
     /// A send was refused for lack of room; tell the loop thread when there is room again.
     want_writable: bool,
@@ -54,6 +59,31 @@ pub struct Closing {
     pub frame: CloseFrame,
     /// The interpreter side asked for it (so it knows); otherwise the socket task must tell it.
     pub by_app: bool,
+}
+
+impl Outbox {
+    fn has_room(&self) -> bool {
+        self.frames.len() < self.capacity && self.bytes < self.byte_capacity
+    }
+
+    fn push(&mut self, message: Message) {
+        self.bytes += message.len();
+        self.frames.push_back(message);
+    }
+
+    /// Drops what is queued (the server closes the connection on its own).
+    fn clear(&mut self) {
+        self.bytes -= self.frames.drain(..).map(|frame| frame.len()).sum::<usize>();
+    }
+
+    /// A sender waits for room and there is room now: it is told once.
+    fn room_made(&mut self) -> bool {
+        let made = self.want_writable && self.has_room();
+        if made {
+            self.want_writable = false;
+        }
+        made
+    }
 }
 
 /// What the socket task takes from the link in one go.
@@ -73,6 +103,8 @@ pub struct LinkSettings {
     pub endpoint: usize,
     /// Frames the outbound queue holds.
     pub capacity: usize,
+    /// Bytes it holds (one message more may go in while it is under).
+    pub byte_capacity: usize,
     pub receive_limit: usize,
     /// Where the app's decision on the handshake goes, when it decides one.
     pub decision: Option<oneshot::Sender<Decision>>,
@@ -80,7 +112,7 @@ pub struct LinkSettings {
 
 impl Link {
     pub fn new(settings: LinkSettings, registry: Arc<Registry>) -> Self {
-        let LinkSettings { key, id, endpoint, capacity, receive_limit, decision } = settings;
+        let LinkSettings { key, id, endpoint, capacity, byte_capacity, receive_limit, decision } = settings;
         Self {
             key,
             id,
@@ -89,6 +121,8 @@ impl Link {
             outbox: Mutex::new(Outbox {
                 frames: VecDeque::new(),
                 capacity,
+                bytes: 0,
+                byte_capacity,
                 closing: None,
                 want_writable: false,
                 gone: false,
@@ -138,32 +172,42 @@ impl Link {
     /// Registers the socket task's waker, then moves the queued frames into `into` if it is
     /// empty. Taking a new batch only once the last one is in the socket keeps the queue's
     /// bound real: while the client reads slowly, the queue stays full and `send_*` waits.
+    /// The frames taken still count toward the bytes the queue holds until they are
+    /// [`handed`](Link::handed) to the WebSocket layer.
     pub fn take(&self, waker: &std::task::Waker, into: &mut VecDeque<Message>) -> Taken {
         self.waker.register(waker);
         let mut outbox = self.outbox();
-        let mut writable = false;
         if into.is_empty() {
             into.append(&mut outbox.frames);
-            // Room was made: tell a waiting sender. Otherwise the flag waits for the next batch.
-            writable = std::mem::take(&mut outbox.want_writable);
         }
+        // Room was made: tell a waiting sender. Otherwise the flag waits for more room.
+        let writable = outbox.room_made();
         let closing = if outbox.frames.is_empty() { outbox.closing.take() } else { None };
         Taken { writable, closing, close_pending: outbox.closing.is_some() }
     }
 
+    /// The socket task handed `bytes` of the frames it took to the WebSocket layer; answers
+    /// whether a waiting sender now has room.
+    pub fn handed(&self, bytes: usize) -> bool {
+        let mut outbox = self.outbox();
+        outbox.bytes = outbox.bytes.saturating_sub(bytes);
+        outbox.room_made()
+    }
+
     /// A frame for this connection that no sender waits for (a broadcast, `send_to`). A client
-    /// whose queue is full is not waited for: its queue is dropped and it is closed with 1013,
-    /// so no other client loses a message to it. Answers whether the frame was queued.
+    /// whose queue is full (in frames or bytes) is not waited for: its queue is dropped and it
+    /// is closed with 1013, so no other client loses a message to it and no memory is held
+    /// for it. Answers whether the frame was queued.
     pub fn offer(&self, message: Message) -> bool {
         let mut outbox = self.outbox();
         if outbox.gone || outbox.closing.is_some() {
             return false;
         }
-        let queued = outbox.frames.len() < outbox.capacity;
+        let queued = outbox.has_room();
         if queued {
-            outbox.frames.push_back(message);
+            outbox.push(message);
         } else {
-            outbox.frames.clear();
+            outbox.clear();
             outbox.closing =
                 Some(Closing { frame: close_frame(close_code::TRY_AGAIN_LATER, reason::SLOW_CONSUMER), by_app: false });
             self.joined.store(false, Ordering::Release);
@@ -181,7 +225,7 @@ impl Link {
         if outbox.gone || outbox.closing.is_some() {
             return;
         }
-        outbox.frames.clear();
+        outbox.clear();
         outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: false });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
@@ -212,13 +256,13 @@ impl Peer for Link {
         if outbox.gone || outbox.closing.is_some() {
             return Err((SendError::Gone, frame));
         }
-        if outbox.frames.len() >= outbox.capacity {
+        if !outbox.has_room() {
             // Set under the same lock the socket task takes the queue with, so the room it
             // makes next is always reported.
             outbox.want_writable = true;
             return Err((SendError::Full, frame));
         }
-        outbox.frames.push_back(message(frame));
+        outbox.push(message(frame));
         drop(outbox);
         self.wake_task();
         Ok(())
@@ -274,7 +318,9 @@ impl Peer for Link {
             // what was queued and the Close frame (a browser cannot read an HTTP status).
             let _ = waiting.send(Decision::Accept);
         }
-        outbox.frames.extend(last.into_iter().map(message));
+        for frame in last {
+            outbox.push(message(frame));
+        }
         outbox.closing = Some(Closing { frame: close_frame(code, reason), by_app: true });
         drop(outbox);
         self.joined.store(false, Ordering::Release);
@@ -288,7 +334,15 @@ mod tests {
     use std::task::Waker;
 
     fn settings(key: ConnKey, capacity: usize) -> LinkSettings {
-        LinkSettings { key, id: u128::from(key), endpoint: 0, capacity, receive_limit: 1024, decision: None }
+        LinkSettings {
+            key,
+            id: u128::from(key),
+            endpoint: 0,
+            capacity,
+            byte_capacity: 1 << 20,
+            receive_limit: 1024,
+            decision: None,
+        }
     }
 
     fn link(capacity: usize) -> Arc<Link> {
@@ -403,6 +457,34 @@ mod tests {
         assert!(!link.receive_full());
         link.consumed(1000);
         assert_eq!(link.unreceived.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_until_they_are_handed_to_the_layer() {
+        let registry = Arc::new(Registry::new(vec!["/a".into()], crate::node::Node::random(), usize::MAX));
+        let link = Link::new(LinkSettings { byte_capacity: 10, ..settings(1, 100) }, registry);
+        link.send(text("12345678")).unwrap();
+        link.send(text("one message more goes in while under the bound")).unwrap();
+        assert_eq!(link.send(text("x")).unwrap_err().0, SendError::Full);
+        let mut taken = VecDeque::new();
+        assert!(!link.take(Waker::noop(), &mut taken).writable, "taken, but not in the socket yet");
+        assert_eq!(taken.len(), 2);
+        assert!(!link.handed(8), "still over the bound");
+        assert!(link.handed(46), "room: the waiting sender is told");
+        assert!(!link.handed(0), "once");
+        link.send(text("x")).unwrap();
+    }
+
+    #[test]
+    fn an_offer_over_the_byte_bound_closes_the_slow_consumer_and_frees_its_queue() {
+        let registry = Arc::new(Registry::new(vec!["/a".into()], crate::node::Node::random(), usize::MAX));
+        let link = Link::new(LinkSettings { byte_capacity: 4, ..settings(1, 100) }, registry);
+        assert!(link.offer(message(Frame::Binary(bytes::Bytes::from_static(b"a big one")))));
+        assert!(!link.offer(message(text("y"))), "over the bound: refused");
+        assert_eq!(link.outbox().bytes, 0, "the queue was dropped");
+        let (texts, taken) = drain(&link);
+        assert!(texts.is_empty());
+        assert_eq!(u16::from(taken.closing.unwrap().frame.code), close_code::TRY_AGAIN_LATER);
     }
 
     #[test]

@@ -266,8 +266,15 @@ mod tests {
     use std::task::Waker;
 
     fn link(registry: &Arc<Registry>, key: ConnKey, endpoint: usize) -> Arc<Link> {
-        let settings =
-            LinkSettings { key, id: u128::from(key), endpoint, capacity: 4, receive_limit: 1024, decision: None };
+        let settings = LinkSettings {
+            key,
+            id: u128::from(key),
+            endpoint,
+            capacity: 4,
+            byte_capacity: 1 << 20,
+            receive_limit: 1024,
+            decision: None,
+        };
         let link = Arc::new(Link::new(settings, registry.clone()));
         registry.insert(&link);
         link.join();

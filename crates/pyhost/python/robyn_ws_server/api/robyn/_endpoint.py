@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from robyn._http import Response
 from robyn._params import Dependencies, ParameterError, ParameterPlan
+from robyn._tracebacks import RepeatedFailures
 from robyn._websocket import WebSocket, WebSocketDisconnect, dumps_json
 
 if TYPE_CHECKING:
     from robyn._native import Connection
 
 _log = logging.getLogger("robyn.websocket")
+# A handler failing for every client is logged in full a few times, then counted.
+failures = RepeatedFailures(_log)
 
 Callback = Callable[..., Any]
 
@@ -160,9 +163,9 @@ class Endpoint:
                 self._returned(result)
         except (WebSocketDisconnect, asyncio.CancelledError):
             pass
-        except Exception:
+        except Exception as error:
             failed = True
-            _log.exception("%s on %s failed for connection %s", phase, self.path, conn.id)
+            failures.failed(f"{phase} on {self.path}", conn.id, error)
 
         farewell = None
         if on_close is not None:
@@ -170,9 +173,9 @@ class Endpoint:
                 farewell = _as_message(await _invoke(on_close, websocket, close_arguments))
             except (WebSocketDisconnect, asyncio.CancelledError):
                 pass
-            except Exception:
+            except Exception as error:
                 failed = True
-                _log.exception("on_close on %s failed for connection %s", self.path, conn.id)
+                failures.failed(f"on_close on {self.path}", conn.id, error)
         conn.finish(failed, farewell)
 
     def _returned(self, result: Any) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from robyn import _native
 from robyn._app import Robyn
 from robyn._endpoint import Callback, Endpoint
+from robyn._endpoint import failures as endpoint_failures
 from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import WebSocketDisconnect
 
@@ -126,6 +127,7 @@ class Runtime:
             await _run_all(self.app.shutdown_handlers)
         except Exception:
             _log.exception("a shutdown handler failed")
+        endpoint_failures.report_all()
         self._running_loop.stop()
 
     def report_blocked(self, seconds: float) -> None:

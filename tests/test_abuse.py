@@ -1,0 +1,301 @@
+"""What a client can make the server hold, probed as an attacker would: one client at a time,
+each probe on both WebSocket layers (compressed and not). Each asserts the server's memory
+growth (its RSS, read here from /proc) against a generous bound, never a time, and that other
+clients are answered meanwhile. The README's "Conformance and limits" table lists the bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import re
+import socket
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import STATS_PATH, Server, receive, still_serves, until_stats
+from websockets.exceptions import InvalidStatus
+from wire import BINARY, CLOSE, PING, TEXT
+
+APP = "limits"
+MiB = 1024  # RSS is read in KiB
+LAYERS = pytest.mark.parametrize("layer", ["plain", "deflate"])
+OFFER = {"plain": (), "deflate": ("Sec-WebSocket-Extensions: permessage-deflate",)}
+# How long the attacker's sends may make no progress before it decides the server stopped
+# reading from it. Not a bound on the server: a server that reads without limit takes
+# everything at once.
+STALL = 2.0
+
+
+def rss_kib(server: Server) -> int:
+    for line in Path(f"/proc/{server.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"/proc/{server.process.pid}/status has no VmRSS")
+
+
+async def until_rss_back(server: Server, before: int, within: float = 60.0) -> int:
+    """The server's RSS once it is within 20% of `before` (after a peak), or after `within`
+    seconds; the caller asserts."""
+    deadline = time.monotonic() + within
+    while (now := rss_kib(server)) > before * 1.2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+    return now
+
+
+def frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame whose masking key is all zeros: valid (RFC 6455 asks only that a
+    key is sent), and the payload goes out as it is, however large."""
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, size)
+    return head + bytes(4) + payload
+
+
+class Attacker:
+    """A blocking client that reads only when told to. Its kernel buffers are kept small, so
+    what the server cannot send it piles up in the server, not in the kernel."""
+
+    def __init__(self, port: int, path: str, *headers: str, header_bytes: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
+        padding = [f"X-Padding: {'p' * header_bytes}"] if header_bytes else []
+        lines = [
+            f"GET {path} HTTP/1.1",
+            "Host: 127.0.0.1",
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+            "Sec-WebSocket-Version: 13",
+            *headers,
+            *padding,
+        ]
+        self.buffer = b""
+        try:
+            self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole request was read: the status says why
+        head = self._read_until(b"\r\n\r\n")
+        self.status = int(head.split()[1]) if head else 0
+
+    def _read_until(self, marker: bytes) -> bytes:
+        try:
+            while marker not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return b""
+                self.buffer += chunk
+        except ConnectionResetError:
+            return b""
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def _read_exactly(self, size: int) -> bytes:
+        while len(self.buffer) < size:
+            chunk = self.sock.recv(max(65536, size - len(self.buffer)))
+            assert chunk, "the server closed the connection without a Close frame"
+            self.buffer += chunk
+        data, self.buffer = self.buffer[:size], self.buffer[size:]
+        return data
+
+    def read_frame(self) -> tuple[int, bytes]:
+        """The next frame from the server (opcode, payload), inflated if it was compressed (the
+        server takes no context over from one message to the next)."""
+        first, second = self._read_exactly(2)
+        size = second & 0x7F
+        if size == 126:
+            (size,) = struct.unpack("!H", self._read_exactly(2))
+        elif size == 127:
+            (size,) = struct.unpack("!Q", self._read_exactly(8))
+        payload = self._read_exactly(size)
+        if first & 0x40:  # RSV1: permessage-deflate
+            payload = zlib.decompressobj(-zlib.MAX_WBITS).decompress(payload + b"\x00\x00\xff\xff")
+        return first & 0x0F, payload
+
+    def close_code(self) -> int:
+        """Reads everything up to the server's Close frame; its code."""
+        self.sock.settimeout(30)
+        while True:
+            opcode, payload = self.read_frame()
+            if opcode == CLOSE:
+                return struct.unpack("!H", payload[:2])[0]
+
+    def flood(self, data: bytes, times: int) -> int:
+        """Sends `data` up to `times` times; stops once the server has taken nothing for
+        STALL seconds (it stopped reading). Answers how many went out whole."""
+        self.sock.settimeout(STALL)
+        view = memoryview(data)
+        for sent in range(times):
+            try:
+                for start in range(0, len(view), 256 * 1024):
+                    self.sock.sendall(view[start : start + 256 * 1024])
+            except TimeoutError:
+                return sent
+        return times
+
+    def close(self) -> None:
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+
+@LAYERS
+async def test_a_ping_flood_from_a_client_that_never_reads_is_held_back(start_server, layer):
+    server = start_server(APP)
+    await still_serves(server)
+    before = rss_kib(server)
+    attacker = Attacker(server.port, "/echo", *OFFER[layer])
+    assert attacker.status == 101
+    pings = frame(PING, bytes(125)) * 1000
+    rounds = 400  # 400,000 pings, 52 MB: a server that answered them all would hold 50 MB of pongs
+    sent = await asyncio.to_thread(attacker.flood, pings, rounds)
+    grown = rss_kib(server) - before
+    await still_serves(server)
+    attacker.close()
+    assert sent < rounds, "the server read every ping although the client read none of the pongs"
+    assert grown < 8 * MiB, f"the server grew by {grown} KiB"
+
+
+@LAYERS
+async def test_echoes_to_a_client_that_never_reads_are_held_back(start_server, layer):
+    server = start_server(APP, "--stats-path", STATS_PATH)
+    await still_serves(server)
+    before = rss_kib(server)
+    attacker = Attacker(server.port, "/echo", *OFFER[layer])
+    assert attacker.status == 101
+    message = frame(BINARY, os.urandom(4 * 1024 * 1024))
+    rounds = 40  # 160 MiB
+    sent = await asyncio.to_thread(attacker.flood, message, rounds)
+    grown = rss_kib(server) - before
+    await still_serves(server)
+    attacker.close()
+    assert sent < rounds, "the server read every message although the client read none of the echoes"
+    assert grown < 64 * MiB, f"the server grew by {grown} KiB"
+    await until_stats(server, connections=0)
+    after = await until_rss_back(server, before)
+    assert after <= before * 1.2, f"RSS {after} KiB a minute after the peak, {before} KiB before it"
+
+
+@LAYERS
+async def test_send_to_a_client_that_never_reads_closes_it_as_a_slow_consumer(start_server, layer):
+    server = start_server(APP)
+    await still_serves(server)
+    before = rss_kib(server)
+    target = Attacker(server.port, "/idle", *OFFER[layer])
+    assert target.status == 101
+    opcode, target_id = target.read_frame()
+    assert opcode == TEXT
+    async with server.connect("/send-to") as sender:
+        await sender.send(f"{target_id.decode()} 40 {10 * 1024 * 1024}")
+        results = (await receive(sender, timeout=60)).split()
+    grown = rss_kib(server) - before
+    # The first went into the queue; once the queue was over its bound the target was dropped,
+    # and send_to said so from then on.
+    assert results[0] == "T" and "F" in results, results
+    assert "T" not in results[results.index("F") :], results
+    assert grown < 64 * MiB, f"the server grew by {grown} KiB"
+    assert await asyncio.to_thread(target.close_code) == 1013
+    target.close()
+    await still_serves(server)
+
+
+async def test_handshake_headers_over_the_limit_get_431(start_server):
+    server = start_server(APP)
+    await still_serves(server)
+    before = rss_kib(server)
+    for _ in range(50):
+        attacker = Attacker(server.port, "/echo", header_bytes=300_000)
+        assert attacker.status in (431, 0), attacker.status  # 0: reset before the answer was read
+        attacker.close()
+    seen = Attacker(server.port, "/echo", header_bytes=40_000)
+    assert seen.status == 431
+    seen.close()
+    assert rss_kib(server) - before < 8 * MiB
+    await still_serves(server)
+
+
+@LAYERS
+async def test_idle_connections_keep_their_handshake_once(start_server, layer):
+    server = start_server(APP, "--stats-path", STATS_PATH)
+    await still_serves(server)
+    held: list[Attacker] = []
+    per_connection = {}
+    for header_bytes in (0, 12_000):
+        before = rss_kib(server)
+        batch = [Attacker(server.port, "/idle", *OFFER[layer], header_bytes=header_bytes) for _ in range(300)]
+        assert {attacker.status for attacker in batch} == {101}
+        held += batch
+        await until_stats(server, connections=len(held))
+        per_connection[header_bytes] = (rss_kib(server) - before) / len(batch)
+    await still_serves(server)
+    for attacker in held:
+        attacker.close()
+    kept = per_connection[12_000] - per_connection[0]
+    assert kept < 20, f"a 12 KB header costs {kept:.1f} KiB per idle connection ({per_connection})"
+
+
+async def test_handshakes_in_progress_count_toward_max_connections(start_server):
+    server = start_server(APP, "--max-connections", "20", "--stats-path", STATS_PATH)
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(20)]
+    await until_stats(server, handshakes=21)  # and the request for the stats
+    with pytest.raises(InvalidStatus) as refused:
+        async with server.connect("/echo"):
+            pass
+    assert refused.value.response.status_code == 503
+    for sock in silent:
+        sock.close()
+    await until_stats(server, handshakes=1)
+    await still_serves(server)
+
+
+async def test_running_out_of_file_descriptors_is_logged_once_per_interval(start_server):
+    server = start_server(APP, "--max-connections", "1000", open_files=128)
+    silent = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(300)]
+    await server.until("Too many open files")
+    for sock in silent:
+        sock.close()
+    await still_serves(server)
+    assert server.count("Too many open files") <= 2, server.output
+
+
+@LAYERS
+async def test_memory_returns_after_a_burst_of_connections(start_server, layer):
+    server = start_server(APP, "--stats-path", STATS_PATH)
+    await still_serves(server)
+    before = rss_kib(server)
+
+    def burst() -> None:
+        clients = [Attacker(server.port, "/echo", *OFFER[layer]) for _ in range(2000)]
+        for client in clients:
+            client.sock.sendall(frame(TEXT, b"hello"))
+        for client in clients:
+            assert client.read_frame()[0] == TEXT
+        for client in clients:
+            client.close()
+
+    await asyncio.to_thread(burst)
+    peak = rss_kib(server)
+    await until_stats(server, connections=0)
+    after = await until_rss_back(server, before)
+    assert after <= before * 1.2, f"RSS {after} KiB a minute after the peak ({peak} KiB), {before} KiB before it"
+
+
+async def test_a_handler_that_fails_for_every_client_is_logged_in_full_a_few_times(start_server):
+    server = start_server(APP)
+    for _ in range(100):
+        async with server.connect("/fail") as ws:
+            await asyncio.wait_for(ws.wait_closed(), 10)
+            assert ws.close_code == 1011
+    assert server.stop() == 0
+    assert server.output.count("Traceback (most recent call last)") <= 5, server.output
+    counted = [int(n) for n in re.findall(r"(\d+) more time", server.output)]
+    assert sum(counted) + server.output.count("Traceback (most recent call last)") == 100, server.output
