@@ -131,6 +131,12 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub shutdown_timeout: f64,
 
+    /// Seconds between looks at the memory the allocator keeps after it was freed: once it is
+    /// 2 MiB more than its lowest since the last time, it is given back to the system
+    /// (malloc_trim), so a peak does not stay with the process. 0 never gives it back.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0, value_parser = parse_seconds)]
+    pub memory_trim_interval: f64,
+
     /// Worker processes, each with its own interpreter, sharing the port (SO_REUSEPORT); a
     /// supervisor restarts one that dies. Broadcasts, rooms and send_to reach the clients of
     /// every process.

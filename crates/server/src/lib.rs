@@ -24,6 +24,7 @@ mod handshake;
 mod invocation;
 mod listener;
 mod locks;
+mod memory;
 mod metrics;
 mod node;
 mod ops;
@@ -172,6 +173,9 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
     };
     let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
+    if cli.memory_trim_interval > 0.0 {
+        memory::give_back_every(Duration::from_secs_f64(cli.memory_trim_interval));
+    }
     let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
     if let Some(url) = &cli.broker {
         let _runtime = runtime.enter();
