@@ -41,3 +41,9 @@ lint: venv
 # `just bench --report-only` renders docs/bench/ and the table again from results.json.
 bench *flags:
     python3 bench/run.py {{flags}}
+
+# What a client can make the server hold, and what it keeps after a peak, per allocator
+# (glibc, mimalloc, jemalloc; with and without trimming): writes docs/bench/memory.md.
+# `just bench-memory --before path/to/older/robyn-ws-server` adds an earlier build.
+bench-memory *flags:
+    python3 bench/memory.py {{flags}}

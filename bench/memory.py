@@ -7,9 +7,9 @@ The server is built once per allocator under its Rust side (the crate's `alloc-m
 glibc whichever it is. Each variant runs with and without the server's trimming thread
 (`--memory-trim-interval`, glibc's malloc_trim where freed memory piled up). For each: the
 probes of tests/test_abuse.py at an attacker's sizes, one fresh server each, with the RSS before,
-at the peak and once back within 20% of before (or a minute after the clients left); then echo
-throughput and the server's CPU per message (interleaved rounds, as `just bench` measures them)
-and idle memory per connection. `--before PATH` adds a binary built from an earlier commit.
+at the peak and once back within 20% of before (or a minute after the clients left); then the
+throughput loads of `just bench` with the server's CPU per message (interleaved rounds) and idle
+memory per connection. `--before PATH` adds a binary built from an earlier commit.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -26,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import report
-from run import BINARIES, FULL, ROOT, Peer, Running, figures, generate, hold, load_args, setup
+from run import BINARIES, FULL, ROOT, THROUGHPUT_LOADS, Peer, Running, figures, generate, hold, load_args, setup
 
 sys.path.insert(0, str(ROOT / "tests"))
 from wire import BINARY, PING, TEXT, Attacker, frame  # the tests' raw client
 
 MiB = 1024
 BACK_WITHIN = 60.0
-ECHO_ROUNDS = 3
+ROUNDS = 3
 IDLE_CONNECTIONS = 5000
 JEMALLOC_PURGING = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000"
 
@@ -148,10 +149,13 @@ PROBES: list[tuple[str, Callable[[Running], tuple[str, int]]]] = [
 def probe(variant: Variant, name: str, make_peak: Callable[[Running], tuple[str, int]]) -> dict:
     server = start(variant, ["--app", "limits", "--app-dir", "tests/apps"])
     try:
-        warm = Attacker(server.port, "/echo")
-        warm.sock.sendall(frame(TEXT, b"warm"))
-        warm.read_frame()
-        warm.close()
+        # Before the peak: a server that has served a few clients.
+        warm = [Attacker(server.port, "/echo") for _ in range(50)]
+        for client in warm:
+            client.sock.sendall(frame(TEXT, b"warm"))
+            client.read_frame()
+            client.close()
+        time.sleep(1)
         before = server.rss_kib()
         what, peak = make_peak(server)
         left = time.monotonic()
@@ -176,10 +180,13 @@ def still_answers(server: Running) -> dict:
 # --- throughput and idle memory, as `just bench` measures them ------------------------
 
 
-def echo(variant: Variant) -> dict:
+def throughput(variant: Variant) -> dict:
     server = start(variant, ["--app", "bench.apps.robyn_app"])
     try:
-        return figures("echo", generate(server, load_args("echo", server, FULL)))
+        result = {}
+        for load in THROUGHPUT_LOADS:
+            result |= figures(load, generate(server, load_args(load, server, FULL)))
+        return result
     finally:
         server.stop()
 
@@ -195,14 +202,21 @@ def idle(variant: Variant) -> float:
         server.stop()
 
 
+LOADS = [
+    ("echo", "echo, 50 connections", "msg/s"),
+    ("echo_in_flight_10", "echo, 50 connections x 10 in flight", "msg/s"),
+    ("fanout", "fan-out to 1,000 subscribers", "deliveries/s"),
+]
+
+
 def render(measured: dict) -> str:
     lines = [
         "# What a client can make the server hold, by allocator",
         "",
         f"{measured['machine']}. `python3 bench/memory.py`: each probe on a fresh server (the tests' "
         "limits app, no compression), RSS before, at the peak, and once back within 20% of before "
-        f"(or {BACK_WITHIN:.0f} s after the clients left); then echo, 50 connections (median of "
-        f"{ECHO_ROUNDS} interleaved rounds, server and generator sharing the cores) and idle memory "
+        f"(or {BACK_WITHIN:.0f} s after the clients left); then `just bench`'s throughput loads (medians of "
+        f"{ROUNDS} interleaved rounds, server and generator sharing the cores) and idle memory "
         f"({IDLE_CONNECTIONS:,} connections). The allocator named is the Rust side's; Python's "
         "allocations go through glibc in every variant. jemalloc ran with "
         f"`{JEMALLOC_PURGING}`; mimalloc at its defaults.",
@@ -221,13 +235,14 @@ def render(measured: dict) -> str:
                 f"{back} ({result['what']}){answered}"
             )
         lines.append(f"| {probe_name} | " + " | ".join(cells) + " |")
-    cells = []
-    for name in names:
-        rounds = measured["variants"][name]["echo"]
-        rates = sorted(r["echo"] for r in rounds)
-        cpu = sorted(r["echo_server_us_per_message"] for r in rounds)
-        cells.append(f"{rates[len(rates) // 2] / 1000:.1f}k msg/s, {cpu[len(cpu) // 2]:.1f} µs CPU/msg")
-    lines.append("| echo, 50 connections | " + " | ".join(cells) + " |")
+    for load, label, unit in LOADS:
+        cells = []
+        for name in names:
+            rounds = measured["variants"][name]["throughput"]
+            rate = statistics.median(r[load] for r in rounds)
+            cpu = statistics.median(r[f"{load}_server_us_per_message"] for r in rounds)
+            cells.append(f"{rate / 1000:,.1f}k {unit}, {cpu:.2f} µs CPU each")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     cells = [f"{measured['variants'][name]['idle_kib']:.2f} KiB" for name in names]
     lines.append(f"| idle memory per connection ({IDLE_CONNECTIONS:,}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -243,17 +258,17 @@ def main() -> None:
     variants += VARIANTS
     build(variants)
     (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {variant.name: {"probes": [], "echo": []} for variant in variants}
+    results: dict[str, dict] = {variant.name: {"probes": [], "throughput": []} for variant in variants}
     for variant in variants:
         for name, make_peak in PROBES:
             print(f"{variant.name}: {name}", flush=True)
             results[variant.name]["probes"].append(probe(variant, name, make_peak))
             print(f"  {json.dumps(results[variant.name]['probes'][-1])}", flush=True)
         results[variant.name]["idle_kib"] = idle(variant)
-    for index in range(ECHO_ROUNDS):
+    for index in range(ROUNDS):
         for variant in variants[index % len(variants) :] + variants[: index % len(variants)]:
-            results[variant.name]["echo"].append(echo(variant))
-            print(f"echo {variant.name}: {json.dumps(results[variant.name]['echo'][-1])}", flush=True)
+            results[variant.name]["throughput"].append(throughput(variant))
+            print(f"throughput {variant.name}: {json.dumps(results[variant.name]['throughput'][-1])}", flush=True)
     measured = {"machine": report.machine(), "variants": results}
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "memory.json").write_text(json.dumps(measured, indent=1) + "\n")

@@ -110,6 +110,8 @@ impl<S> Drop for Driver<S> {
 struct Behind {
     /// Taken from the link, not yet handed to the WebSocket layer.
     taken: usize,
+    /// Handed to the layer, not yet reported to the link (which then makes room).
+    handed: usize,
     /// Handed to the layer since its last complete flush.
     unflushed: usize,
     /// A ping was read, and the flush that writes its pong has not completed.
@@ -128,11 +130,21 @@ impl Behind {
     }
 }
 
+/// Why a read burst stopped.
+#[derive(PartialEq, Eq)]
+enum ReadEnd {
+    /// Nothing more to read now, or no more reading (the task is woken when there is).
+    Done,
+    /// A ping: its pong goes out before anything more is read.
+    Pinged,
+}
+
 impl<S: Socket> Driver<S> {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let held_back = self.held_back();
+        let mut pinged = false;
         if self.lifecycle.reads() && !held_back {
-            self.read(cx);
+            pinged = self.read(cx) == ReadEnd::Pinged;
         }
         if *self.lifecycle.phase() == Phase::Open {
             self.watch(cx);
@@ -147,8 +159,9 @@ impl<S: Socket> Driver<S> {
         if self.poll_close_timer(cx).is_ready() {
             self.happen(Happening::TimedOut);
         }
-        if held_back && !self.held_back() && self.lifecycle.reads() {
-            // The writes caught up in this poll: read again (nothing else would wake us for it).
+        if (held_back || pinged) && !self.held_back() && self.lifecycle.reads() {
+            // The writes caught up in this poll (the pong is out): read again, as nothing else
+            // would wake the task for what is already read ahead.
             cx.waker().wake_by_ref();
         }
         if !self.events.is_empty() {
@@ -182,23 +195,27 @@ impl<S: Socket> Driver<S> {
         }
     }
 
-    fn read(&mut self, cx: &mut Context<'_>) {
+    fn read(&mut self, cx: &mut Context<'_>) -> ReadEnd {
         for _ in 0..READ_BUDGET {
             if !self.lifecycle.reads() {
-                return;
+                return ReadEnd::Done;
             }
             if self.lifecycle.delivers() && self.link.receive_full() {
                 // The handler is behind: leave the client's data in the socket (TCP pushes
                 // back on it) until the link wakes us after the handler caught up.
-                return;
+                return ReadEnd::Done;
             }
             let message = match Pin::new(&mut self.socket).poll_next(cx) {
-                Poll::Pending => return,
-                Poll::Ready(None) => return self.happen(Happening::StreamEnded),
+                Poll::Pending => return ReadEnd::Done,
+                Poll::Ready(None) => {
+                    self.happen(Happening::StreamEnded);
+                    return ReadEnd::Done;
+                }
                 Poll::Ready(Some(Err(failure))) => {
                     tracing::debug!(key = self.link.key, %failure, "connection read failed");
                     let SocketError { code, close_queued, .. } = failure;
-                    return self.happen(Happening::ReadFailed { code, close_queued });
+                    self.happen(Happening::ReadFailed { code, close_queued });
+                    return ReadEnd::Done;
                 }
                 Poll::Ready(Some(Ok(message))) => message,
             };
@@ -213,7 +230,7 @@ impl<S: Socket> Driver<S> {
                 Message::Ping(_) => {
                     self.unflushed = true;
                     self.behind.pong_owed = true;
-                    return;
+                    return ReadEnd::Pinged;
                 }
                 Message::Pong(_) => {}
                 Message::Close(frame) => self.happen(Happening::PeerClosed(frame)),
@@ -223,6 +240,7 @@ impl<S: Socket> Driver<S> {
         }
         // Budget spent with messages still coming: run again after others had their turn.
         cx.waker().wake_by_ref();
+        ReadEnd::Done
     }
 
     fn deliver(&mut self, bytes: usize, inbound: Inbound) {
@@ -318,9 +336,8 @@ impl<S: Socket> Driver<S> {
     /// Hands the queued frames to the layer, taking the link's next batch as each is done;
     /// ready once everything is in. What was handed no longer counts toward the link's bound.
     fn send_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        let taken_before = self.behind.taken;
         let sent = self.send_taken(cx);
-        let handed = taken_before.saturating_sub(self.behind.taken);
+        let handed = std::mem::take(&mut self.behind.handed);
         if handed > 0 && self.link.handed(handed) && self.lifecycle.delivers() {
             self.events.push(Event::Conn(self.link.key, Inbound::Writable));
         }
@@ -352,6 +369,7 @@ impl<S: Socket> Driver<S> {
                 }
             }
             self.behind.taken = self.behind.taken.saturating_sub(bytes);
+            self.behind.handed += bytes;
             self.behind.unflushed += bytes;
             Pin::new(&mut self.socket).start_send(next)?;
             self.unflushed = true;

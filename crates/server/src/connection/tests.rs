@@ -53,6 +53,8 @@ struct WireState {
     lingering: bool,
     /// The client has closed its TCP side.
     client_gone: bool,
+    /// The client takes nothing: flushes wait.
+    client_not_reading: bool,
 }
 
 /// The test's handle on the in-memory connection; the task owns a `MemorySocket` on the same
@@ -78,6 +80,15 @@ impl Wire {
 
     fn client_sends(&self, message: Message) {
         self.client_does(Incoming::Message(message));
+    }
+
+    /// The client starts (or stops) taking what is written to it.
+    fn client_reads(&self, reading: bool) {
+        let mut state = self.lock();
+        state.client_not_reading = !reading;
+        if let Some(task) = state.task.take() {
+            task.wake();
+        }
     }
 
     fn client_closes_tcp(&self) {
@@ -150,6 +161,10 @@ impl Stream for MemorySocket {
                 Poll::Ready(Some(Err(error)))
             }
             Some(Incoming::Message(message)) => {
+                if let Message::Ping(payload) = &message {
+                    // Both real layers queue the pong as they read the ping.
+                    state.owed.push_back(Message::Pong(payload.clone()));
+                }
                 if let Message::Close(frame) = &message {
                     state.close_read = true;
                     if !state.close_written || state.answers_every_close {
@@ -177,8 +192,12 @@ impl Sink<Message> for MemorySocket {
         Ok(())
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
         let mut state = self.0.lock();
+        if state.client_not_reading {
+            state.task = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
         let written = std::mem::take(&mut state.unflushed);
         self.deliver(&mut state, written);
         Poll::Ready(Ok(()))
@@ -190,8 +209,12 @@ impl Sink<Message> for MemorySocket {
 }
 
 impl Socket for MemorySocket {
-    fn poll_flush_owed(&mut self, _: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
+    fn poll_flush_owed(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
         let mut state = self.0.lock();
+        if state.client_not_reading {
+            state.task = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
         let mut written = std::mem::take(&mut state.unflushed);
         written.extend(state.owed.drain(..));
         self.deliver(&mut state, written);
@@ -518,4 +541,61 @@ async fn a_panic_in_the_layer_still_frees_the_connection_and_tells_the_handler()
     harness.state.bridge.take(&mut batch);
     let last = batch.last().expect("events");
     assert!(matches!(last, Event::Conn(_, Inbound::Disconnected { code: close_code::ABNORMAL, .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ping_is_answered_and_what_came_after_it_is_read_without_more_from_the_client() {
+    let wire = Wire::default();
+    let harness = Harness::start(wire.clone(), limits(4, None)).await;
+    wire.client_sends(Message::Ping("are you there".into()));
+    wire.client_sends(text("after the ping"));
+    wire.client_sends(close(close_code::NORMAL, ""));
+    wire.until("the write side shut", |state| state.lingering).await;
+    wire.client_closes_tcp();
+    let events = harness.ended().await;
+    assert_eq!(wire.lock().delivered[0], Message::Pong("are you there".into()));
+    assert_eq!(events, ["open", "text after the ping", "disconnected 1000 \"\""]);
+}
+
+/// A client that takes nothing cannot make the server hold more than one pong, nor read more
+/// of its messages meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_owes_a_pong_is_not_read_until_it_is_out() {
+    let wire = Wire::default();
+    let harness = Harness::start(wire.clone(), limits(4, None)).await;
+    wire.client_reads(false);
+    wire.client_sends(Message::Ping("1".into()));
+    wire.client_sends(Message::Ping("2".into()));
+    wire.client_sends(text("held back"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(wire.lock().incoming.len(), 2, "only the first ping was read");
+    assert_eq!(wire.lock().owed.len(), 1, "one pong owed");
+    wire.client_reads(true);
+    wire.client_sends(close(close_code::NORMAL, ""));
+    wire.until("the write side shut", |state| state.lingering).await;
+    wire.client_closes_tcp();
+    let events = harness.ended().await;
+    assert_eq!(events, ["open", "text held back", "disconnected 1000 \"\""]);
+}
+
+/// Past --send-queue-bytes on their way to a client, the client is not read from.
+#[tokio::test(start_paused = true)]
+async fn a_client_too_far_behind_is_not_read_until_it_catches_up() {
+    let wire = Wire::default();
+    let mut limits = limits(4, None);
+    limits.send_queue_bytes = 10;
+    let harness = Harness::start(wire.clone(), limits).await;
+    wire.client_reads(false);
+    harness.link().send(Frame::Text("twelve bytes".into())).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    wire.client_sends(text("held back"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(wire.lock().incoming.len(), 1, "not read while the client is behind");
+    wire.client_reads(true);
+    wire.client_sends(close(close_code::NORMAL, ""));
+    wire.until("the write side shut", |state| state.lingering).await;
+    wire.client_closes_tcp();
+    let events = harness.ended().await;
+    assert_eq!(wire.lock().delivered[0], text("twelve bytes"));
+    assert_eq!(events, ["open", "text held back", "disconnected 1000 \"\""]);
 }
