@@ -113,19 +113,19 @@ struct Behind {
     /// Handed to the layer, not yet reported to the link (which then makes room).
     handed: usize,
     /// Handed to the layer since its last complete flush.
-    unflushed: usize,
+    in_layer: usize,
     /// A ping was read, and the flush that writes its pong has not completed.
     pong_owed: bool,
 }
 
 impl Behind {
     fn too_far(&self, limit: usize) -> bool {
-        self.pong_owed || self.taken + self.unflushed >= limit
+        self.pong_owed || self.taken + self.in_layer >= limit
     }
 
     /// Everything handed to the layer is in the socket.
     fn flushed(&mut self) {
-        self.unflushed = 0;
+        self.in_layer = 0;
         self.pong_owed = false;
     }
 }
@@ -370,7 +370,7 @@ impl<S: Socket> Driver<S> {
             }
             self.behind.taken = self.behind.taken.saturating_sub(bytes);
             self.behind.handed += bytes;
-            self.behind.unflushed += bytes;
+            self.behind.in_layer += bytes;
             Pin::new(&mut self.socket).start_send(next)?;
             self.unflushed = true;
         }
