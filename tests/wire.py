@@ -148,13 +148,15 @@ STALL = 2.0
 
 
 class Attacker:
-    """A blocking client (for a thread) that reads only when told to. Its kernel buffers are kept small, so
-    what the server cannot send it piles up in the server, not in the kernel."""
+    """A blocking client (for a thread) that reads only when told to. Its kernel receive
+    buffer is kept small, so what the server cannot send it piles up in the server, not in
+    the kernel."""
 
     def __init__(self, port: int, path: str, *headers: str, header_bytes: int = 0) -> None:
         self.sock = socket.socket()
+        # Only the receive side is kept small: a small send buffer would only slow the attack
+        # down (every few KiB waiting for a delayed ACK).
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         self.sock.settimeout(10)
         self.sock.connect(("127.0.0.1", port))
         padding = [f"X-Padding: {'p' * header_bytes}"] if header_bytes else []
