@@ -78,7 +78,7 @@ async def test_echoes_to_a_client_that_never_reads_are_held_back(start_server, l
 
 @LAYERS
 async def test_send_to_a_client_that_never_reads_closes_it_as_a_slow_consumer(start_server, layer):
-    server = start_server(APP)
+    server = start_server(APP, "--stats-path", STATS_PATH)
     await still_serves(server)
     before = rss_kib(server)
     target = Attacker(server.port, "/idle", *OFFER[layer])
@@ -97,6 +97,9 @@ async def test_send_to_a_client_that_never_reads_closes_it_as_a_slow_consumer(st
     assert await asyncio.to_thread(target.close_code) == 1013
     target.close()
     await still_serves(server)
+    await until_stats(server, connections=0)
+    after = await until_rss_back(server, before)
+    assert after <= before * 1.2, f"RSS {after} KiB a minute after the peak, {before} KiB before it"
 
 
 async def test_handshake_headers_over_the_limit_get_431(start_server):

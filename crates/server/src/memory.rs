@@ -5,6 +5,13 @@
 //! lowest since the last look that acted, hands it back with `malloc_trim`. It covers
 //! Python's allocations as well as the server's: both go through glibc (the choice, and the
 //! allocators measured against it, are in ARCHITECTURE.md).
+//!
+//! `malloc_trim` does not shrink the top of a thread's arena, which glibc shrinks by itself
+//! only past its trim threshold; and once a large block allocated with `mmap` is freed, glibc
+//! raises that threshold to twice the block's size (up to 64 MiB), so the next large
+//! messages are carved from the arena and stay there. The thresholds are therefore fixed at
+//! start: blocks of 1 MiB and more are mapped and unmapped on their own, and an arena's top
+//! is given back past 2 MiB.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -21,6 +28,7 @@ pub fn give_back_every(interval: Duration) {
     if STARTED.swap(true, Ordering::AcqRel) {
         return;
     }
+    allocator::fix_thresholds();
     let spawned = std::thread::Builder::new().name("robyn-ws-trim".into()).spawn(move || {
         let mut watch = Watch::default();
         loop {
@@ -70,6 +78,24 @@ mod allocator {
         usize::try_from(info.fordblks).unwrap_or(0)
     }
 
+    /// Blocks this large and larger are mapped on their own (and unmapped when freed).
+    const MMAP_THRESHOLD: libc::c_int = 1 << 20;
+    /// Free memory at the top of an arena beyond this is given back at once.
+    const TRIM_THRESHOLD: libc::c_int = 2 << 20;
+
+    /// Fixes glibc's thresholds, which it would otherwise raise after the first large block.
+    #[allow(unsafe_code, reason = "mallopt(3) has no safe wrapper")]
+    pub fn fix_thresholds() {
+        // SAFETY: mallopt only sets the allocator's parameters; both values are valid for them.
+        let fixed = unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+                && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        };
+        if !fixed {
+            tracing::warn!("glibc refused the allocator thresholds: large messages may stay in memory after use");
+        }
+    }
+
     #[allow(unsafe_code, reason = "malloc_trim(3) has no safe wrapper")]
     pub fn trim() {
         // SAFETY: malloc_trim has no preconditions; 0 keeps no padding at the top of the heap.
@@ -83,6 +109,8 @@ mod allocator {
     pub fn free_bytes() -> usize {
         0
     }
+
+    pub fn fix_thresholds() {}
 
     pub fn trim() {}
 }
