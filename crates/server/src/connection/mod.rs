@@ -110,7 +110,8 @@ impl<S> Drop for Driver<S> {
 struct Behind {
     /// Taken from the link, not yet handed to the WebSocket layer.
     taken: usize,
-    /// Handed to the layer, not yet reported to the link (which then makes room).
+    /// Handed to the layer, not yet reported to the link (at its next take, which then makes
+    /// room for a waiting sender).
     handed: usize,
     /// Handed to the layer since its last complete flush.
     in_layer: usize,
@@ -274,7 +275,7 @@ impl<S: Socket> Driver<S> {
     /// whatever it says about room and closing; answers whether it took any frames.
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
         let before = self.outgoing.len();
-        let taken = self.link.take(cx.waker(), &mut self.outgoing);
+        let taken = self.link.take(cx.waker(), &mut self.outgoing, std::mem::take(&mut self.behind.handed));
         self.behind.taken += self.outgoing.iter().skip(before).map(Message::len).sum::<usize>();
         if taken.writable && self.lifecycle.delivers() {
             self.events.push(Event::Conn(self.link.key, Inbound::Writable));
@@ -334,17 +335,8 @@ impl<S: Socket> Driver<S> {
     }
 
     /// Hands the queued frames to the layer, taking the link's next batch as each is done;
-    /// ready once everything is in. What was handed no longer counts toward the link's bound.
+    /// ready once everything is in.
     fn send_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
-        let sent = self.send_taken(cx);
-        let handed = std::mem::take(&mut self.behind.handed);
-        if handed > 0 && self.link.handed(handed) && self.lifecycle.delivers() {
-            self.events.push(Event::Conn(self.link.key, Inbound::Writable));
-        }
-        sent
-    }
-
-    fn send_taken(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), SocketError>> {
         loop {
             let Some(next) = self.outgoing.pop_front() else {
                 if *self.lifecycle.phase() == Phase::Open && self.refill(cx) {

@@ -172,11 +172,12 @@ impl Link {
     /// Registers the socket task's waker, then moves the queued frames into `into` if it is
     /// empty. Taking a new batch only once the last one is in the socket keeps the queue's
     /// bound real: while the client reads slowly, the queue stays full and `send_*` waits.
-    /// The frames taken still count toward the bytes the queue holds until they are
-    /// [`handed`](Link::handed) to the WebSocket layer.
-    pub fn take(&self, waker: &std::task::Waker, into: &mut VecDeque<Message>) -> Taken {
+    /// The frames taken still count toward the bytes the queue holds until the task says it
+    /// `handed` them to the WebSocket layer (at its next take: one lock for both).
+    pub fn take(&self, waker: &std::task::Waker, into: &mut VecDeque<Message>, handed: usize) -> Taken {
         self.waker.register(waker);
         let mut outbox = self.outbox();
+        outbox.bytes = outbox.bytes.saturating_sub(handed);
         if into.is_empty() {
             into.append(&mut outbox.frames);
         }
@@ -184,14 +185,6 @@ impl Link {
         let writable = outbox.room_made();
         let closing = if outbox.frames.is_empty() { outbox.closing.take() } else { None };
         Taken { writable, closing, close_pending: outbox.closing.is_some() }
-    }
-
-    /// The socket task handed `bytes` of the frames it took to the WebSocket layer; answers
-    /// whether a waiting sender now has room.
-    pub fn handed(&self, bytes: usize) -> bool {
-        let mut outbox = self.outbox();
-        outbox.bytes = outbox.bytes.saturating_sub(bytes);
-        outbox.room_made()
     }
 
     /// A frame for this connection that no sender waits for (a broadcast, `send_to`). A client
@@ -358,7 +351,7 @@ mod tests {
 
     fn drain(link: &Link) -> (Vec<String>, Taken) {
         let mut frames = VecDeque::new();
-        let taken = link.take(Waker::noop(), &mut frames);
+        let taken = link.take(Waker::noop(), &mut frames, 0);
         let texts = frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect();
         (texts, taken)
     }
@@ -368,15 +361,15 @@ mod tests {
         let link = link(2);
         link.send(text("a")).unwrap();
         let mut written = VecDeque::new();
-        link.take(Waker::noop(), &mut written);
+        link.take(Waker::noop(), &mut written, 0);
         link.send(text("b")).unwrap();
         link.send(text("c")).unwrap();
         assert_eq!(link.send(text("d")).unwrap_err().0, SendError::Full);
-        let taken = link.take(Waker::noop(), &mut written);
+        let taken = link.take(Waker::noop(), &mut written, 0);
         assert_eq!(written.len(), 1, "\"a\" is not in the socket yet: nothing more is taken");
         assert!(!taken.writable, "no room was made");
         written.clear();
-        let taken = link.take(Waker::noop(), &mut written);
+        let taken = link.take(Waker::noop(), &mut written, 0);
         assert_eq!(written.len(), 2);
         assert!(taken.writable);
     }
@@ -386,12 +379,12 @@ mod tests {
         let link = link(2);
         link.send(text("a")).unwrap();
         let mut written = VecDeque::new();
-        link.take(Waker::noop(), &mut written);
+        link.take(Waker::noop(), &mut written, 0);
         link.close(close_code::NORMAL, "", vec![text("farewell")]);
-        let taken = link.take(Waker::noop(), &mut written);
+        let taken = link.take(Waker::noop(), &mut written, 0);
         assert!(taken.closing.is_none() && taken.close_pending, "\"farewell\" is not taken yet");
         written.clear();
-        let taken = link.take(Waker::noop(), &mut written);
+        let taken = link.take(Waker::noop(), &mut written, 0);
         assert_eq!(written.len(), 1);
         assert!(taken.closing.is_some() && !taken.close_pending);
     }
@@ -467,11 +460,11 @@ mod tests {
         link.send(text("one message more goes in while under the bound")).unwrap();
         assert_eq!(link.send(text("x")).unwrap_err().0, SendError::Full);
         let mut taken = VecDeque::new();
-        assert!(!link.take(Waker::noop(), &mut taken).writable, "taken, but not in the socket yet");
+        assert!(!link.take(Waker::noop(), &mut taken, 0).writable, "taken, but not in the socket yet");
         assert_eq!(taken.len(), 2);
-        assert!(!link.handed(8), "still over the bound");
-        assert!(link.handed(46), "room: the waiting sender is told");
-        assert!(!link.handed(0), "once");
+        assert!(!link.take(Waker::noop(), &mut taken, 8).writable, "still over the bound");
+        assert!(link.take(Waker::noop(), &mut taken, 46).writable, "room: the waiting sender is told");
+        assert!(!link.take(Waker::noop(), &mut taken, 0).writable, "once");
         link.send(text("x")).unwrap();
     }
 

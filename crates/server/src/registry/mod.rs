@@ -283,7 +283,7 @@ mod tests {
 
     fn texts(link: &Link) -> Vec<String> {
         let mut frames = VecDeque::new();
-        link.take(Waker::noop(), &mut frames);
+        link.take(Waker::noop(), &mut frames, 0);
         frames.into_iter().map(|m| m.into_text().unwrap().to_string()).collect()
     }
 
@@ -344,7 +344,7 @@ mod tests {
         }
         assert!(!registry.send_to(1, Frame::Text("one too many".into())));
         let mut frames = VecDeque::new();
-        let taken = ann.take(Waker::noop(), &mut frames);
+        let taken = ann.take(Waker::noop(), &mut frames, 0);
         assert!(frames.is_empty(), "its queue is dropped");
         assert_eq!(u16::from(taken.closing.unwrap().frame.code), pyhost::close_code::TRY_AGAIN_LATER);
     }
