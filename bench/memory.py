@@ -210,16 +210,18 @@ LOADS = [
 
 
 def render(measured: dict) -> str:
+    made_on = measured["machine"]
     lines = [
         "# What a client can make the server hold, by allocator",
         "",
-        f"{measured['machine']}. `python3 bench/memory.py`: each probe on a fresh server (the tests' "
-        "limits app, no compression), RSS before, at the peak, and once back within 20% of before "
-        f"(or {BACK_WITHIN:.0f} s after the clients left); then `just bench`'s throughput loads (medians of "
-        f"{ROUNDS} interleaved rounds, server and generator sharing the cores) and idle memory "
-        f"({IDLE_CONNECTIONS:,} connections). The allocator named is the Rust side's; Python's "
-        "allocations go through glibc in every variant. jemalloc ran with "
-        f"`{JEMALLOC_PURGING}`; mimalloc at its defaults.",
+        f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores ({made_on['processor']}), "
+        f"Linux {made_on['linux']}, shared by server and load generator. `python3 bench/memory.py`: "
+        "each probe on a fresh server (the tests' limits app, no compression), RSS before, at the "
+        f"peak, and once back within 20% of before (or {BACK_WITHIN:.0f} s after the clients left); "
+        f"then `just bench`'s throughput loads (medians of {ROUNDS} interleaved rounds, server and "
+        f"generator sharing the cores) and idle memory ({IDLE_CONNECTIONS:,} connections). The "
+        "allocator named is the Rust side's; Python's allocations go through glibc in every "
+        f"variant. jemalloc ran with `{JEMALLOC_PURGING}`; mimalloc at its defaults.",
         "",
     ]
     names = list(measured["variants"])
@@ -252,7 +254,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, help="also measure this binary (built from an earlier commit)")
     parser.add_argument("--out", type=Path, default=report.DOCS)
+    parser.add_argument("--report-only", action="store_true", help="render OUT/memory.md again from memory.json")
     options = parser.parse_args()
+    if options.report_only:
+        text = render(json.loads((options.out / "memory.json").read_text()))
+        (options.out / "memory.md").write_text(text)
+        print(text)
+        return
     setup()
     variants = [Variant(f"before ({options.before.name})", binary=options.before)] if options.before else []
     variants += VARIANTS
