@@ -30,59 +30,58 @@ def rss_kib(server: Server) -> int:
     raise AssertionError(f"/proc/{server.process.pid}/status has no VmRSS")
 
 
-async def until_rss_back(server: Server, before: int, within: float = 60.0) -> int:
-    """The server's RSS once it is within 20% of `before` (after a peak), or after `within`
-    seconds; the caller asserts."""
+async def memory_comes_back(server: Server, before: int, within: float = 60.0) -> None:
+    """Once every client has gone, the server's RSS comes back within 20% of `before` (what it
+    was before the peak) within `within` seconds."""
+    await until_stats(server, connections=0)
     deadline = time.monotonic() + within
     while (now := rss_kib(server)) > before * 1.2 and time.monotonic() < deadline:
         await asyncio.sleep(0.25)
-    return now
+    assert now <= before * 1.2, f"RSS {now} KiB {within:.0f} s after the peak, {before} KiB before it"
+
+
+async def attacked(server: Server, path: str, layer: str) -> tuple[int, Attacker]:
+    """The server's RSS once it has served a client, and an attacker connected to `path`."""
+    await still_serves(server)
+    before = rss_kib(server)
+    attacker = await asyncio.to_thread(Attacker, server.port, path, *OFFER[layer])
+    assert attacker.status == 101
+    return before, attacker
+
+
+async def flood_held_back(server: Server, layer: str, data: bytes, rounds: int, most_kib: int) -> int:
+    """An attacker on /echo sends `data` `rounds` times and reads nothing: the server stops
+    reading from it first, grows by less than `most_kib` meanwhile, and answers others. Answers
+    the server's RSS before."""
+    before, attacker = await attacked(server, "/echo", layer)
+    sent = await asyncio.to_thread(attacker.flood, data, rounds)
+    grown = rss_kib(server) - before
+    await still_serves(server)
+    attacker.close()
+    assert sent < rounds, f"the server took all {rounds} although the client read nothing it sent back"
+    assert grown < most_kib, f"the server grew by {grown} KiB"
+    return before
 
 
 @LAYERS
 async def test_a_ping_flood_from_a_client_that_never_reads_is_held_back(start_server, layer):
     server = start_server(APP)
-    await still_serves(server)
-    before = rss_kib(server)
-    attacker = Attacker(server.port, "/echo", *OFFER[layer])
-    assert attacker.status == 101
-    pings = frame(PING, bytes(125)) * 1000
-    rounds = 400  # 400,000 pings, 52 MB: a server that answered them all would hold 50 MB of pongs
-    sent = await asyncio.to_thread(attacker.flood, pings, rounds)
-    grown = rss_kib(server) - before
-    await still_serves(server)
-    attacker.close()
-    assert sent < rounds, "the server read every ping although the client read none of the pongs"
-    assert grown < 8 * MiB, f"the server grew by {grown} KiB"
+    # 400,000 pings, 52 MB: a server that answered them all would hold 50 MB of pongs.
+    await flood_held_back(server, layer, frame(PING, bytes(125)) * 1000, 400, most_kib=8 * MiB)
 
 
 @LAYERS
 async def test_echoes_to_a_client_that_never_reads_are_held_back(start_server, layer):
     server = start_server(APP, "--stats-path", STATS_PATH)
-    await still_serves(server)
-    before = rss_kib(server)
-    attacker = Attacker(server.port, "/echo", *OFFER[layer])
-    assert attacker.status == 101
     message = frame(BINARY, os.urandom(4 * 1024 * 1024))
-    rounds = 40  # 160 MiB
-    sent = await asyncio.to_thread(attacker.flood, message, rounds)
-    grown = rss_kib(server) - before
-    await still_serves(server)
-    attacker.close()
-    assert sent < rounds, "the server read every message although the client read none of the echoes"
-    assert grown < 64 * MiB, f"the server grew by {grown} KiB"
-    await until_stats(server, connections=0)
-    after = await until_rss_back(server, before)
-    assert after <= before * 1.2, f"RSS {after} KiB a minute after the peak, {before} KiB before it"
+    before = await flood_held_back(server, layer, message, 40, most_kib=64 * MiB)  # 160 MiB
+    await memory_comes_back(server, before)
 
 
 @LAYERS
 async def test_send_to_a_client_that_never_reads_closes_it_as_a_slow_consumer(start_server, layer):
     server = start_server(APP, "--stats-path", STATS_PATH)
-    await still_serves(server)
-    before = rss_kib(server)
-    target = Attacker(server.port, "/idle", *OFFER[layer])
-    assert target.status == 101
+    before, target = await attacked(server, "/idle", layer)
     opcode, target_id = target.read_frame()
     assert opcode == TEXT
     async with server.connect("/send-to") as sender:
@@ -97,9 +96,7 @@ async def test_send_to_a_client_that_never_reads_closes_it_as_a_slow_consumer(st
     assert await asyncio.to_thread(target.close_code) == 1013
     target.close()
     await still_serves(server)
-    await until_stats(server, connections=0)
-    after = await until_rss_back(server, before)
-    assert after <= before * 1.2, f"RSS {after} KiB a minute after the peak, {before} KiB before it"
+    await memory_comes_back(server, before)
 
 
 async def test_handshake_headers_over_the_limit_get_431(start_server):
@@ -165,26 +162,22 @@ async def test_running_out_of_file_descriptors_is_logged_once_per_interval(start
 async def test_memory_returns_after_a_burst_of_connections(start_server, layer):
     server = start_server(APP, "--stats-path", STATS_PATH)
 
-    def burst(size: int) -> int:
+    def burst(size: int) -> None:
         clients = [Attacker(server.port, "/echo", *OFFER[layer]) for _ in range(size)]
         for client in clients:
             client.sock.sendall(frame(TEXT, b"hello"))
         for client in clients:
             assert client.read_frame()[0] == TEXT
-        peak = rss_kib(server)
         for client in clients:
             client.close()
-        return peak
 
     # Before the peak: a server that has served a few clients (what a first client sets up
     # once, the compression pool say, is not the peak's).
     await asyncio.to_thread(burst, 50)
     await until_stats(server, connections=0)
     before = rss_kib(server)
-    peak = await asyncio.to_thread(burst, 2000)
-    await until_stats(server, connections=0)
-    after = await until_rss_back(server, before)
-    assert after <= before * 1.2, f"RSS {after} KiB a minute after the peak ({peak} KiB), {before} KiB before it"
+    await asyncio.to_thread(burst, 2000)
+    await memory_comes_back(server, before)
 
 
 async def test_a_handler_that_fails_for_every_client_is_logged_in_full_a_few_times(start_server):

@@ -549,10 +549,7 @@ async fn a_ping_is_answered_and_what_came_after_it_is_read_without_more_from_the
     let harness = Harness::start(wire.clone(), limits(4, None)).await;
     wire.client_sends(Message::Ping("are you there".into()));
     wire.client_sends(text("after the ping"));
-    wire.client_sends(close(close_code::NORMAL, ""));
-    wire.until("the write side shut", |state| state.lingering).await;
-    wire.client_closes_tcp();
-    let events = harness.ended().await;
+    let events = the_client_closes(&wire, harness).await;
     assert_eq!(wire.lock().delivered[0], Message::Pong("are you there".into()));
     assert_eq!(events, ["open", "text after the ping", "disconnected 1000 \"\""]);
 }
@@ -571,10 +568,7 @@ async fn a_client_that_owes_a_pong_is_not_read_until_it_is_out() {
     assert_eq!(wire.lock().incoming.len(), 2, "only the first ping was read");
     assert_eq!(wire.lock().owed.len(), 1, "one pong owed");
     wire.client_reads(true);
-    wire.client_sends(close(close_code::NORMAL, ""));
-    wire.until("the write side shut", |state| state.lingering).await;
-    wire.client_closes_tcp();
-    let events = harness.ended().await;
+    let events = the_client_closes(&wire, harness).await;
     assert_eq!(events, ["open", "text held back", "disconnected 1000 \"\""]);
 }
 
@@ -592,10 +586,15 @@ async fn a_client_too_far_behind_is_not_read_until_it_catches_up() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(wire.lock().incoming.len(), 1, "not read while the client is behind");
     wire.client_reads(true);
+    let events = the_client_closes(&wire, harness).await;
+    assert_eq!(wire.lock().delivered[0], text("twelve bytes"));
+    assert_eq!(events, ["open", "text held back", "disconnected 1000 \"\""]);
+}
+
+/// The client closes cleanly, then its TCP side: every event the interpreter side got.
+async fn the_client_closes(wire: &Wire, harness: Harness) -> Vec<String> {
     wire.client_sends(close(close_code::NORMAL, ""));
     wire.until("the write side shut", |state| state.lingering).await;
     wire.client_closes_tcp();
-    let events = harness.ended().await;
-    assert_eq!(wire.lock().delivered[0], text("twelve bytes"));
-    assert_eq!(events, ["open", "text held back", "disconnected 1000 \"\""]);
+    harness.ended().await
 }
