@@ -5,11 +5,13 @@
 //! package (`crates/pyext`, an extension module running it inside the user's Python); both
 //! call [`main`].
 //!
-//! The modules depend on each other top down, without cycles: `config` and `routing` (leaves),
-//! `registry` (connections and their queues), `state`, `socket` (the trait both WebSocket
-//! layers implement), `connection` (the task per socket and its close lifecycle), the layers
-//! `plain` (with `client_stream`) and `deflate` (with `deflate_offer`), then `stats`,
-//! `handshake`, `listener`, `shutdown`, and this file, which assembles them.
+//! The modules depend on each other top down, without cycles: `config`, `throttle` and
+//! `routing` (leaves), `admission` (the `--max-connections` places), `registry` (connections
+//! and their queues), `state`, `socket` (the trait both WebSocket layers implement),
+//! `connection` (the task per socket and its close lifecycle), the layers `plain` (with
+//! `client_stream`) and `deflate` (with `deflate_offer`), then `stats`, `handshake`,
+//! `listener`, `shutdown`, `memory` (giving freed memory back), and this file, which
+//! assembles them.
 
 mod admission;
 mod broker;
