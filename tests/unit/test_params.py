@@ -18,7 +18,7 @@ DEPENDENCIES = {"global_dependencies": {"db": "the db"}, "router_dependencies": 
 def signature_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test twice: with the signature as Python 3.10+ reads it, and as on 3.9."""
     if request.param == "get_type_hints":
-        monkeypatch.setattr(_params, "_signature", _params._signature_from_type_hints)
+        monkeypatch.setattr(_params, "signature", _params.signature_from_type_hints)
     yield
 
 

@@ -36,7 +36,7 @@ class ParameterError(Exception):
     type. The message is the text Robyn sends the client (after ``Error: ``)."""
 
 
-def _missing(name: str) -> ParameterError:
+def missing(name: str) -> ParameterError:
     return ParameterError(f"Missing required parameter: '{name}'")
 
 
@@ -49,9 +49,9 @@ def _to_bool(value: str) -> bool:
     raise ValueError(value)
 
 
-def _converter(annotation: Any, name: str) -> Callable[[str], Any]:
-    """A function turning one raw query value into the annotated type, raising
-    ``ParameterError`` with Robyn's message when it does not convert."""
+def converter(annotation: Any, name: str) -> Callable[[str], Any]:
+    """A function turning one raw value into the annotated type, raising ``ParameterError``
+    with Robyn's message when it does not convert."""
     if annotation in (str, inspect.Parameter.empty, Any):
         return lambda value: value
     convert = _to_bool if annotation is bool else annotation
@@ -66,7 +66,8 @@ def _converter(annotation: Any, name: str) -> Callable[[str], Any]:
     return checked
 
 
-def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """``(T, True)`` for ``Optional[T]`` / ``T | None``, else ``(annotation, False)``."""
     if get_origin(annotation) in _UNIONS:
         args = get_args(annotation)
         others = [arg for arg in args if arg is not type(None)]
@@ -75,37 +76,42 @@ def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     return annotation, False
 
 
-def _query_resolver(param: inspect.Parameter) -> Resolver:
-    annotation, optional = _unwrap_optional(param.annotation)
-    name = param.name
-    has_default = param.default is not inspect.Parameter.empty
-    fallback = param.default if has_default else None
+class EasyAccess:
+    """One parameter taken from the URL by its name: converted to its annotation (each value
+    of a ``list[T]``), else its default, else ``None`` when optional, else missing."""
 
-    if get_origin(annotation) is list or annotation is list:
-        element_args = get_args(annotation)
-        convert = _converter(element_args[0] if element_args else str, name)
+    __slots__ = ("_convert", "_fallback", "_is_list", "_required", "name")
 
-        def resolve_list(query: QueryParams, _: Dependencies) -> Any:
-            values = query.get_all(name)
+    def __init__(self, param: inspect.Parameter) -> None:
+        annotation, optional = unwrap_optional(param.annotation)
+        self.name = param.name
+        self._is_list = get_origin(annotation) is list or annotation is list
+        if self._is_list:
+            element_args = get_args(annotation)
+            annotation = element_args[0] if element_args else str
+        self._convert = converter(annotation, param.name)
+        has_default = param.default is not inspect.Parameter.empty
+        self._fallback = param.default if has_default else None
+        self._required = not (has_default or optional)
+
+    def from_query(self, query: QueryParams) -> Any:
+        """The last value of the name (every value, for a list), or the fallback."""
+        if self._is_list:
+            values = query.get_all(self.name)
             if values is not None:
-                return [convert(value) for value in values]
-            if has_default or optional:
-                return fallback
-            raise _missing(name)
+                return [self._convert(value) for value in values]
+        else:
+            value = query.get(self.name)
+            if value is not None:
+                return self._convert(value)
+        if self._required:
+            raise missing(self.name)
+        return self._fallback
 
-        return resolve_list
-
-    convert = _converter(annotation, name)
-
-    def resolve_one(query: QueryParams, _: Dependencies) -> Any:
-        value = query.get(name)
-        if value is not None:
-            return convert(value)
-        if has_default or optional:
-            return fallback
-        raise _missing(name)
-
-    return resolve_one
+    def from_value(self, value: str) -> Any:
+        """A path parameter's value."""
+        converted = self._convert(value)
+        return [converted] if self._is_list else converted
 
 
 def _resolver(param: inspect.Parameter) -> Resolver:
@@ -114,10 +120,11 @@ def _resolver(param: inspect.Parameter) -> Resolver:
         return lambda _, dependencies: dependencies[key]
     if param.name == "query_params" or param.annotation is QueryParams:
         return lambda query, _: query
-    return _query_resolver(param)
+    from_query = EasyAccess(param).from_query
+    return lambda query, _: from_query(query)
 
 
-def _signature(function: Callable[..., Any]) -> inspect.Signature:
+def signature(function: Callable[..., Any]) -> inspect.Signature:
     """The signature with string annotations (`from __future__ import annotations`) resolved
     where they can be, else as written."""
     if sys.version_info >= (3, 10):
@@ -126,11 +133,11 @@ def _signature(function: Callable[..., Any]) -> inspect.Signature:
         except (NameError, TypeError, SyntaxError):
             return inspect.signature(function)
     else:
-        return _signature_from_type_hints(function)
+        return signature_from_type_hints(function)
 
 
-def _signature_from_type_hints(function: Callable[..., Any]) -> inspect.Signature:
-    """`_signature` for Python 3.9, which has no ``eval_str``: the annotations that
+def signature_from_type_hints(function: Callable[..., Any]) -> inspect.Signature:
+    """`signature` for Python 3.9, which has no ``eval_str``: the annotations that
     ``typing.get_type_hints`` resolves. (It reads ``x: int = None`` as ``Optional[int]``, which
     resolves the same way.)"""
     signature = inspect.signature(function)
@@ -152,7 +159,7 @@ class ParameterPlan:
     def __init__(self, function: Callable[..., Any]) -> None:
         params = [
             param
-            for param in _signature(function).parameters.values()
+            for param in signature(function).parameters.values()
             if param.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
         ]
         positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
