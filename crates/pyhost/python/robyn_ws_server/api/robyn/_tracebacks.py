@@ -42,12 +42,15 @@ class RepeatedFailures:
     # Distinct failures remembered at once; past it the oldest are forgotten.
     REMEMBERED = 256
 
-    def __init__(self, log: logging.Logger) -> None:
+    def __init__(self, log: logging.Logger, subject: str = "connection") -> None:
         self._log = log
+        # What the failures happen for: a "connection", a "request".
+        self._subject = subject
         self._seen: dict[tuple[str, str, str], _Repeats] = {}
 
     def failed(self, what: str, connection: str, error: BaseException) -> None:
-        """``what`` failed (``"handler on /chat"``) for ``connection`` with ``error``."""
+        """``what`` failed (``"handler on /chat"``) for ``connection`` (the subject: a
+        connection's id, a request's method and path) with ``error``. Called on the loop."""
         key = (what, type(error).__qualname__, _raised_at(error))
         repeats = self._seen.get(key)
         if repeats is None:
@@ -57,7 +60,7 @@ class RepeatedFailures:
         if repeats.shown < self.SHOWN:
             repeats.shown += 1
             more = " (the same again is counted, not shown)" if repeats.shown == self.SHOWN else ""
-            self._log.error("%s failed for connection %s%s", what, connection, more, exc_info=error)
+            self._log.error("%s failed for %s %s%s", what, self._subject, connection, more, exc_info=error)
             return
         repeats.unreported += 1
         if repeats.timer is None:
