@@ -1,6 +1,5 @@
-"""``Robyn`` and ``SubRouter``: the app object users decorate. WebSocket routes are served;
-HTTP routes and middleware are accepted so a full Robyn app file imports unchanged, and the
-server lists them once at start-up as not served."""
+"""``Robyn`` and ``SubRouter``: the app object users decorate, with WebSocket routes (here)
+and HTTP routes (``robyn._http_routing``), dependency injection and lifecycle handlers."""
 
 from __future__ import annotations
 
@@ -9,9 +8,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from robyn._endpoint import Callback, Endpoint
+from robyn._http_route import normalize
+from robyn._http_routing import HttpRouting
 from robyn._params import Dependencies
-
-_HTTP_METHODS = ("get", "post", "put", "delete", "patch", "head", "options", "connect", "trace")
 
 # Every app object created during the import, so the server can find one that is not a
 # module-level name (built by a factory, say).
@@ -20,17 +19,21 @@ created: list[Robyn] = []
 # loader).
 on_start: Callable[[Robyn], None] | None = None
 
+# `inject_global` on any app or router fills this one dict, as in Robyn: a SubRouter's global
+# dependencies are everyone's, and the last value injected for a name wins.
+_GLOBAL_DEPENDENCIES: dict[str, Any] = {}
 
-class BaseRobyn:
+
+class BaseRobyn(HttpRouting):
     def __init__(self, file_object: str = "", *_args: Any, dependencies: Any = None, **_kwargs: Any) -> None:
         self.file_path = file_object
         self.directory_path = os.path.dirname(os.path.abspath(file_object)) if file_object else os.getcwd()
         self.endpoints: list[Endpoint] = []
-        # (method, path) of each HTTP route: not served, but a request there is told so.
-        self.http_routes: list[tuple[str, str]] = []
+        # Features of the app this server does not serve (listed once at start-up).
         self.unserved: list[str] = []
-        self.global_dependencies: dict[str, Any] = {}
+        self.global_dependencies = _GLOBAL_DEPENDENCIES
         self.router_dependencies: dict[str, Any] = {}
+        self._init_http()
         self.startup_handlers: list[Callback] = []
         self.shutdown_handlers: list[Callback] = []
         self.broker_reconnect_handlers: list[Callback] = []
@@ -85,77 +88,17 @@ class BaseRobyn:
         self.broker_reconnect_handlers.append(handler)
         return handler
 
-    # -- The HTTP side, accepted and not served -------------------------------------------
-
-    def add_route(self, route_type: Any, endpoint: str, handler: Callback, *args: Any, **kwargs: Any) -> Callback:
-        method = getattr(route_type, "name", str(route_type)).upper()
-        self.http_routes.append((method, self._prefixed(endpoint)))
-        self.unserved.append(f"{method} {self._prefixed(endpoint)}")
-        return handler
-
-    def _http_route(self, method: str) -> Callable[..., Callable[[Callback], Callback]]:
-        def register(endpoint: str, *args: Any, **kwargs: Any) -> Callable[[Callback], Callback]:
-            def decorator(handler: Callback) -> Callback:
-                return self.add_route(method, endpoint, handler)
-
-            return decorator
-
-        return register
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _HTTP_METHODS:
-            return self._http_route(name)
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
-    def before_request(self, endpoint: str | None = None) -> Callable[[Callback], Callback]:
-        return self._unserved_decorator(f"before_request middleware{_on(endpoint)}")
-
-    def after_request(self, endpoint: str | None = None) -> Callable[[Callback], Callback]:
-        return self._unserved_decorator(f"after_request middleware{_on(endpoint)}")
-
-    def exception(self, handler: Callback) -> Callback:
-        self.unserved.append("exception handler")
-        return handler
-
-    def serve_directory(self, route: str, directory_path: str, *args: Any, **kwargs: Any) -> None:
-        self.unserved.append(f"static directory {self._prefixed(route)}")
-
-    def add_request_header(self, key: str, value: str) -> None:
-        self.unserved.append(f"request header {key}")
-
-    def add_response_header(self, key: str, value: str) -> None:
-        self.unserved.append(f"response header {key}")
-
-    set_request_header = add_request_header
-    set_response_header = add_response_header
-
-    def exclude_response_headers_for(self, paths: list[str] | None) -> None:
-        return None
-
-    def configure_authentication(self, handler: Any) -> None:
-        self.unserved.append("authentication")
-
-    def configure_sessions(self, *args: Any, **kwargs: Any) -> None:
-        self.unserved.append("sessions")
-
-    def init_openapi(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def _unserved_decorator(self, what: str) -> Callable[[Callback], Callback]:
-        def decorator(handler: Callback) -> Callback:
-            self.unserved.append(what)
-            return handler
-
-        return decorator
-
     # -- Routers --------------------------------------------------------------------------
 
     def include_router(self, router: SubRouter) -> None:
         """Serves a SubRouter's routes under this app's (or router's) own prefix, with its
-        dependencies layered over this one's. Routers nest: prefixes add up."""
+        router dependencies layered over this one's (global ones are shared by all). Routers
+        nest: prefixes add up. Its HTTP routes and middlewares are read when the server
+        starts, so what is registered on it later counts too; its global middlewares apply to
+        every route of the app, as in Robyn."""
+        self._include_http(router)
         for route in router.endpoints:
             self.endpoints.append(route.with_prefix(self._prefixed("")))
-        self.http_routes.extend((method, self._prefixed(path)) for method, path in router.http_routes)
         self.unserved.extend(router.unserved)
         self.startup_handlers.extend(router.startup_handlers)
         self.shutdown_handlers.extend(router.shutdown_handlers)
@@ -166,10 +109,6 @@ class BaseRobyn:
 
     def _prefixed(self, endpoint: str) -> str:
         return endpoint
-
-
-def _on(endpoint: str | None) -> str:
-    return f" on {endpoint}" if endpoint else ""
 
 
 class Robyn(BaseRobyn):
@@ -222,21 +161,45 @@ class Robyn(BaseRobyn):
 
 
 class SubRouter(BaseRobyn):
-    """A group of routes under a path prefix, mounted with ``include_router``."""
+    """A group of routes under a path prefix, mounted with ``include_router``:
+    ``SubRouter(prefix="/users")`` or ``SubRouter("/users")`` (Robyn's older
+    ``SubRouter(__file__, prefix=...)`` works too)."""
 
-    def __init__(self, file_object: str = "", prefix: str = "", *args: Any, **kwargs: Any) -> None:
-        super().__init__(file_object, *args, **kwargs)
+    def __init__(self, *args: Any, prefix: str = "", tags: list[str] | None = None, **kwargs: Any) -> None:
+        file_object = kwargs.pop("file_object", None) or ""
+        if args:
+            if prefix:  # SubRouter(__name__, prefix="/x")
+                file_object = args[0]
+            elif len(args) >= 2:  # SubRouter(__file__, "/x")
+                file_object, prefix = args[0], args[1]
+            elif _names_a_module(args[0]):  # SubRouter(__name__)
+                file_object = args[0]
+            else:  # SubRouter("/x")
+                prefix = args[0]
+        super().__init__(file_object if isinstance(file_object, str) and file_object.endswith(".py") else "", **kwargs)
         self.prefix = prefix
+        self.tags = list(tags) if tags else []
         self.parent: BaseRobyn | None = None
 
     def _prefixed(self, endpoint: str) -> str:
         return self.prefix.rstrip("/") + endpoint if self.prefix else endpoint
 
+    def _own_prefix(self) -> str:
+        return "" if not self.prefix or normalize(self.prefix) == "/" else normalize(self.prefix)
+
     def _dependencies(self) -> Dependencies:
-        inherited = (
-            self.parent._dependencies() if self.parent else {"global_dependencies": {}, "router_dependencies": {}}
-        )
+        inherited = self.parent._dependencies()["router_dependencies"] if self.parent else {}
         return {
-            "global_dependencies": {**inherited["global_dependencies"], **self.global_dependencies},
-            "router_dependencies": {**inherited["router_dependencies"], **self.router_dependencies},
+            "global_dependencies": self.global_dependencies,
+            "router_dependencies": {**inherited, **self.router_dependencies},
         }
+
+
+def _names_a_module(value: object) -> bool:
+    """Robyn's test for the legacy first argument: ``__name__`` or an existing ``__file__``,
+    not a prefix."""
+    if not isinstance(value, str):
+        return False
+    if value.startswith("/"):
+        return value.endswith(".py") and os.path.isfile(value)
+    return value == "__main__" or "." in value

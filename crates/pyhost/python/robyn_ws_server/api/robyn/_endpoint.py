@@ -9,8 +9,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from robyn._http import Response
 from robyn._params import Dependencies, ParameterError, ParameterPlan
+from robyn._response import Response
 from robyn._tracebacks import RepeatedFailures
 from robyn._websocket import WebSocket, WebSocketDisconnect, dumps_json
 
@@ -143,8 +143,9 @@ class Endpoint:
                 # Before the handshake is answered: a Response refuses it.
                 outcome = await _invoke(on_connect, websocket, connect_arguments)
                 if isinstance(outcome, Response):
-                    headers = outcome.headers.items() if outcome.headers else []
-                    conn.refuse(outcome.status_code, [(str(k), str(v)) for k, v in headers], outcome.description)
+                    headers = outcome.headers.multi_items()
+                    headers.extend(("set-cookie", value) for value in outcome.cookies.header_values())
+                    conn.refuse(outcome.status_code, headers, outcome.description)
                     return
                 greeting = _as_message(outcome)
                 if greeting is not None:

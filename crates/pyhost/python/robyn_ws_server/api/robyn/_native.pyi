@@ -1,6 +1,6 @@
 """Type stub for `robyn._native`, the part of the package written in Rust (crates/pyhost/src/native).
 
-Everything here runs on the loop thread. Methods that may have to wait return None when they
+Everything here runs on the loop thread, but for `Exchange`. Methods that may have to wait return None when they
 did not, or an asyncio future to await. No class can be built or subclassed from Python: the
 dispatcher makes each Connection, and the server the one Dispatcher (and, when the network side
 runs on the loop thread, the one Driver)."""
@@ -49,6 +49,32 @@ class Connection:
     def finish(self, failed: bool, farewell: _Message | None = None) -> None: ...
 
 @final
+class Exchange:
+    """One HTTP request handed to Python, answered once with `respond`. Unlike the rest of
+    this module it may be used from any thread (sync handlers run on worker threads)."""
+
+    @property
+    def method(self) -> str: ...  # upper-case
+    @property
+    def path(self) -> str: ...  # percent-decoded, a trailing slash as sent
+    @property
+    def query_string(self) -> str: ...  # raw, without '?'
+    @property
+    def headers(self) -> list[tuple[str, str]]: ...  # names lower-case, in order, repeats kept
+    @property
+    def path_params(self) -> list[tuple[str, str]]: ...  # percent-decoded
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def client(self) -> tuple[str, int]: ...
+    @property
+    def scheme(self) -> str: ...  # "http" or "https"
+    @property
+    def host(self) -> str: ...  # the Host header (port included), or ""
+    # Exactly once (a second call raises RuntimeError); never answered: the client gets 500.
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+
+@final
 class Dispatcher:
     def configure(
         self,
@@ -57,6 +83,7 @@ class Dispatcher:
         on_open: Callable[[int, Connection], object],
         on_stop: Callable[[], object],
         on_broker_reconnect: Callable[[float], object],
+        on_http: Callable[[int, Exchange], object],
     ) -> None: ...
     def fileno(self) -> int | None: ...
     def drain(self) -> None: ...

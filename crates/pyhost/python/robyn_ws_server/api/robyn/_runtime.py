@@ -21,6 +21,7 @@ from robyn import _native
 from robyn._app import Robyn
 from robyn._endpoint import Callback, Endpoint
 from robyn._endpoint import failures as endpoint_failures
+from robyn._http_service import HttpService
 from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import WebSocketDisconnect
 
@@ -44,11 +45,39 @@ class Runtime:
         self._callback_context = contextvars.Context()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self.http = HttpService(app)
 
     def routes(self) -> list[tuple[str, list[str], bool]]:
-        """What the server needs of each route: its pattern, its subprotocols, and whether
-        its handshakes wait for ``on_connect``."""
+        """What the server needs of each WebSocket route: its pattern, its subprotocols, and
+        whether its handshakes wait for ``on_connect``."""
         return [(endpoint.path, endpoint.subprotocols, endpoint.decides) for endpoint in self.endpoints]
+
+    # -- The HTTP side, as the server asks for it at start-up --------------------------------
+
+    def http_routes(self) -> list[tuple[str, str, bool]]:
+        """Each HTTP route: method, Robyn pattern (router prefixes included) and whether its
+        first response is kept (``const=True``). A request's route number indexes this list;
+        of a method and pattern registered twice, the last counts."""
+        return [(route.method, pattern, route.const) for route, pattern in self.http.routes]
+
+    def static_mounts(self) -> list[tuple[str, str, str | None, bool]]:
+        """Each ``serve_directory``: route, absolute folder, index file, whether to list."""
+        return list(self.http.static_mounts)
+
+    def global_response_headers(self) -> list[tuple[str, str]]:
+        return list(self.http.response_headers)
+
+    def response_header_exclusions(self) -> list[str]:
+        return list(self.http.header_exclusions)
+
+    def set_sync_workers(self, count: int) -> None:
+        """How many threads run sync handlers (made when the first one is needed)."""
+        self.http.workers.resize(count)
+
+    def http_not_found_in_python(self) -> bool:
+        """Whether requests no route matched come to Python (route -1): the app's global
+        middlewares run around their 404, as in Robyn."""
+        return self.http.not_found_in_python
 
     def run(
         self,
@@ -64,7 +93,10 @@ class Runtime:
         asyncio.set_event_loop(loop)
         self._loop = loop
         self._loop_thread = threading.get_ident()
-        dispatcher.configure(loop, WebSocketDisconnect, self._open, self._stop, self._broker_reconnected)
+        self.http.pipeline.bind(loop)
+        dispatcher.configure(
+            loop, WebSocketDisconnect, self._open, self._stop, self._broker_reconnected, self.http.pipeline.on_http
+        )
         doorbell = dispatcher.fileno()
         if doorbell is not None:
             loop.add_reader(doorbell, dispatcher.drain)
@@ -123,11 +155,19 @@ class Runtime:
         if pending:
             _log.warning("%d connection(s) did not finish within the grace period", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
+        requests = list(self.http.pipeline.tasks)
+        for task in requests:
+            task.cancel()
+        if requests:
+            _log.warning("%d HTTP request(s) were still running at shutdown and were cancelled", len(requests))
+            await asyncio.gather(*requests, return_exceptions=True)
         try:
             await _run_all(self.app.shutdown_handlers)
         except Exception:
             _log.exception("a shutdown handler failed")
+        self.http.workers.stop()
         endpoint_failures.report_all()
+        self.http.pipeline.failures.report_all()
         self._running_loop.stop()
 
     def report_blocked(self, seconds: float) -> None:

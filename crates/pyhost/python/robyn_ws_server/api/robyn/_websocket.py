@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from robyn._http import Headers, Url
+from robyn._headers import Headers
 from robyn._query import QueryParams
+from robyn._request import Url
 
 if TYPE_CHECKING:
     from robyn._native import Connection

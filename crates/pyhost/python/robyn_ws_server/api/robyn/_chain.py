@@ -1,0 +1,247 @@
+"""What runs for one request on one route, in Robyn's order: the before-request middlewares
+(the app's global ones, then authentication, then the route's own), the handler (skipped when
+a before-request middleware answered), then the after-request middlewares (global ones first).
+A handler that raises (with no exception handler to turn it into a response) is reported and
+answered 500, and the after-request middlewares still run; a middleware that raises ends the
+chain (the pipeline answers 500).
+
+A chain whose steps are all sync runs start to end on one worker thread (``run_sync``); any
+async step makes it a task on the loop (``run_async``) that sends its sync steps to the
+workers and waits. Either way the whole chain runs in one ``contextvars`` context, so a
+``ContextVar`` set before the handler is seen by it and by the after-request middlewares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from robyn._headers import Headers
+from robyn._http_params import BodyError
+from robyn._http_route import HttpRoute
+from robyn._middleware import Middleware, after_outcome, before_outcome
+from robyn._not_yet import NotServedYet
+from robyn._params import Dependencies, ParameterError
+from robyn._request import Request
+from robyn._response import Response
+from robyn._returns import JSON, TEXT, Wire, is_file, response_wire, to_response, to_wire
+from robyn._workers import Workers
+from robyn.jsonify import jsonify
+
+
+class Reporter(Protocol):
+    """Where a chain says what went wrong (from any thread)."""
+
+    def failed(self, what: str, subject: str, error: BaseException) -> None: ...
+
+    def not_served(self, refusal: NotServedYet) -> None: ...
+
+
+class StepError(Exception):
+    """A step of the chain raised ``error`` (the ``__cause__``); ``step`` names it."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
+def _failed(step: str, error: BaseException) -> StepError:
+    failure = StepError(step)
+    failure.__cause__ = error
+    return failure
+
+
+def _step(middleware: Middleware) -> str:
+    return f"{middleware.kind} middleware {getattr(middleware.function, '__qualname__', middleware.function)}"
+
+
+class Chain:
+    """The steps of one route (or, with ``route=None``, of the requests no route matched:
+    the global middlewares around a 404)."""
+
+    def __init__(
+        self,
+        route: HttpRoute | None,
+        before: list[Middleware],
+        after: list[Middleware],
+        dependencies: Dependencies,
+        workers: Workers,
+    ) -> None:
+        self.route = route
+        self.name = f"{route.method} {route.pattern}" if route else "no route (404)"
+        self.before = before
+        self.after = after
+        self._dependencies = dependencies
+        self._workers = workers
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reporter: Reporter | None = None
+        status = route.status_code if route else None
+        # A Response when after-request middlewares will see it, else straight to the wire.
+        self._shape: Callable[[Any], Any] = functools.partial(to_response if after else to_wire, status=status)
+        exception_handler = route.exception_handler if route else None
+        self.all_sync = not any(step.is_async for step in (*before, *after)) and not (
+            route is not None and (route.is_async or inspect.iscoroutinefunction(exception_handler))
+        )
+
+    def bind(self, loop: asyncio.AbstractEventLoop, reporter: Reporter) -> None:
+        self._loop = loop
+        self._reporter = reporter
+
+    def _fallback(self, request: Request, step: str, error: BaseException) -> Any:
+        """The answer when the handler (or the exception handler) raised: reported, then 500
+        (501 for a feature not served yet) for the after-request middlewares to see."""
+        reporter = self._reporter
+        if isinstance(error, NotServedYet):
+            if reporter is not None:
+                reporter.not_served(error)
+            return self._shape(Response(501, Headers([TEXT]), str(error)))
+        if reporter is not None:
+            reporter.failed(f"{step} of {self.name}", f"{request.method} {request.url.path}", error)
+        return self._shape(Response(500, Headers([TEXT]), INTERNAL_ERROR))
+
+    # -- All sync, on a worker thread --------------------------------------------------------
+
+    def run_sync(self, request: Request) -> Wire:
+        request, early = self._before_sync(request)
+        result = self._handle_sync(request) if early is None else self._shape(early)
+        if not self.after:
+            wire: Wire = result
+            return wire
+        return response_wire(self._after_sync(request, result))
+
+    def _before_sync(self, request: Request) -> tuple[Request, Response | None]:
+        for middleware in self.before:
+            try:
+                request, early = before_outcome(middleware.call(request), request)
+            except NotServedYet:
+                raise
+            except Exception as error:
+                raise _failed(_step(middleware), error) from None
+            if early is not None:
+                return request, early
+        return request, None
+
+    def _handle_sync(self, request: Request) -> Any:
+        """The handler's answer: a ``Wire``, or a ``Response`` when after-request middlewares
+        follow."""
+        route = self.route
+        if route is None:
+            return self._shape(Response(404, Headers([TEXT]), "Not found"))
+        try:
+            plan = route.plan
+            if plan.takes_nothing:
+                return self._shape(route.handler())
+            args, kwargs = plan.arguments(request, self._dependencies)
+            return self._shape(route.handler(*args, **kwargs))
+        except (ParameterError, BodyError) as refused:
+            return self._shape(_refusal(refused))
+        except Exception as error:
+            handler = route.exception_handler
+            if handler is None or isinstance(error, NotServedYet):
+                return self._fallback(request, "handler", error)
+            try:
+                return self._shape(handler(error))
+            except Exception as again:
+                return self._fallback(request, "exception handler", again)
+
+    def _after_sync(self, request: Request, response: Response) -> Response:
+        for middleware in self.after:
+            try:
+                response = after_outcome(middleware.call(request, response), response)
+            except NotServedYet:
+                raise
+            except Exception as error:
+                raise _failed(_step(middleware), error) from None
+        return response
+
+    # -- Some step async: a task on the loop -------------------------------------------------
+
+    async def run_async(self, request: Request, context: contextvars.Context) -> Wire:
+        request, early = await self._before_async(request, context)
+        result = await self._handle_async(request, context) if early is None else self._shape(early)
+        if not self.after:
+            wire: Wire = result
+            return wire
+        return response_wire(await self._after_async(request, result, context))
+
+    def _on_worker(self, context: contextvars.Context, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        if self._loop is None:
+            raise RuntimeError("the chain is not bound to the event loop")
+        return self._workers.call(self._loop, context, function, *args)
+
+    async def _before_async(self, request: Request, context: contextvars.Context) -> tuple[Request, Response | None]:
+        for middleware in self.before:
+            try:
+                if middleware.is_async:
+                    result = await middleware.call(request)
+                else:
+                    result = await self._on_worker(context, middleware.call, request)
+                request, early = before_outcome(result, request)
+            except NotServedYet:
+                raise
+            except Exception as error:
+                raise _failed(_step(middleware), error) from None
+            if early is not None:
+                return request, early
+        return request, None
+
+    async def _handle_async(self, request: Request, context: contextvars.Context) -> Any:
+        route = self.route
+        if route is None:
+            return self._shape(Response(404, Headers([TEXT]), "Not found"))
+        try:
+            args, kwargs = route.plan.arguments(request, self._dependencies)
+            if route.is_async:
+                value = await route.handler(*args, **kwargs)
+            else:
+                value = await self._on_worker(context, functools.partial(route.handler, *args, **kwargs))
+            if is_file(value):  # reading it would block the loop
+                return await self._on_worker(context, self._shape, value)
+            return self._shape(value)
+        except (ParameterError, BodyError) as refused:
+            return self._shape(_refusal(refused))
+        except Exception as error:
+            return await self._recover_async(route, request, error, context)
+
+    async def _recover_async(
+        self, route: HttpRoute, request: Request, error: Exception, context: contextvars.Context
+    ) -> Any:
+        handler = route.exception_handler
+        if handler is None or isinstance(error, NotServedYet):
+            return self._fallback(request, "handler", error)
+        try:
+            if inspect.iscoroutinefunction(handler):
+                value = await handler(error)
+            else:
+                value = await self._on_worker(context, handler, error)
+            return self._shape(value)
+        except Exception as again:
+            return self._fallback(request, "exception handler", again)
+
+    async def _after_async(self, request: Request, response: Response, context: contextvars.Context) -> Response:
+        for middleware in self.after:
+            try:
+                if middleware.is_async:
+                    result = await middleware.call(request, response)
+                else:
+                    result = await self._on_worker(context, middleware.call, request, response)
+                response = after_outcome(result, response)
+            except NotServedYet:
+                raise
+            except Exception as error:
+                raise _failed(_step(middleware), error) from None
+        return response
+
+
+INTERNAL_ERROR = "Internal server error"
+
+
+def _refusal(refused: ParameterError | BodyError) -> Response:
+    """Robyn's answers for parameters it could not give the handler: 400 with the text for an
+    easy-access parameter, the status and a JSON detail for the body."""
+    if isinstance(refused, ParameterError):
+        return Response(400, Headers([TEXT]), str(refused))
+    return Response(refused.status, Headers([JSON]), jsonify(refused.detail))
