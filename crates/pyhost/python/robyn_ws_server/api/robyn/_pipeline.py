@@ -57,7 +57,7 @@ class Pipeline:
             if chain.all_sync:
                 self._workers.submit(self._serve_sync, chain, exchange, context)
             else:
-                self._start(self._serve_async(chain, exchange, context), context)
+                self._start(self.serve_async(chain, exchange, context), context)
         except Exception:
             _log.exception("could not start the request for route %d", route)
             _respond(exchange, plain(500, INTERNAL_ERROR))
@@ -83,7 +83,7 @@ class Pipeline:
             wire = self._failed(chain, exchange, error)
         _respond(exchange, wire)
 
-    async def _serve_async(self, chain: Chain, exchange: Exchange, context: contextvars.Context) -> None:
+    async def serve_async(self, chain: Chain, exchange: Exchange, context: contextvars.Context) -> None:
         try:
             wire = await chain.run_async(self._request(exchange), context)
         except asyncio.CancelledError:

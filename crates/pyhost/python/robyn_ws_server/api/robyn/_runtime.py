@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING
 
 from robyn import _native
 from robyn._app import Robyn
+from robyn._chain import Chain
 from robyn._endpoint import Callback, Endpoint
 from robyn._endpoint import failures as endpoint_failures
 from robyn._http_service import HttpService
+from robyn._pipeline import Pipeline
 from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import WebSocketDisconnect
 
@@ -181,6 +183,8 @@ class Runtime:
                 where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
             if frame.f_code is Endpoint.serve.__code__:
                 endpoint = _serving(frame)
+            elif frame.f_code is Pipeline.serve_async.__code__:
+                endpoint = _answering(frame)
             frame = frame.f_back
         _log.warning(
             "the event loop has been busy for %.2f s in one callback%s, at %s; every other connection waits "
@@ -224,6 +228,14 @@ class _DrivenSelector(selectors.EpollSelector):
     def close(self) -> None:
         self._driver.unwatch()
         super().close()
+
+
+def _answering(frame: FrameType) -> str | None:
+    """`GET /items/:id (request GET /items/7)` from a `Pipeline.serve_async` frame."""
+    chain, exchange = frame.f_locals.get("chain"), frame.f_locals.get("exchange")
+    if not isinstance(chain, Chain):
+        return None
+    return f"{chain.name} (request {getattr(exchange, 'method', '?')} {getattr(exchange, 'path', '?')})"
 
 
 def _serving(frame: FrameType) -> str | None:
