@@ -444,3 +444,49 @@ async def test_a_request_for_an_unknown_route_number_is_answered_500(caplog: pyt
     with caplog.at_level(logging.ERROR, logger="robyn.http"):
         pipeline.on_http(12, exchange)
     assert exchange.answer is not None and exchange.answer[0] == 500
+
+
+async def test_a_plain_def_wrapper_around_an_async_handler_is_awaited() -> None:
+    server = app()
+
+    def logged(handler: Any) -> Any:
+        # A decorator written without `async def`: the route sees a sync function that
+        # returns a coroutine.
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return handler(*args, **kwargs)
+
+        return wrapper
+
+    @server.get("/wrapped")
+    @logged
+    async def wrapped() -> dict[str, bool]:
+        await asyncio.sleep(0)
+        return {"awaited": True}
+
+    @server.before_request("/wrapped-async-chain")
+    async def noop(request: Request) -> Request:
+        return request
+
+    server.get("/wrapped-async-chain")(wrapped)
+    client = Client(server)
+    assert (await client.get("/wrapped")).json() == {"awaited": True}
+    assert (await client.get("/wrapped-async-chain")).json() == {"awaited": True}
+
+
+async def test_http_exception_through_the_exception_handler() -> None:
+    from robyn.exceptions import HTTPException
+
+    server = app()
+
+    @server.exception
+    def handle(error: Exception) -> Response:
+        if isinstance(error, HTTPException):
+            return Response(error.status_code, {}, str(error))
+        return Response(500, {}, "other")
+
+    @server.get("/teapot")
+    def teapot() -> str:
+        raise HTTPException(418)
+
+    answer = await Client(server).get("/teapot")
+    assert (answer.status, answer.text) == (418, "418: I'm a Teapot")

@@ -37,6 +37,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn._websocket", include_str!("../python/robyn_ws_server/api/robyn/_websocket.py")),
     ("robyn._workers", include_str!("../python/robyn_ws_server/api/robyn/_workers.py")),
     ("robyn.authentication", include_str!("../python/robyn_ws_server/api/robyn/authentication.py")),
+    ("robyn.exceptions", include_str!("../python/robyn_ws_server/api/robyn/exceptions.py")),
     ("robyn.jsonify", include_str!("../python/robyn_ws_server/api/robyn/jsonify.py")),
     ("robyn.responses", include_str!("../python/robyn_ws_server/api/robyn/responses.py")),
     ("robyn.robyn", include_str!("../python/robyn_ws_server/api/robyn/robyn.py")),

@@ -16,7 +16,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from robyn._headers import Headers
@@ -133,9 +133,13 @@ class Chain:
         try:
             plan = route.plan
             if plan.takes_nothing:
-                return self._shape(route.handler())
-            args, kwargs = plan.arguments(request, self._dependencies)
-            return self._shape(route.handler(*args, **kwargs))
+                value = route.handler()
+            else:
+                args, kwargs = plan.arguments(request, self._dependencies)
+                value = route.handler(*args, **kwargs)
+            if not isinstance(value, _PLAIN) and inspect.isawaitable(value):
+                value = self._settle_on_loop(value)
+            return self._shape(value)
         except (ParameterError, BodyError) as refused:
             return self._shape(_refusal(refused))
         except Exception as error:
@@ -146,6 +150,13 @@ class Chain:
                 return self._shape(handler(error))
             except Exception as again:
                 return self._fallback(request, "exception handler", again)
+
+    def _settle_on_loop(self, awaitable: Awaitable[Any]) -> Any:
+        """What a sync-looking handler's awaitable comes to (a decorator's plain ``def``
+        wrapper around an ``async def``, say), awaited on the loop while this worker waits."""
+        if self._loop is None:
+            raise RuntimeError("the chain is not bound to the event loop")
+        return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result()
 
     def _after_sync(self, request: Request, response: Response) -> Response:
         for middleware in self.after:
@@ -198,6 +209,8 @@ class Chain:
                 value = await route.handler(*args, **kwargs)
             else:
                 value = await self._on_worker(context, functools.partial(route.handler, *args, **kwargs))
+                if not isinstance(value, _PLAIN) and inspect.isawaitable(value):
+                    value = await value
             if is_file(value):  # reading it would block the loop
                 return await self._on_worker(context, self._shape, value)
             return self._shape(value)
@@ -237,6 +250,13 @@ class Chain:
 
 
 INTERNAL_ERROR = "Internal server error"
+
+# What most handlers return: no need to ask whether it is awaitable.
+_PLAIN = (str, bytes, dict, list, Response)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def _refusal(refused: ParameterError | BodyError) -> Response:
