@@ -31,6 +31,11 @@ from robyn._returns import JSON, TEXT, Wire, is_file, response_wire, to_response
 from robyn._workers import Workers
 from robyn.jsonify import jsonify
 
+INTERNAL_ERROR = "Internal server error"
+
+# What most handlers return: no need to ask whether it is awaitable.
+_PLAIN = (str, bytes, dict, list, Response)
+
 
 class Reporter(Protocol):
     """Where a chain says what went wrong (from any thread)."""
@@ -48,7 +53,7 @@ class StepError(Exception):
         self.step = step
 
 
-def _failed(step: str, error: BaseException) -> StepError:
+def _step_error(step: str, error: BaseException) -> StepError:
     failure = StepError(step)
     failure.__cause__ = error
     return failure
@@ -119,7 +124,7 @@ class Chain:
             except NotServedYet:
                 raise
             except Exception as error:
-                raise _failed(_step(middleware), error) from None
+                raise _step_error(_step(middleware), error) from None
             if early is not None:
                 return request, early
         return request, None
@@ -165,7 +170,7 @@ class Chain:
             except NotServedYet:
                 raise
             except Exception as error:
-                raise _failed(_step(middleware), error) from None
+                raise _step_error(_step(middleware), error) from None
         return response
 
     # -- Some step async: a task on the loop -------------------------------------------------
@@ -194,7 +199,7 @@ class Chain:
             except NotServedYet:
                 raise
             except Exception as error:
-                raise _failed(_step(middleware), error) from None
+                raise _step_error(_step(middleware), error) from None
             if early is not None:
                 return request, early
         return request, None
@@ -245,14 +250,8 @@ class Chain:
             except NotServedYet:
                 raise
             except Exception as error:
-                raise _failed(_step(middleware), error) from None
+                raise _step_error(_step(middleware), error) from None
         return response
-
-
-INTERNAL_ERROR = "Internal server error"
-
-# What most handlers return: no need to ask whether it is awaitable.
-_PLAIN = (str, bytes, dict, list, Response)
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:
