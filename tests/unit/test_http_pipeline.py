@@ -490,3 +490,16 @@ async def test_http_exception_through_the_exception_handler() -> None:
 
     answer = await Client(server).get("/teapot")
     assert (answer.status, answer.text) == (418, "418: I'm a Teapot")
+
+
+async def test_after_request_sees_a_utf8_body_as_text_as_in_robyn() -> None:
+    server = app()
+
+    @server.after_request("/octets")
+    def append(response: Response) -> Response:
+        response.description = response.description + " after"  # type: ignore[operator]
+        return response
+
+    server.get("/octets")(lambda: b"sync octet")
+    answer = await Client(server).get("/octets")
+    assert (answer.text, answer.header("content-type")) == ("sync octet after", "application/octet-stream")

@@ -164,6 +164,7 @@ class Chain:
         return asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop).result()
 
     def _after_sync(self, request: Request, response: Response) -> Response:
+        _text_body(response)
         for middleware in self.after:
             try:
                 response = after_outcome(middleware.call(request, response), response)
@@ -240,6 +241,7 @@ class Chain:
             return self._fallback(request, "exception handler", again)
 
     async def _after_async(self, request: Request, response: Response, context: contextvars.Context) -> Response:
+        _text_body(response)
         for middleware in self.after:
             try:
                 if middleware.is_async:
@@ -252,6 +254,17 @@ class Chain:
             except Exception as error:
                 raise _step_error(_step(middleware), error) from None
         return response
+
+
+def _text_body(response: Response) -> None:
+    """As in Robyn, the after-request middlewares see a UTF-8 body as ``str`` (Robyn hands
+    them a copy made from the bytes it would send)."""
+    body = response.description
+    if isinstance(body, bytes):
+        try:
+            response.description = body.decode()
+        except UnicodeDecodeError:
+            pass
 
 
 async def _awaited(awaitable: Awaitable[Any]) -> Any:
