@@ -25,6 +25,7 @@ class Workers:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self._stopped = False
 
     def resize(self, size: int) -> None:
         """Before the first job only: the threads are made then."""
@@ -34,6 +35,8 @@ class Workers:
         """Runs ``function(*args)`` on a worker; what it returns is dropped, what it raises is
         logged."""
         if not self._threads:
+            if self._stopped:
+                raise RuntimeError("the sync worker threads have stopped (the server is shutting down)")
             self._start()
         self._jobs.put((function, args))
 
@@ -52,6 +55,7 @@ class Workers:
         """Lets each thread end after the job it is on (a handler stuck forever keeps its
         thread: they are daemons)."""
         with self._lock:
+            self._stopped = True
             for _ in self._threads:
                 self._jobs.put(None)
             self._threads = []
