@@ -8,7 +8,8 @@ chain (the pipeline answers 500).
 A chain whose steps are all sync runs start to end on one worker thread (``run_sync``); any
 async step makes it a task on the loop (``run_async``) that sends its sync steps to the
 workers and waits. Either way the whole chain runs in one ``contextvars`` context, so a
-``ContextVar`` set before the handler is seen by it and by the after-request middlewares."""
+``ContextVar`` set before the handler is seen by it and by the after-request middlewares
+(before Python 3.11, what a sync step sets is copied into the task's context when it ends)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -35,6 +37,10 @@ INTERNAL_ERROR = "Internal server error"
 
 # What most handlers return: no need to ask whether it is awaitable.
 _PLAIN = (str, bytes, dict, list, Response)
+
+# From Python 3.11 a task can run in a given context itself (robyn._pipeline makes it so).
+_TASKS_SHARE_CONTEXT = sys.version_info >= (3, 11)
+_UNSET = object()
 
 
 class Reporter(Protocol):
@@ -184,10 +190,21 @@ class Chain:
             return wire
         return response_wire(await self._after_async(request, result, context))
 
-    def _on_worker(self, context: contextvars.Context, function: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    async def _on_worker(self, context: contextvars.Context, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` on a worker, in the chain's context."""
         if self._loop is None:
             raise RuntimeError("the chain is not bound to the event loop")
-        return self._workers.call(self._loop, context, function, *args)
+        if _TASKS_SHARE_CONTEXT:
+            return await self._workers.call(self._loop, context, function, *args)
+        # Before 3.11 the task runs in a copy of `context`: the worker gets a snapshot of the
+        # task's own, and what the function set there is then set in the task's.
+        snapshot = contextvars.copy_context()
+        try:
+            return await self._workers.call(self._loop, snapshot, function, *args)
+        finally:
+            for variable, value in snapshot.items():
+                if variable.get(_UNSET) is not value:
+                    variable.set(value)
 
     async def _before_async(self, request: Request, context: contextvars.Context) -> tuple[Request, Response | None]:
         for middleware in self.before:
