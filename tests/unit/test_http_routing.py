@@ -36,6 +36,19 @@ def test_every_method_decorator_and_add_route() -> None:
         server.add_route("FETCH", "/x", lambda: "x")
 
 
+def test_a_const_route_is_kept_only_without_middlewares() -> None:
+    server = app()
+    server.get("/plain", const=True)(lambda: "kept")
+    server.get("/guarded", const=True, auth_required=True)(lambda: "checked each time")
+    server.before_request("/checked")(lambda request: request)
+    server.get("/checked", const=True)(lambda: "checked each time")
+    assert HttpService(server).table == [
+        ("GET", "/plain", True),
+        ("GET", "/guarded", False),
+        ("GET", "/checked", False),
+    ]
+
+
 def test_decorators_return_the_function_itself_and_stack() -> None:
     server = app()
 

@@ -37,6 +37,10 @@ class HttpService:
             (route, join(prefix, route.pattern)) for router, prefix in routers for route in router.http_routes
         ]
         chains = []
+        # (method, pattern, kept): the server keeps the first response of a `const=True` route
+        # and answers with it from then on without Python; only for routes without middlewares,
+        # whose checks (authentication, CORS...) must see every request.
+        self.table: list[tuple[str, str, bool]] = []
         for route, pattern in self.routes:
             before = [*global_before]
             if route.auth_required:
@@ -49,6 +53,7 @@ class HttpService:
                 *(middleware for path, middleware in on_paths if middleware.kind == AFTER and covers(path, pattern)),
             ]
             chains.append(Chain(route, before, after, _dependencies(route.owner), self.workers))
+            self.table.append((route.method, pattern, route.const and not before and not after))
         not_found = Chain(None, global_before, global_after, {}, self.workers)
         self.not_found_in_python = bool(global_before or global_after)
 

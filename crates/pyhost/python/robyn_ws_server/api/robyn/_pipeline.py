@@ -149,8 +149,8 @@ def _task(
 ) -> asyncio.Task[None]:
     """A task running in ``context`` itself, so the chain's sync steps (run in ``context`` on
     the workers) and its async ones share every ``ContextVar`` (Python 3.11+; before that the
-    task runs in a copy, which the chain keeps up to date). From 3.12 its first step runs at once: a handler that never waits
-    answers without a turn of the loop."""
+    task runs in a copy, which the chain keeps up to date). From 3.12 its first step runs at
+    once: a handler that never waits answers without a turn of the loop."""
     if sys.version_info >= (3, 12):
         return asyncio.Task(coroutine, loop=loop, context=context, eager_start=True)
     if sys.version_info >= (3, 11):

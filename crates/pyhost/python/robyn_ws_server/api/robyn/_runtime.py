@@ -58,9 +58,10 @@ class Runtime:
 
     def http_routes(self) -> list[tuple[str, str, bool]]:
         """Each HTTP route: method, Robyn pattern (router prefixes included) and whether its
-        first response is kept (``const=True``). A request's route number indexes this list;
-        of a method and pattern registered twice, the last counts."""
-        return [(route.method, pattern, route.const) for route, pattern in self.http.routes]
+        first response is kept (``const=True``, on a route without middlewares). A request's
+        route number indexes this list; of a method and pattern registered twice, the last
+        counts."""
+        return list(self.http.table)
 
     def static_mounts(self) -> list[tuple[str, str, str | None, bool]]:
         """Each ``serve_directory``: route, absolute folder, index file, whether to list."""
