@@ -1,4 +1,4 @@
-"""What plain HTTP gets: the handshake's refusals, and HTTP routes that are not served."""
+"""What plain HTTP gets on a mixed app: the handshake's refusals, and the app's HTTP routes beside them."""
 
 from __future__ import annotations
 
@@ -167,17 +167,22 @@ def test_a_post_to_a_websocket_path_is_405(module_server):
     assert "allow: get" in response.lower()
 
 
-@pytest.mark.parametrize("path", ["/", "/items", "/api/status"])
-def test_http_routes_of_the_app_are_not_served(module_server, path):
-    response, _ = raw_exchange(module_server.port, get(path))
-    assert response.startswith("HTTP/1.1 404")
+def test_the_http_routes_of_a_mixed_app_are_served(module_server):
+    response, _ = raw_exchange(module_server.port, get("/", "Connection: close"))
+    assert response.startswith("HTTP/1.1 200")
+    assert response.endswith("hello")
+    response, _ = raw_exchange(module_server.port, get("/api/status", "Connection: close"))
+    assert response.startswith("HTTP/1.1 200")
+    assert response.endswith('{"status":"ok"}')
+    request = "POST /items HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    response, _ = raw_exchange(module_server.port, request)
+    assert response.startswith("HTTP/1.1 201")
+    assert "server: robyn" in response.lower()
 
 
-async def test_the_server_says_once_which_routes_it_does_not_serve(module_server):
-    (line,) = await module_server.until(r"not served \(robyn-ws-server serves WebSocket routes only\): (.*)")
-    for item in ("GET /", "POST /items", "GET /api/status", "before_request middleware", "response header server"):
-        assert item in line.group(1)
-    assert module_server.count("not served") == 1
+async def test_the_server_lists_nothing_as_not_served_for_a_plain_mixed_app(module_server):
+    await module_server.until(r"3 HTTP route\(s\)")
+    assert module_server.count("not served") == 0
 
 
 async def test_the_websocket_route_of_a_mixed_app_works(module_server):

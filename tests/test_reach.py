@@ -101,12 +101,14 @@ async def test_nested_routers_add_up_their_prefixes(module_server):
         assert await receive(ws) == "deep at /outer/inner/deep"
 
 
-def test_an_http_route_of_the_app_gets_a_404_saying_so(module_server):
+def test_an_http_route_of_the_app_is_served_beside_its_websockets(module_server):
     with socket.create_connection(("127.0.0.1", module_server.port), timeout=5) as sock:
-        sock.sendall(b"GET /items/7 HTTP/1.1\r\nHost: x\r\n\r\n")
-        response = sock.recv(65536).decode()
-    assert response.startswith("HTTP/1.1 404")
-    assert "GET /items/:id is an HTTP route of this app: robyn-ws-server serves its WebSocket routes only" in response
+        sock.sendall(b"GET /items/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200")
+    assert response.endswith(b"item 7")
 
 
 async def joined(server, room: str, name: str):

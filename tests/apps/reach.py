@@ -160,4 +160,4 @@ app.include_router(nested)
 
 @app.get("/items/:id")
 def item(request):
-    return "not served"
+    return f"item {request.path_params['id']}"

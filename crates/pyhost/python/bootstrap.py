@@ -23,7 +23,7 @@ class EmbeddedPackage(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader)
             return None
         if fullname not in self._sources:
             raise ModuleNotFoundError(
-                f"No module named {fullname!r}: robyn-ws-server's robyn package provides Robyn's WebSocket API "
+                f"No module named {fullname!r}: robyn-ws-server's robyn package provides Robyn 0.88's app API "
                 f"({', '.join(sorted(self._sources))}), not the rest of Robyn",
                 name=fullname,
             )

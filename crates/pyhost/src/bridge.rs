@@ -7,7 +7,7 @@
 //! GIL. With two threads the wake-up is an eventfd the asyncio loop watches; with one thread
 //! (the loop thread runs the network side itself) it is a notification inside the runtime.
 //!
-//! Outbound, the interpreter side calls a connection's [`Peer`], which the network side
+//! Outbound, the interpreter side calls a connection's [`NetworkLink`], which the network side
 //! implements with its own bounded queue; nothing crosses back through this module (wakes of
 //! network tasks go through [`crate::wake`]).
 
@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
+
+use crate::locks::lock;
 
 /// Identifies one connection across the crossing; assigned by the network side.
 pub type ConnKey = u64;
@@ -33,6 +35,41 @@ pub enum Event {
     /// The broker hears this server again after `gap_seconds` without it (broadcasts of
     /// other hosts made meanwhile did not arrive): run the `on_broker_reconnect` handlers.
     BrokerReconnected { gap_seconds: f64 },
+    /// An HTTP request for the app: run its route and answer through `HttpCall::reply`.
+    Http(Box<HttpCall>),
+}
+
+/// One HTTP request for the app's Python side, read whole (its body within
+/// `--max-body-size`).
+#[derive(Debug)]
+pub struct HttpCall {
+    /// Index into the app's HTTP routes; None when no route matched (the app's global
+    /// middlewares still see the 404).
+    pub route: Option<usize>,
+    pub method: String,
+    /// The path, percent-decoded.
+    pub path: String,
+    /// The query string as sent, without the `?`.
+    pub query: String,
+    /// Header names lower-case, in order, repeats kept.
+    pub headers: Vec<(String, String)>,
+    pub path_params: Vec<(String, String)>,
+    pub body: Bytes,
+    pub client: std::net::SocketAddr,
+    /// `http` or `https` (behind a trusted proxy that terminated TLS).
+    pub scheme: &'static str,
+    /// The Host header, or empty.
+    pub host: String,
+    /// Where the answer goes; dropped unanswered, the client gets a 500.
+    pub reply: tokio::sync::oneshot::Sender<HttpReply>,
+}
+
+/// The app's answer to an HTTP request.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
 }
 
 /// One connection's events, in the order the network side saw them. `Disconnected` is always
@@ -42,7 +79,7 @@ pub enum Inbound {
     /// A text message; the network side has validated it as UTF-8.
     Text(Bytes),
     Binary(Bytes),
-    /// The outbound queue has room again after [`Peer::send`] answered [`SendError::Full`].
+    /// The outbound queue has room again after [`NetworkLink::send`] answered [`SendError::Full`].
     Writable,
     /// The connection is over from the network's point of view: the client closed it (its
     /// code), vanished (1006), or the server dropped it (for example 1013, slow consumer).
@@ -53,7 +90,7 @@ pub enum Inbound {
 }
 
 /// A connection that asked for an endpoint: its handshake is complete, or (when `decides`) it
-/// waits for the interpreter side's [`Peer::decide`].
+/// waits for the interpreter side's [`NetworkLink::decide`].
 pub struct Opening {
     /// Index of the endpoint in the app's list of WebSocket routes.
     pub endpoint: usize,
@@ -61,9 +98,9 @@ pub struct Opening {
     pub id: u128,
     pub request: Box<Request>,
     /// The app decides before the upgrade (it runs `on_connect` first): the handshake waits
-    /// for [`Peer::decide`].
+    /// for [`NetworkLink::decide`].
     pub decides: bool,
-    pub peer: std::sync::Arc<dyn Peer>,
+    pub link: std::sync::Arc<dyn NetworkLink>,
 }
 
 /// What the client's opening handshake said, as the handler's `websocket` shows it. Kept
@@ -77,7 +114,7 @@ pub struct Request {
     pub path_params: Vec<(String, String)>,
     /// Every header line, `name: value` (names lower-case) one after another, `\n` between.
     pub headers: String,
-    /// The client's address: the peer's, or through `--proxy-headers` the one a trusted
+    /// The client's address: the connecting socket's, or through `--proxy-headers` the one a trusted
     /// proxy names.
     pub client: std::net::SocketAddr,
     /// `ws` or `wss` (behind a trusted proxy that terminated TLS).
@@ -126,7 +163,7 @@ pub enum SendError {
 
 /// The network side of one connection, as the interpreter side sees it. Every method is
 /// called on the loop thread and must not block.
-pub trait Peer: Send + Sync {
+pub trait NetworkLink: Send + Sync {
     /// Queue one frame for this connection; a refused frame is handed back.
     fn send(&self, frame: Frame) -> Result<(), (SendError, Frame)>;
     /// Queue one frame for every joined connection of this endpoint, or of one of its rooms;
@@ -254,11 +291,6 @@ impl Bridge {
             Wakeup::Notify(_) => None,
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding this lock cannot leave the vector half-updated.
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A non-blocking eventfd the asyncio loop watches with `loop.add_reader`.

@@ -7,9 +7,9 @@
 pub const NORMAL: u16 = 1000;
 /// The server is shutting down.
 pub const GOING_AWAY: u16 = 1001;
-/// The peer broke the protocol (bad frames, bad fragments, a bad Close frame).
+/// The client broke the protocol (bad frames, bad fragments, a bad Close frame).
 pub const PROTOCOL_ERROR: u16 = 1002;
-/// Never sent: the peer's Close frame carried no code.
+/// Never sent: the client's Close frame carried no code.
 pub const NO_STATUS: u16 = 1005;
 /// Never sent: the connection ended without a Close frame.
 pub const ABNORMAL: u16 = 1006;

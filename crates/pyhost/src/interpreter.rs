@@ -8,6 +8,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
+use crate::locks::lock;
 use crate::native::{self, format_exception};
 
 /// The embedded `robyn` package: module name and source, compiled into the binary so that
@@ -83,16 +84,50 @@ pub struct EndpointSpec {
     pub decides: bool,
 }
 
+/// One HTTP route of the app (`@app.get(...)` and the like).
+#[derive(Debug, Clone)]
+pub struct HttpRouteSpec {
+    /// Upper-case: `GET`, `POST`...
+    pub method: String,
+    /// Robyn's pattern, prefixes of its routers included.
+    pub path: String,
+    /// `const=True`: the first answer is kept and served from then on without Python.
+    pub constant: bool,
+}
+
+/// A folder the app serves files from (`app.serve_directory`).
+#[derive(Debug, Clone)]
+pub struct StaticMount {
+    pub route: String,
+    pub directory: PathBuf,
+    /// Served for the mount's own path (and for folders under it).
+    pub index_file: Option<String>,
+    /// A folder without an index file gets a listing.
+    pub listing: bool,
+}
+
+/// The HTTP side of the app, as the network side serves it.
+#[derive(Debug, Clone, Default)]
+pub struct HttpApp {
+    /// An HTTP call's route index points into this list.
+    pub routes: Vec<HttpRouteSpec>,
+    pub static_mounts: Vec<StaticMount>,
+    /// Added to every HTTP response (`app.set_response_header`), but on `header_exclusions`.
+    pub response_headers: Vec<(String, String)>,
+    pub header_exclusions: Vec<String>,
+    /// The app's global middlewares must see requests no route matched (their 404).
+    pub not_found_in_python: bool,
+}
+
 /// The user's app, imported, with what the network side needs to know about it.
 pub struct LoadedApp {
     /// The WebSocket routes; an event's endpoint index points into this list.
     pub endpoints: Vec<EndpointSpec>,
-    /// The app's HTTP routes (method, Robyn pattern), which this server does not serve.
-    pub http_routes: Vec<(String, String)>,
+    pub http: HttpApp,
     /// Where `app.start(host=..., port=...)` asked to listen, if it was called.
     pub start_host: Option<String>,
     pub start_port: Option<u16>,
-    /// Routes and features of the app that this server does not serve (HTTP routes...).
+    /// Features of the app that this server does not serve.
     pub unserved: Vec<String>,
     pub(crate) runtime: Py<PyAny>,
 }
@@ -162,10 +197,6 @@ fn leave_sigint_to_the_server(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// Python is already running when the server is a module inside it (the `robyn_ws_server`
 /// package); the standalone binary starts it itself (the `embed` feature).
 #[cfg(not(feature = "embed"))]
@@ -221,12 +252,39 @@ fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
             .into_iter()
             .map(|(path, subprotocols, decides)| EndpointSpec { path, subprotocols, decides })
             .collect(),
-        http_routes: app.getattr("http_routes")?.extract()?,
+        http: describe_http(runtime)?,
         start_host: app.getattr("start_host")?.extract()?,
         start_port: app.getattr("start_port")?.extract()?,
         unserved: app.getattr("unserved")?.extract()?,
         runtime: runtime.clone().unbind(),
     })
+}
+
+fn describe_http(runtime: &Bound<'_, PyAny>) -> PyResult<HttpApp> {
+    let routes: Vec<(String, String, bool)> = runtime.call_method0("http_routes")?.extract()?;
+    let mounts: Vec<(String, PathBuf, Option<String>, bool)> = runtime.call_method0("static_mounts")?.extract()?;
+    Ok(HttpApp {
+        routes: routes.into_iter().map(|(method, path, constant)| HttpRouteSpec { method, path, constant }).collect(),
+        static_mounts: mounts
+            .into_iter()
+            .map(|(route, directory, index_file, listing)| StaticMount { route, directory, index_file, listing })
+            .collect(),
+        response_headers: runtime.call_method0("global_response_headers")?.extract()?,
+        header_exclusions: runtime.call_method0("response_header_exclusions")?.extract()?,
+        not_found_in_python: runtime.call_method0("http_not_found_in_python")?.extract()?,
+    })
+}
+
+impl LoadedApp {
+    /// Sizes the thread pool sync HTTP handlers run on (before `start`).
+    pub fn set_sync_workers(&self, workers: usize) -> Result<(), StartupError> {
+        Python::attach(|py| {
+            self.runtime
+                .call_method1(py, "set_sync_workers", (workers,))
+                .map(drop)
+                .map_err(|err| StartupError::internal(py, "sizing the sync handlers' thread pool", &err))
+        })
+    }
 }
 
 #[cfg(test)]

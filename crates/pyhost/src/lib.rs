@@ -7,9 +7,10 @@ pub mod close_code;
 mod embedding;
 mod event_loop;
 mod interpreter;
+pub mod locks;
 mod native;
 pub mod wake;
 
 pub use event_loop::{Network, PythonLoop};
-pub use interpreter::{EndpointSpec, LoadedApp, Settings, StartupError, run};
+pub use interpreter::{EndpointSpec, HttpApp, HttpRouteSpec, LoadedApp, Settings, StartupError, StaticMount, run};
 pub use native::{live_connections, live_connections_changed};

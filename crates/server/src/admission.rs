@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use pyhost::locks::lock;
 use tokio::sync::Notify;
 
 /// Sockets let in over the limit to be answered 503, at most.
@@ -99,7 +100,7 @@ impl Admitted {
     /// The socket's place, for the WebSocket connection its handshake opens; None when it has
     /// none (let in over the limit) or gave it away already.
     pub fn take_place(&self) -> Option<Place> {
-        self.place.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        lock(&self.place).take()
     }
 }
 

@@ -42,7 +42,7 @@ pub struct Cli {
     pub access_log: bool,
 
     /// Take the client's address (and ws/wss) from `Forwarded` or `X-Forwarded-For` /
-    /// `X-Forwarded-Proto`, when the peer is one of --forwarded-allow-ips.
+    /// `X-Forwarded-Proto`, when the connecting address is one of --forwarded-allow-ips.
     #[arg(long)]
     pub proxy_headers: bool,
 
@@ -96,6 +96,16 @@ pub struct Cli {
     /// Most header lines in an HTTP request; more get HTTP 431.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_headers: u16,
+
+    /// Largest HTTP request body a route takes (suffixes as --max-message-size); a bigger one
+    /// gets HTTP 413 and the connection is closed.
+    #[arg(long, value_name = "SIZE", default_value = "16MiB", value_parser = parse_size)]
+    pub max_body_size: usize,
+
+    /// Threads the app's sync HTTP handlers (and sync middlewares) run on, so that they never
+    /// hold up the event loop; async handlers run on the loop.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub sync_threads: u16,
 
     /// Seconds a new TCP connection gets to send its whole HTTP request.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]

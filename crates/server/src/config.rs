@@ -33,6 +33,8 @@ pub struct HttpLimits {
     pub max_header_size: usize,
     /// Most header lines in a request.
     pub max_headers: usize,
+    /// Largest request body an HTTP route takes, in bytes (413 beyond).
+    pub max_body_size: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -50,37 +52,3 @@ pub const WRITE_BUFFER: usize = 16 * 1024;
 /// How long a client gets, from the moment the server decides to close, to read what is still
 /// queued for it and to answer the Close frame, before the socket is dropped.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The proxies whose `Forwarded` / `X-Forwarded-*` headers say who the client is
-/// (`--proxy-headers`, `--forwarded-allow-ips`).
-#[derive(Debug)]
-pub struct Proxies {
-    trusted: Vec<ipnet::IpNet>,
-    /// `*`: every peer is a trusted proxy.
-    everyone: bool,
-}
-
-impl Proxies {
-    /// A comma-separated list of addresses and networks (`127.0.0.1, 10.0.0.0/8`), or `*`.
-    pub fn parse(list: &str) -> Result<Self, String> {
-        let mut trusted = Vec::new();
-        let mut everyone = false;
-        for item in list.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-            if item == "*" {
-                everyone = true;
-            } else if let Ok(network) = item.parse::<ipnet::IpNet>() {
-                trusted.push(network);
-            } else if let Ok(address) = item.parse::<std::net::IpAddr>() {
-                trusted.push(address.into());
-            } else {
-                return Err(format!("{item:?} is not an IP address or network (like 127.0.0.1 or 10.0.0.0/8), nor *"));
-            }
-        }
-        Ok(Self { trusted, everyone })
-    }
-
-    pub fn trusts(&self, ip: std::net::IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        self.everyone || self.trusted.iter().any(|network| network.contains(&ip))
-    }
-}

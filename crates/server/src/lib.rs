@@ -1,45 +1,31 @@
-//! robyn-ws-server: serves a Robyn-style Python WebSocket app. The network side (this crate:
-//! listener, handshake, routing, registries, broadcast, shutdown) runs on tokio; the handlers
-//! run on CPython (the `pyhost` crate), on one asyncio loop thread. Two programs run it: the
-//! standalone binary (`main.rs`, which starts CPython itself) and the `robyn_ws_server` Python
-//! package (`crates/pyext`, an extension module running it inside the user's Python); both
-//! call [`main`].
+//! robyn-ws-server: serves a Robyn app, its HTTP routes and its WebSockets. The network side
+//! (this crate) runs on tokio; the handlers run on CPython (the `pyhost` crate), on one
+//! asyncio loop thread. Two programs run it: the standalone binary (`main.rs`, which starts
+//! CPython itself) and the `robyn_ws_server` Python package (`crates/pyext`, an extension
+//! module running it inside the user's Python); both call [`main`].
 //!
-//! The modules depend on each other top down, without cycles: `config`, `throttle` and
-//! `routing` (leaves), `admission` (the `--max-connections` places), `registry` (connections
-//! and their queues), `state`, `socket` (the trait both WebSocket layers implement),
-//! `connection` (the task per socket and its close lifecycle), the layers `plain` (with
-//! `client_stream`) and `deflate` (with `deflate_offer`), then `stats`, `handshake`,
-//! `listener`, `shutdown`, `memory` (giving freed memory back), and this file, which
-//! assembles them.
+//! The modules depend on each other top down, without cycles. Leaves first: `cli`, `config`,
+//! `invocation`, `throttle`, `signals`, `reuseport`, `proxies` (who the client is),
+//! `admission` (the `--max-connections` places) and `metrics` (what every part counts). Then
+//! the subsystems, each a folder: `ws` (handshake, socket layers, connections, registry),
+//! `cluster` (processes and hosts, over the registry), `ops` (probes, stats, memory), and
+//! `http` (listener, routing, the app's routes and folders, handing WebSocket handshakes to
+//! `ws`); `shutdown` over them all, and this file, which assembles them.
 
 mod admission;
-mod broker;
-mod bus;
 mod cli;
-mod client_stream;
+mod cluster;
 mod config;
-mod connection;
-mod deflate;
-mod deflate_offer;
-mod handshake;
+mod http;
 mod invocation;
-mod listener;
-mod locks;
-mod memory;
 mod metrics;
-mod node;
 mod ops;
-mod plain;
-mod registry;
-mod request;
-mod routing;
+mod proxies;
+mod reuseport;
 mod shutdown;
-mod socket;
-mod state;
-mod stats;
-mod supervisor;
+mod signals;
 mod throttle;
+mod ws;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -53,17 +39,22 @@ use pyhost::{LoadedApp, Network, Settings, StartupError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
-use crate::bus::Bus;
 use crate::cli::{Cli, Role};
-use crate::config::{HttpLimits, Keepalive, Limits, Proxies};
+use crate::cluster::broker::Broker;
+use crate::cluster::bus::Bus;
+use crate::cluster::supervisor;
+use crate::config::{HttpLimits, Keepalive, Limits};
+use crate::http::app::AppRoutes;
+use crate::http::listener::{self, Accepting};
+use crate::http::routing::{HttpMatch, WebSocketRoutes};
+use crate::http::{Site, service};
 pub use crate::invocation::Invocation;
-use crate::listener::Accepting;
-use crate::node::Node;
-use crate::registry::Registry;
-use crate::routing::HttpRoutes;
-use crate::routing::Routes;
-use crate::state::{Served, ServerState};
+use crate::ops::{memory, probes};
+use crate::proxies::Proxies;
+use crate::ws::Shared;
+use crate::ws::deflate;
+use crate::ws::registry::Registry;
+use crate::ws::registry::node::Node;
 
 /// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
 const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -116,8 +107,9 @@ fn run(cli: &Cli) -> Result<(), StartupError> {
 
 fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let patterns: Vec<String> = app.endpoints.iter().map(|endpoint| endpoint.path.clone()).collect();
-    let (routes, duplicates) = Routes::new(&patterns).map_err(failure)?;
-    announce(&app, &duplicates);
+    let (websocket_routes, duplicates) = WebSocketRoutes::new(&patterns).map_err(failure)?;
+    let app_routes = AppRoutes::new(&app.http)?;
+    announce(&app, &duplicates, &app_routes, cli.metrics_port.is_none());
     let proxies = match cli.proxy_headers {
         true => Some(
             Proxies::parse(&cli.forwarded_allow_ips).map_err(|why| failure(format!("--forwarded-allow-ips: {why}")))?,
@@ -133,7 +125,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     );
     let role = cli.role();
     let bind = |port: u16| match role {
-        Role::Worker { .. } => runtime.block_on(listener::bind_shared(&host, port)),
+        Role::Worker { .. } => runtime.block_on(reuseport::bind_shared(&host, port)),
         _ => runtime.block_on(TcpListener::bind((host.as_str(), port))),
     };
     let listener = bind(port).map_err(|error| bind_failure(&host, port, &error))?;
@@ -168,11 +160,12 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
             handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
             max_header_size: cli.max_header_size,
             max_headers: usize::from(cli.max_headers),
+            max_body_size: cli.max_body_size,
         },
     };
     let signals = {
         let _runtime = runtime.enter();
-        shutdown::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
+        signals::Signals::install().map_err(|error| failure(format!("cannot install signal handlers: {error}")))?
     };
     let slow_callback = (cli.slow_callback > 0.0).then(|| Duration::from_secs_f64(cli.slow_callback));
     if cli.memory_trim_interval > 0.0 {
@@ -187,23 +180,24 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
         Role::Alone | Role::Supervisor { .. } => None,
     };
-    let served = Served {
-        routes,
-        http_routes: HttpRoutes::new(&app.http_routes),
-        endpoints: app.endpoints.clone(),
-        limits,
-        deflate_pool: deflate::pool(),
+    app.set_sync_workers(usize::from(cli.sync_threads))?;
+    let endpoints = app.endpoints.clone();
+    let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
+    let state = Arc::new(Shared::new(registry, bridge, limits, deflate::pool(), cli.access_log));
+    let site = Site {
+        server: state.clone(),
+        websocket_routes,
+        endpoints,
+        app: app_routes,
         stats_path: cli.stats_path.clone(),
         proxies,
-        access_log: cli.access_log,
         probes_here: cli.metrics_port.is_none(),
         bus: bus.clone(),
     };
-    let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
-    let state = Arc::new(ServerState::new(served, bridge, registry));
-    let router = Router::new().fallback(handshake::handle).with_state(state.clone());
+    let router = Router::new().fallback(service::serve).with_state(Arc::new(site));
     if let Some(probes) = probes_listener {
-        let router = Router::new().fallback(ops::handle).with_state(state.clone());
+        let probes_only = probes::ProbesOnly { state: state.clone(), bus: bus.clone() };
+        let router = Router::new().fallback(probes::handle).with_state(Arc::new(probes_only));
         let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
         tracing::info!("/health, /ready and /metrics on http://{address}");
         let accepting = Accepting { router, limits: state.limits.http, admission: None };
@@ -263,7 +257,7 @@ async fn serve(
     listener: TcpListener,
     accepting: Accepting,
     stop_when: impl Future<Output = libc::c_int>,
-    state: Arc<ServerState>,
+    state: Arc<Shared>,
     grace: Duration,
 ) {
     let stop = CancellationToken::new();
@@ -342,18 +336,34 @@ fn default_io_threads() -> usize {
     0
 }
 
-fn announce(app: &LoadedApp, duplicates: &[String]) {
-    if app.endpoints.is_empty() {
-        tracing::warn!("the app has no @app.websocket routes: every request will get 404");
-    } else {
+fn announce(app: &LoadedApp, duplicates: &[String], app_routes: &AppRoutes, probes_here: bool) {
+    if app.endpoints.is_empty() && app.http.routes.is_empty() && app.http.static_mounts.is_empty() {
+        tracing::warn!("the app has no routes: every request will get 404");
+    }
+    if !app.endpoints.is_empty() {
         let paths: Vec<&str> = app.endpoints.iter().map(|endpoint| endpoint.path.as_str()).collect();
         tracing::info!("WebSocket routes: {}", paths.join(", "));
+    }
+    if !app.http.routes.is_empty() {
+        tracing::info!("{} HTTP route(s)", app.http.routes.len());
     }
     for path in duplicates {
         tracing::warn!("{path} has several handlers: the last one registered serves it");
     }
+    if probes_here {
+        let taken: Vec<&str> = ["/health", "/ready", "/metrics"]
+            .into_iter()
+            .filter(|path| matches!(app_routes.routes.lookup(&axum::http::Method::GET, path), HttpMatch::Route(_)))
+            .collect();
+        if !taken.is_empty() {
+            tracing::info!(
+                "{} answered by the app's own route(s); the server's probes are there only with --metrics-port",
+                taken.join(", ")
+            );
+        }
+    }
     if !app.unserved.is_empty() {
-        tracing::warn!("not served (robyn-ws-server serves WebSocket routes only): {}", app.unserved.join(", "));
+        tracing::warn!("not served yet by robyn-ws-server: {}", app.unserved.join(", "));
     }
 }
 

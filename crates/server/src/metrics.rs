@@ -15,7 +15,7 @@ use prometheus_client::registry::Registry;
 
 use serde::{Deserialize, Serialize};
 
-use crate::locks::lock;
+use pyhost::locks::lock;
 
 /// Upper bounds of the pub/sub lag histogram, in seconds.
 const LAG_BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];

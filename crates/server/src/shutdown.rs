@@ -1,43 +1,17 @@
 //! Graceful shutdown: on SIGINT or SIGTERM, stop accepting, let every handler see
 //! `WebSocketDisconnect` (1001) and finish, then stop the interpreter side.
 
-use std::io;
 use std::time::Duration;
 
 use pyhost::bridge::Event;
 use pyhost::close_code::{self, reason};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::config::CLOSE_TIMEOUT;
-use crate::state::ServerState;
-
-/// SIGINT and SIGTERM, caught from the moment this exists: create it before saying the
-/// server is ready, so a signal sent right after that cannot kill the process outright.
-pub struct Signals {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Signals {
-    /// Must be called inside the tokio runtime.
-    pub fn install() -> io::Result<Self> {
-        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
-    }
-
-    /// Returns when the process is asked to stop, with the signal that asked.
-    pub async fn received(mut self) -> libc::c_int {
-        let (name, number) = tokio::select! {
-            _ = self.interrupt.recv() => ("SIGINT", libc::SIGINT),
-            _ = self.terminate.recv() => ("SIGTERM", libc::SIGTERM),
-        };
-        tracing::info!("{name} received: shutting down");
-        number
-    }
-}
+use crate::ws::Shared;
 
 /// Closes every connection with 1001 and waits for them, at most `grace` (then the rest are
 /// closed without waiting for their handlers), then tells the interpreter side to stop.
-pub async fn close_all(state: &ServerState, grace: Duration) {
+pub async fn close_all(state: &Shared, grace: Duration) {
     state.begin_shutdown();
     state.bridge.push(Event::ShuttingDown);
     if tokio::time::timeout(grace, state.registry.until_empty()).await.is_err() {

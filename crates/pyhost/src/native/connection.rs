@@ -12,8 +12,8 @@ use pyo3::types::{PyBytes, PyString};
 
 use super::frames::{binary_of, frame_of, type_name};
 use super::hooks::{create_future, disconnect, fail, resolve};
-use super::phase::{Ender, Finish, Phase};
-use crate::bridge::{Decision, Frame, Opening, Peer, Refusal, Request, SendError};
+use super::phase::{Ender, Finish, HandlerPhase};
+use crate::bridge::{Decision, Frame, NetworkLink, Opening, Refusal, Request, SendError};
 use crate::close_code::{self, reason};
 
 /// A message received and not yet handed to the handler.
@@ -49,12 +49,12 @@ pub struct Connection {
     /// no string.
     id_text: Option<Py<PyString>>,
     request: Request,
-    peer: Arc<dyn Peer>,
+    link: Arc<dyn NetworkLink>,
     inbox: VecDeque<Received>,
     waiter: Option<Py<PyAny>>,
     /// Sends refused for lack of room, in order, each with the future its sender awaits.
     blocked: VecDeque<(Frame, Py<PyAny>)>,
-    phase: Phase,
+    phase: HandlerPhase,
 }
 
 impl Connection {
@@ -63,11 +63,11 @@ impl Connection {
             id: opening.id,
             id_text: None,
             request: *opening.request,
-            peer: opening.peer,
+            link: opening.link,
             inbox: VecDeque::new(),
             waiter: None,
             blocked: VecDeque::new(),
-            phase: Phase::new(),
+            phase: HandlerPhase::new(),
         }
     }
 
@@ -82,14 +82,14 @@ impl Connection {
     fn deliver(&mut self, py: Python<'_>, message: Received) -> PyResult<()> {
         if self.phase.drops_messages() {
             // Still on its way when the handler closed: the handler wants no more.
-            self.peer.consumed(message.len());
+            self.link.consumed(message.len());
             return Ok(());
         }
         if let Some(waiter) = self.waiter.take()
             // Cloning shares the bytes; the copy is kept if the receiver was cancelled meanwhile.
             && resolve(py, &waiter, message.clone().into_py(py)?)
         {
-            self.peer.consumed(message.len());
+            self.link.consumed(message.len());
             return Ok(());
         }
         self.inbox.push_back(message);
@@ -108,13 +108,13 @@ impl Connection {
         self.end(py, Ender::Network, code, reason);
     }
 
-    /// Ends the conversation for the handler (see `Phase::end`): the pending receive and every
+    /// Ends the conversation for the handler (see `HandlerPhase::end`): the pending receive and every
     /// blocked send raise `WebSocketDisconnect(code, reason)`, and so will every later one.
     fn end(&mut self, py: Python<'_>, by: Ender, code: u16, reason: String) {
         let Some(was_joined) = self.phase.end(by, code, reason) else { return };
         let error = self.disconnected_error(py);
         if was_joined {
-            self.peer.leave();
+            self.link.leave();
         }
         if let Some(waiter) = self.waiter.take() {
             fail(py, &waiter, &error);
@@ -130,7 +130,7 @@ impl Connection {
         let closing = self.phase.closing(how);
         if let Some((code, reason)) = &closing {
             self.end(py, Ender::Handler, *code, reason.clone());
-            self.peer.close(*code, reason, last);
+            self.link.close(*code, reason, last);
         }
         self.phase.finish();
     }
@@ -138,7 +138,7 @@ impl Connection {
     /// The outbound queue has room again: queue the parked sends, in order, as far as they fit.
     pub(super) fn writable(&mut self, py: Python<'_>) {
         while let Some((frame, future)) = self.blocked.pop_front() {
-            match self.peer.send(frame) {
+            match self.link.send(frame) {
                 Ok(()) => {
                     resolve(py, &future, py.None());
                 }
@@ -170,7 +170,7 @@ impl Connection {
             return Err(self.disconnected_error(py));
         }
         if self.blocked.is_empty() {
-            match self.peer.send(frame) {
+            match self.link.send(frame) {
                 Ok(()) => return Ok(None),
                 Err((SendError::Gone, _)) => {
                     self.network_gone(py, close_code::ABNORMAL, String::new());
@@ -252,7 +252,7 @@ impl Connection {
     /// Upgrades a connection whose handshake waits for the app (after `on_connect`); nothing
     /// for one already upgraded.
     fn accept(&self) {
-        self.peer.decide(Decision::Accept);
+        self.link.decide(Decision::Accept);
     }
 
     /// Answers a handshake that waits for the app with this HTTP response instead of the
@@ -274,7 +274,7 @@ impl Connection {
             Frame::Binary(bytes) => bytes,
         };
         self.end(py, Ender::Handler, close_code::POLICY_VIOLATION, format!("refused with HTTP {status}"));
-        self.peer.decide(Decision::Refuse(Refusal { status, headers, body }));
+        self.link.decide(Decision::Refuse(Refusal { status, headers, body }));
         self.phase.finish();
         Ok(())
     }
@@ -283,7 +283,7 @@ impl Connection {
     /// connection is over and every message that arrived before has been received.
     fn receive_now(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         if let Some(message) = self.inbox.pop_front() {
-            self.peer.consumed(message.len());
+            self.link.consumed(message.len());
             return message.into_py(py).map(Some);
         }
         if self.phase.is_open() { Ok(None) } else { Err(self.disconnected_error(py)) }
@@ -333,30 +333,30 @@ impl Connection {
         let frame = frame_of(data)
             .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
         super::hub::fits_broadcast(data.py(), &frame)?;
-        self.peer.broadcast(frame, room, exclude_self);
+        self.link.broadcast(frame, room, exclude_self);
         Ok(())
     }
 
     /// Adds the connection to a room of its endpoint, until it leaves it or ends.
     fn join_room(&self, room: &str) {
         if self.phase.is_open() {
-            self.peer.join_room(room);
+            self.link.join_room(room);
         }
     }
 
     fn leave_room(&self, room: &str) {
-        self.peer.leave_room(room);
+        self.link.leave_room(room);
     }
 
     /// The rooms the connection is in.
     fn rooms(&self) -> Vec<String> {
-        self.peer.rooms()
+        self.link.rooms()
     }
 
     /// Broadcasts reach this connection from now on.
     fn join(&mut self) {
         if self.phase.join() {
-            self.peer.join();
+            self.link.join();
         }
     }
 
@@ -379,7 +379,7 @@ impl Connection {
             return Ok(());
         }
         let dropped = self.inbox.drain(..).map(|message| message.len()).sum();
-        self.peer.consumed(dropped);
+        self.link.consumed(dropped);
         self.end(py, Ender::Handler, code, reason);
         Ok(())
     }
@@ -394,7 +394,7 @@ impl Connection {
     /// unhandled exception, 1001 when the server is going away, else 1000.
     #[pyo3(signature = (failed, farewell = None))]
     fn finish(&mut self, py: Python<'_>, failed: bool, farewell: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        if matches!(self.phase, Phase::Finished(_)) {
+        if matches!(self.phase, HandlerPhase::Finished(_)) {
             return Ok(());
         }
         let mut last: Vec<Frame> = self.blocked.drain(..).map(|(frame, _)| frame).collect();

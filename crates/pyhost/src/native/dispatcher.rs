@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use tokio::sync::Notify;
 
 use super::connection::Connection;
+use super::exchange::Exchange;
 use super::hooks::{self, Hooks, hooks};
 use super::hub;
 use super::log::log_python_error;
@@ -95,6 +96,11 @@ impl Dispatcher {
             Event::BrokerReconnected { gap_seconds } => {
                 hooks(py)?.on_broker_reconnect.call1(py, (gap_seconds,))?;
             }
+            Event::Http(call) => {
+                let route = call.route.and_then(|route| isize::try_from(route).ok()).unwrap_or(-1);
+                let exchange = Py::new(py, Exchange::new(*call))?;
+                hooks(py)?.on_http.call1(py, (route, exchange))?;
+            }
         }
         Ok(())
     }
@@ -103,6 +109,7 @@ impl Dispatcher {
 #[pymethods]
 impl Dispatcher {
     /// Called once by the runtime, on the loop thread, before the first event.
+    #[allow(clippy::too_many_arguments, reason = "one argument per callback Python hands over, once")]
     fn configure(
         &self,
         py: Python<'_>,
@@ -111,10 +118,11 @@ impl Dispatcher {
         on_open: Py<PyAny>,
         on_stop: Py<PyAny>,
         on_broker_reconnect: Py<PyAny>,
+        on_http: Py<PyAny>,
     ) -> PyResult<()> {
         let create_future = event_loop.getattr("create_future")?.unbind();
         hub::install(py, self.hub.clone())?;
-        hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect })
+        hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect, on_http })
     }
 
     /// The descriptor the loop watches, readable while events are waiting; None when the

@@ -6,6 +6,7 @@ mod busy_clock;
 mod connection;
 mod dispatcher;
 mod driver;
+mod exchange;
 mod frames;
 mod hooks;
 mod hub;
@@ -26,6 +27,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_class::<connection::Connection>()?;
     module.add_class::<Dispatcher>()?;
     module.add_class::<Driver>()?;
+    module.add_class::<exchange::Exchange>()?;
     module.add_function(wrap_pyfunction!(log::emit, &module)?)?;
     module.add_function(wrap_pyfunction!(live_connections, &module)?)?;
     module.add_function(wrap_pyfunction!(busy_clock::loop_waiting, &module)?)?;

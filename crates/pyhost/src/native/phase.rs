@@ -42,7 +42,7 @@ pub(super) enum Finish {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Phase {
+pub(super) enum HandlerPhase {
     /// Receives and sends work; `joined` once broadcasts reach the connection (after
     /// `on_connect`'s greeting is queued).
     Open { joined: bool },
@@ -52,20 +52,20 @@ pub(super) enum Phase {
     Finished(Ending),
 }
 
-impl Phase {
+impl HandlerPhase {
     pub fn new() -> Self {
-        Phase::Open { joined: false }
+        HandlerPhase::Open { joined: false }
     }
 
     pub fn is_open(&self) -> bool {
-        matches!(self, Phase::Open { .. })
+        matches!(self, HandlerPhase::Open { .. })
     }
 
     /// What the handler's receives and sends raise, once the conversation is over.
     pub fn ending(&self) -> Option<&Ending> {
         match self {
-            Phase::Open { .. } => None,
-            Phase::Over(ending) | Phase::Finished(ending) => Some(ending),
+            HandlerPhase::Open { .. } => None,
+            HandlerPhase::Over(ending) | HandlerPhase::Finished(ending) => Some(ending),
         }
     }
 
@@ -77,8 +77,8 @@ impl Phase {
     /// Broadcasts reach the connection from now on; true when that is new.
     pub fn join(&mut self) -> bool {
         match self {
-            Phase::Open { joined } => !std::mem::replace(joined, true),
-            Phase::Over(_) | Phase::Finished(_) => false,
+            HandlerPhase::Open { joined } => !std::mem::replace(joined, true),
+            HandlerPhase::Over(_) | HandlerPhase::Finished(_) => false,
         }
     }
 
@@ -87,12 +87,12 @@ impl Phase {
     /// going away is still recorded: the connection's last call then asks for no Close frame.
     pub fn end(&mut self, by: Ender, code: u16, reason: String) -> Option<bool> {
         match self {
-            Phase::Open { joined } => {
+            HandlerPhase::Open { joined } => {
                 let was_joined = *joined;
-                *self = Phase::Over(Ending { by, code, reason });
+                *self = HandlerPhase::Over(Ending { by, code, reason });
                 Some(was_joined)
             }
-            Phase::Over(ending) | Phase::Finished(ending) => {
+            HandlerPhase::Over(ending) | HandlerPhase::Finished(ending) => {
                 if by == Ender::Network {
                     ending.by = Ender::Network;
                 }
@@ -107,21 +107,21 @@ impl Phase {
     /// side ended the connection itself.
     pub fn closing(&self, how: Finish) -> Option<(u16, String)> {
         match (self, how) {
-            (Phase::Finished(_) | Phase::Over(Ending { by: Ender::Network, .. }), _) => None,
+            (HandlerPhase::Finished(_) | HandlerPhase::Over(Ending { by: Ender::Network, .. }), _) => None,
             (_, Finish::Rejected) => Some((close_code::POLICY_VIOLATION, reason::INVALID_PARAMETERS.to_owned())),
-            (Phase::Over(Ending { by: Ender::Handler, code, reason }), _) => Some((*code, reason.clone())),
+            (HandlerPhase::Over(Ending { by: Ender::Handler, code, reason }), _) => Some((*code, reason.clone())),
             (_, Finish::Failed) => Some((close_code::INTERNAL_ERROR, reason::INTERNAL_ERROR.to_owned())),
-            (Phase::Over(Ending { by: Ender::Shutdown, .. }), Finish::Returned) => {
+            (HandlerPhase::Over(Ending { by: Ender::Shutdown, .. }), Finish::Returned) => {
                 Some((close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned()))
             }
-            (Phase::Open { .. }, Finish::Returned) => Some((close_code::NORMAL, String::new())),
+            (HandlerPhase::Open { .. }, Finish::Returned) => Some((close_code::NORMAL, String::new())),
         }
     }
 
     /// After the last call: nothing moves the connection any more.
     pub fn finish(&mut self) {
-        if let Phase::Over(ending) = self {
-            *self = Phase::Finished(ending.clone());
+        if let HandlerPhase::Over(ending) = self {
+            *self = HandlerPhase::Finished(ending.clone());
         }
     }
 }
@@ -130,17 +130,17 @@ impl Phase {
 mod tests {
     use super::*;
 
-    fn over(by: Ender, code: u16, reason: &str) -> Phase {
-        let mut phase = Phase::new();
+    fn over(by: Ender, code: u16, reason: &str) -> HandlerPhase {
+        let mut phase = HandlerPhase::new();
         phase.end(by, code, reason.to_owned());
         phase
     }
 
     #[test]
     fn a_handler_that_returns_closes_with_1000_and_one_that_fails_with_1011() {
-        assert_eq!(Phase::new().closing(Finish::Returned), Some((close_code::NORMAL, String::new())));
+        assert_eq!(HandlerPhase::new().closing(Finish::Returned), Some((close_code::NORMAL, String::new())));
         assert_eq!(
-            Phase::new().closing(Finish::Failed),
+            HandlerPhase::new().closing(Finish::Failed),
             Some((close_code::INTERNAL_ERROR, reason::INTERNAL_ERROR.to_owned()))
         );
     }
@@ -180,14 +180,17 @@ mod tests {
 
     #[test]
     fn a_rejected_connection_closes_with_1008_even_while_going_away() {
-        assert_eq!(Phase::new().closing(Finish::Rejected).map(|(code, _)| code), Some(close_code::POLICY_VIOLATION));
+        assert_eq!(
+            HandlerPhase::new().closing(Finish::Rejected).map(|(code, _)| code),
+            Some(close_code::POLICY_VIOLATION)
+        );
         let going = over(Ender::Shutdown, close_code::GOING_AWAY, reason::SHUTTING_DOWN);
         assert_eq!(going.closing(Finish::Rejected).map(|(code, _)| code), Some(close_code::POLICY_VIOLATION));
     }
 
     #[test]
     fn ending_reports_the_broadcast_membership_once() {
-        let mut phase = Phase::new();
+        let mut phase = HandlerPhase::new();
         assert!(phase.join());
         assert!(!phase.join(), "joined once");
         assert_eq!(phase.end(Ender::Shutdown, close_code::GOING_AWAY, String::new()), Some(true));

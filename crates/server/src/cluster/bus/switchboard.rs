@@ -1,0 +1,154 @@
+//! The supervisor's end of the local bus. Each worker's notes are read in order and passed
+//! on as they are (a broadcast to every other worker, a `send_to` to the worker its id
+//! names); the workers' numbers are summed into the totals every worker serves at `/metrics`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::Framed;
+
+use super::protocol::{Note, Route, route};
+use super::{OUTBOX, codec, write_batches};
+use crate::metrics::Snapshot;
+use pyhost::locks::lock;
+
+/// How often the totals go out.
+const TOTALS_EVERY: Duration = Duration::from_secs(1);
+
+/// What the supervisor hears from the bus.
+#[derive(Debug)]
+pub enum Heard {
+    /// Worker `worker` serves, at `address`.
+    Ready { worker: u32, address: String },
+}
+
+pub struct Switchboard {
+    members: Mutex<HashMap<u32, Member>>,
+    /// Counters of workers that have exited, so the totals never go backwards.
+    retired: Mutex<Snapshot>,
+    /// Notes a stalled worker could not take.
+    drops: AtomicU64,
+    heard: mpsc::UnboundedSender<Heard>,
+}
+
+/// One connected worker.
+struct Member {
+    node: u32,
+    outbox: mpsc::Sender<Bytes>,
+    /// Its numbers as it last reported them.
+    last: Snapshot,
+}
+
+impl Switchboard {
+    /// Listens at `path`; what the supervisor must act on comes out of the receiver.
+    pub fn listen(path: &Path) -> std::io::Result<(Arc<Self>, mpsc::UnboundedReceiver<Heard>)> {
+        let listener = UnixListener::bind(path)?;
+        let (heard, hearing) = mpsc::unbounded_channel();
+        let board = Arc::new(Self {
+            members: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Snapshot::default()),
+            drops: AtomicU64::new(0),
+            heard,
+        });
+        let accepting = board.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(accepting.clone().serve(stream));
+            }
+        });
+        let summing = board.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TOTALS_EVERY);
+            loop {
+                every.tick().await;
+                summing.send_totals();
+            }
+        });
+        Ok((board, hearing))
+    }
+
+    async fn serve(self: Arc<Self>, stream: UnixStream) {
+        let (sink, mut notes) = Framed::new(stream, codec()).split();
+        let Some(Ok(hello)) = notes.next().await else { return };
+        let Some(Note::Hello { worker, node }) = Note::decode(hello.freeze()) else {
+            tracing::warn!("a process joined the bus without saying which worker it is: ignored");
+            return;
+        };
+        let (outbox, pending) = mpsc::channel(OUTBOX);
+        tokio::spawn(write_batches(sink, pending));
+        lock(&self.members).insert(worker, Member { node, outbox, last: Snapshot::default() });
+        self.send_peers();
+        // The worker waits for its first totals before it serves.
+        self.send_totals();
+        while let Some(Ok(frame)) = notes.next().await {
+            let frame = frame.freeze();
+            match route(&frame) {
+                Route::Others => self.pass(&frame, |id, _| id != worker),
+                Route::Node(tag) => self.pass(&frame, |_, member| member.node == tag),
+                Route::Supervisor => self.read(worker, frame),
+            }
+        }
+        let gone = {
+            let mut members = lock(&self.members);
+            // A restarted worker takes its number again: only this connection's entry goes.
+            let this_one = members.get(&worker).is_some_and(|member| member.node == node);
+            if this_one { members.remove(&worker) } else { None }
+        };
+        if let Some(mut gone) = gone {
+            // Its connections are gone with it; what it counted stays counted.
+            gone.last.connections.clear();
+            lock(&self.retired).add(&gone.last);
+        }
+        self.send_peers();
+    }
+
+    fn pass(&self, frame: &Bytes, to: impl Fn(u32, &Member) -> bool) {
+        for (id, member) in lock(&self.members).iter() {
+            if to(*id, member) && member.outbox.try_send(frame.clone()).is_err() {
+                self.drops.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn read(&self, worker: u32, frame: Bytes) {
+        match Note::decode(frame) {
+            Some(Note::Ready { worker, address }) => {
+                let _ = self.heard.send(Heard::Ready { worker, address });
+            }
+            Some(Note::Metrics(snapshot)) => {
+                if let Some(member) = lock(&self.members).get_mut(&worker) {
+                    member.last = snapshot;
+                }
+            }
+            _ => tracing::debug!(worker, "an unexpected note on the bus: ignored"),
+        }
+    }
+
+    fn send_peers(&self) {
+        let members = lock(&self.members);
+        let note = Note::Peers(members.values().map(|member| member.node).collect()).encode();
+        for member in members.values() {
+            let _ = member.outbox.try_send(note.clone());
+        }
+    }
+
+    fn send_totals(&self) {
+        let mut totals = lock(&self.retired).clone();
+        totals.bus_drops += self.drops.load(Ordering::Relaxed);
+        let members = lock(&self.members);
+        for member in members.values() {
+            totals.add(&member.last);
+        }
+        let note = Note::Totals(totals).encode();
+        for member in members.values() {
+            let _ = member.outbox.try_send(note.clone());
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! A worker's end of the local bus: what this process broadcasts, or sends to a connection
+//! another worker holds, goes to the supervisor, which passes it on; what the others send
+//! comes back here for this process's clients. Nothing here waits on the bus: notes queue for
+//! one writer task, which sends whatever has piled up in one write.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::UnixStream;
+use tokio::sync::{Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::codec::Framed;
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::Note;
+use super::{OUTBOX, codec, write_batches};
+use crate::metrics::Snapshot;
+use crate::ws::registry::{Fabric, Registry};
+use pyhost::locks::{lock, read, write};
+
+/// How often a worker tells the supervisor its numbers.
+const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How long a joining worker waits for the supervisor's first totals.
+const FIRST_TOTALS: Duration = Duration::from_secs(5);
+
+pub struct Bus {
+    outbox: mpsc::Sender<Bytes>,
+    registry: Arc<Registry>,
+    /// Node tags of the other workers up now, as the supervisor last said.
+    peers: RwLock<HashSet<u32>>,
+    /// Everyone's numbers, as the supervisor last summed them.
+    totals: Mutex<Option<Snapshot>>,
+    /// Told when the first totals arrive.
+    counted: Notify,
+    /// Cancelled when the supervisor is gone: the worker then shuts down.
+    lost: CancellationToken,
+}
+
+impl Bus {
+    /// Connects to the supervisor's bus as worker `worker`; the tasks that carry notes both
+    /// ways run on the current runtime. Returns once the supervisor has sent the totals, so
+    /// a worker never answers `/metrics` with only its own numbers.
+    pub async fn join(path: &Path, worker: u32, registry: Arc<Registry>) -> std::io::Result<Arc<Self>> {
+        let stream = UnixStream::connect(path).await?;
+        let (mut sink, mut stream) = Framed::new(stream, codec()).split();
+        sink.send(Note::Hello { worker, node: registry.node.tag() }.encode()).await?;
+        let (outbox, pending) = mpsc::channel::<Bytes>(OUTBOX);
+        let bus = Arc::new(Self {
+            outbox,
+            registry,
+            peers: RwLock::new(HashSet::new()),
+            totals: Mutex::new(None),
+            counted: Notify::new(),
+            lost: CancellationToken::new(),
+        });
+        tokio::spawn(write_batches(sink, pending));
+        let reader = bus.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                reader.receive(frame.freeze());
+            }
+            reader.lost.cancel();
+        });
+        tokio::time::timeout(FIRST_TOTALS, bus.counted.notified()).await.map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "the supervisor sent no totals within 5 s of joining")
+        })?;
+        Ok(bus)
+    }
+
+    fn receive(&self, frame: Bytes) {
+        match Note::decode(frame) {
+            Some(Note::Broadcast { endpoint, room, message }) => {
+                self.registry.deliver(&endpoint, room.as_deref(), &message);
+            }
+            Some(Note::SendTo { id, message }) => {
+                self.registry.deliver_to(id, message);
+            }
+            Some(Note::Peers(nodes)) => {
+                *write(&self.peers) = nodes.into_iter().filter(|node| *node != self.registry.node.tag()).collect();
+            }
+            Some(Note::Totals(totals)) => {
+                *lock(&self.totals) = Some(totals);
+                self.counted.notify_one();
+            }
+            Some(Note::Hello { .. } | Note::Ready { .. } | Note::Metrics(_)) | None => {}
+        }
+    }
+
+    fn post(&self, note: &Note) {
+        if self.outbox.try_send(note.encode()).is_err() {
+            self.registry.metrics.bus_drops.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Tells the supervisor this worker serves at `address`.
+    pub fn ready(&self, worker: u32, address: String) {
+        self.post(&Note::Ready { worker, address });
+    }
+
+    /// Sends this worker's numbers every second (`snapshot` reads them).
+    pub fn report_metrics(self: &Arc<Self>, snapshot: impl Fn() -> Snapshot + Send + 'static) {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(METRICS_EVERY);
+            loop {
+                every.tick().await;
+                bus.post(&Note::Metrics(snapshot()));
+            }
+        });
+    }
+
+    /// Every worker's numbers, as the supervisor summed them last (within a second or so).
+    pub fn totals(&self) -> Option<Snapshot> {
+        lock(&self.totals).clone()
+    }
+
+    /// Returns when the supervisor is gone.
+    pub async fn lost(&self) {
+        self.lost.cancelled().await;
+    }
+}
+
+impl Fabric for Bus {
+    fn broadcast(&self, endpoint: &str, room: Option<&str>, message: &Message) {
+        self.post(&Note::Broadcast {
+            endpoint: endpoint.to_owned(),
+            room: room.map(str::to_owned),
+            message: message.clone(),
+        });
+    }
+
+    fn send_to(&self, node: u32, id: u128, message: &Message) -> bool {
+        if !read(&self.peers).contains(&node) {
+            return false;
+        }
+        self.post(&Note::SendTo { id, message: message.clone() });
+        true
+    }
+
+    /// The supervisor passes every broadcast to every worker: nothing to subscribe to.
+    fn interest(&self, _endpoint: &str, _room: Option<&str>, _present: bool) {}
+
+    fn connected(&self) -> bool {
+        !self.lost.is_cancelled()
+    }
+}

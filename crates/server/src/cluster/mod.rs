@@ -1,0 +1,7 @@
+//! Many processes and hosts as one server: the supervisor of `--processes` and its local bus
+//! between workers (`supervisor`, `bus`), and Redis between hosts (`broker`). Both carry what
+//! the registry cannot deliver itself, through its `Fabric`.
+
+pub mod broker;
+pub mod bus;
+pub mod supervisor;

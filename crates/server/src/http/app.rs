@@ -1,0 +1,179 @@
+//! Answering a request from the app's HTTP routes: its body read within `--max-body-size`,
+//! the call handed to the Python side, and its answer sent back with the app's global
+//! response headers. A `const=True` route is answered by Python once, then from here.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use pyhost::bridge::{Event, HttpCall, HttpReply};
+use pyhost::{HttpApp, StartupError};
+
+use super::Site;
+use super::routing::{HttpRoutes, Matched};
+use super::static_files::StaticFiles;
+use crate::proxies;
+
+/// The app's HTTP side, as the network side serves it.
+pub struct AppRoutes {
+    pub routes: HttpRoutes,
+    /// Per route index: for a `const=True` route, its first answer once there is one.
+    constant: Vec<Option<OnceLock<HttpReply>>>,
+    pub static_files: StaticFiles,
+    response_headers: Vec<(HeaderName, HeaderValue)>,
+    header_exclusions: Vec<String>,
+    /// The app's global middlewares see requests that matched nothing (their 404).
+    pub not_found_in_python: bool,
+}
+
+impl AppRoutes {
+    pub fn new(app: &HttpApp) -> Result<Self, StartupError> {
+        let failure = |message: String| StartupError { details: None, message };
+        let routes = HttpRoutes::new(app.routes.iter().map(|route| (route.method.as_str(), route.path.as_str())))
+            .map_err(failure)?;
+        let mut response_headers = Vec::with_capacity(app.response_headers.len());
+        for (name, value) in &app.response_headers {
+            match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                (Ok(name), Ok(value)) => response_headers.push((name, value)),
+                _ => {
+                    return Err(failure(format!(
+                        "the global response header {name:?}: {value:?} cannot be sent in HTTP: fix its name or value"
+                    )));
+                }
+            }
+        }
+        Ok(Self {
+            routes,
+            constant: app.routes.iter().map(|route| route.constant.then(OnceLock::new)).collect(),
+            static_files: StaticFiles::new(&app.static_mounts).map_err(failure)?,
+            response_headers,
+            header_exclusions: app.header_exclusions.clone(),
+            not_found_in_python: app.not_found_in_python,
+        })
+    }
+
+    /// Adds the app's global response headers the response does not have already (as Robyn
+    /// does), unless the path is excluded from them.
+    pub fn finish(&self, path: &str, mut response: Response) -> Response {
+        if !self.response_headers.is_empty() && !self.header_exclusions.iter().any(|excluded| excluded == path) {
+            let headers = response.headers_mut();
+            for (name, value) in &self.response_headers {
+                if !headers.contains_key(name) {
+                    headers.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        response
+    }
+}
+
+/// Runs the app's route `matched` (None: no route, for the app's global middlewares to see
+/// the 404) for `request`, and answers with what it returned.
+pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remote: SocketAddr) -> Response {
+    let app = &site.app;
+    let cache = matched.as_ref().and_then(|matched| app.constant.get(matched.endpoint)).and_then(Option::as_ref);
+    if let Some(reply) = cache.and_then(OnceLock::get) {
+        return reply_response(reply.clone());
+    }
+    let (parts, body) = request.into_parts();
+    let limit = site.server.limits.http.max_body_size;
+    if declared_length(&parts).is_some_and(|length| length > limit) {
+        return too_large(limit);
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => return too_large(limit),
+        Err(error) => {
+            tracing::debug!(%error, "reading a request body failed");
+            return closing(StatusCode::BAD_REQUEST, "the request body could not be read\n");
+        }
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let call = http_call(site, &parts, matched, body, remote, reply);
+    site.server.bridge.push(Event::Http(Box::new(call)));
+    match answer.await {
+        Ok(reply) => {
+            if let Some(cache) = cache {
+                let _ = cache.set(reply.clone());
+            }
+            reply_response(reply)
+        }
+        // The Python side dropped the call without answering: a bug of ours, or shutdown.
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
+    }
+}
+
+fn http_call(
+    site: &Site,
+    parts: &Parts,
+    matched: Option<Matched>,
+    body: bytes::Bytes,
+    remote: SocketAddr,
+    reply: tokio::sync::oneshot::Sender<HttpReply>,
+) -> HttpCall {
+    let (client, secure) = proxies::client(&parts.headers, remote, site.proxies.as_ref());
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let host = parts.headers.get(header::HOST).and_then(|host| host.to_str().ok()).unwrap_or_default().to_owned();
+    let (route, path_params) = match matched {
+        Some(Matched { endpoint, params }) => (Some(endpoint), params),
+        None => (None, Vec::new()),
+    };
+    HttpCall {
+        route,
+        method: parts.method.as_str().to_owned(),
+        path: percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8_lossy().into_owned(),
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers,
+        path_params,
+        body,
+        client,
+        scheme: if secure { "https" } else { "http" },
+        host,
+        reply,
+    }
+}
+
+/// The body size the client announced, if any.
+fn declared_length(parts: &Parts) -> Option<usize> {
+    parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+fn reply_response(reply: HttpReply) -> Response {
+    let HttpReply { status, headers, body } = reply;
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let map = response.headers_mut();
+    for (name, value) in headers {
+        match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => tracing::warn!("a response header HTTP cannot carry was left out: {name:?}: {value:?}"),
+        }
+    }
+    response
+}
+
+fn too_large(limit: usize) -> Response {
+    closing(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("the request body is larger than --max-body-size ({limit} bytes)\n"),
+    )
+}
+
+/// An error response after which the connection is closed: the rest of what the client
+/// sends is not read.
+pub fn closing(status: StatusCode, body: &str) -> Response {
+    let mut response = (status, body.to_owned()).into_response();
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}

@@ -1,0 +1,106 @@
+//! Accepting TCP connections and serving HTTP/1.1 on them until shutdown begins.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::Admission;
+use crate::config::HttpLimits;
+use crate::throttle::{Report, Throttle};
+
+/// How one listening socket serves what it accepts.
+pub struct Accepting {
+    pub router: Router,
+    pub limits: HttpLimits,
+    /// The places its sockets take (`--max-connections`); none for the probes' own port.
+    pub admission: Option<Arc<Admission>>,
+}
+
+/// The first wait after a failed accept; each failure in a row doubles it, up to the longest.
+const BACKOFF: Duration = Duration::from_millis(10);
+const LONGEST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accepts until `stop` is cancelled; then the listening socket is closed, so new clients
+/// are refused while the open connections finish. A client gets the handshake timeout to send
+/// its whole HTTP request; one that sends nothing, half a request or too large a one is
+/// disconnected (431 for too large).
+pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: CancellationToken) {
+    let Accepting { router, limits, admission } = accepting;
+    let mut failures = Throttle::default();
+    let mut backoff = BACKOFF;
+    loop {
+        if let Some(admission) = &admission {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = admission.until_room() => {}
+            }
+        }
+        let (stream, remote) = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    if let Report::Log { also } = failures.failed(Instant::now()) {
+                        tracing::warn!(
+                            "accepting a connection failed: {error} (and {also} more time(s) since the last such \
+                             line); the server backs off and retries: raise the open-file limit (ulimit -n) or \
+                             lower --max-connections"
+                        );
+                    }
+                    // Out of file descriptors, typically: wait a while, or until a connection ends.
+                    let freed = async {
+                        match &admission {
+                            Some(admission) => admission.changed().notified().await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                        () = freed => {}
+                    }
+                    backoff = (backoff * 2).min(LONGEST_BACKOFF);
+                    continue;
+                }
+            },
+        };
+        backoff = BACKOFF;
+        if let Some(also) = failures.recovered(Instant::now()) {
+            tracing::info!("accepting connections again ({also} more failed attempt(s) since the last warning)");
+        }
+        // Small frames must not wait for Nagle's algorithm.
+        let _ = stream.set_nodelay(true);
+        let admitted = admission.as_ref().map(|admission| Arc::new(admission.admit()));
+        // The handshake reads the client's address from the request (`ConnectInfo`), and takes
+        // the socket's place for the WebSocket connection.
+        let service = TowerToHyperService::new(
+            router.clone().layer(Extension(ConnectInfo(remote))).layer(Extension(admitted.clone())),
+        );
+        tokio::spawn(async move {
+            let mut http = http1::Builder::new();
+            http.timer(TokioTimer::new())
+                .header_read_timeout(limits.handshake_timeout)
+                .max_buf_size(limits.max_header_size);
+            if limits.max_headers != DEFAULT_MAX_HEADERS {
+                // hyper then keeps the headers on the heap rather than the stack: only when asked.
+                http.max_headers(limits.max_headers);
+            }
+            let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+            // Upgraded or closed: the handshake is over (an upgraded connection keeps its place).
+            drop(admitted);
+        });
+    }
+}
+
+/// hyper's own limit on header lines.
+const DEFAULT_MAX_HEADERS: usize = 100;
