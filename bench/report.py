@@ -20,6 +20,8 @@ DOCS = ROOT / "docs" / "bench"
 OURS = "robyn-ws-server"
 # The same server in its other mode (`--io-threads 1`).
 OURS_THREADED = "robyn-ws-server --io-threads 1"
+# The same server as two worker processes (the HTTP loads).
+OURS_PROCESSES = "robyn-ws-server --processes 2"
 TIMES = "\u00d7"
 DIVIDED = "\u00f7"
 
@@ -80,10 +82,12 @@ def results(
     peers: dict[str, str],
     rounds: dict[str, list[Round]],
     ceiling: dict[str, dict[str, Any]],
+    http: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What results.json holds: the loads' scale, the machine, how each server ran, every
-    round, the medians, and the generator's ceiling measured after the rounds."""
-    return {
+    round, the medians, and the generator's ceiling measured after the rounds; then the same
+    for the HTTP loads (bench/http_loads.py), with the servers that answered them wrongly."""
+    measured = {
         "scale": scale,
         "machine": made_on,
         "peers": peers,
@@ -91,6 +95,11 @@ def results(
         "medians": summarize(rounds),
         "generator_ceiling": ceiling,
     }
+    if http is not None:
+        answered = {name: [r for r in each if "missing" not in r] for name, each in http["rounds"].items()}
+        missing = {name: each[0]["missing"] for name, each in http["rounds"].items() if each and not answered[name]}
+        measured["http"] = {**http, "medians": summarize(answered), "missing": missing}
+    return measured
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -112,7 +121,7 @@ def summarize(rounds: dict[str, list[Round]]) -> Summary:
 def figure(value: float | None, unit: str) -> str:
     if value is None:
         return "failed"
-    if unit in ("msg/s", "deliveries/s"):
+    if unit in ("msg/s", "deliveries/s", "req/s"):
         return f"{value / 1000:,.1f}k" if value < 1e6 else f"{value / 1e6:,.2f}M"
     if unit == "":
         return f"{value:,.0f}"
@@ -165,17 +174,23 @@ def cpu_table(summary: Summary) -> str:
     return "\n".join(rows)
 
 
-def ceiling_table(ceiling: dict[str, dict[str, Any]], scale: dict[str, Any]) -> str:
+def ceiling_table(
+    ceiling: dict[str, dict[str, Any]],
+    scale: dict[str, Any],
+    loads: list[tuple[str, str]] = LOADS,
+    units: dict[str, str] | None = None,
+) -> str:
+    units = units or {"fanout": "deliveries/s"}
     rows = [
         "| load | against | rate | generator CPU (cores) | server CPU (cores) | generator's ceiling, measured "
         f"| extrapolated (rate {DIVIDED} generator CPU) |",
         "|---|---|---|---|---|---|---|",
     ]
-    for key, label in LOADS:
+    for key, label in loads:
         if key not in ceiling:
             continue
         measured = ceiling[key]
-        unit = "deliveries/s" if key == "fanout" else "msg/s"
+        unit = units.get(key, units.get("", "msg/s"))
         rate = figure(measured["rate"], unit)
         reading = rate
         if measured["generator_cores"] < BOUND:
@@ -223,8 +238,15 @@ def write(measured: dict[str, Any], out: Path) -> tuple[str, str]:
 
 def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
     """Writes results.md and chart.png into `out`; returns README's headline (conditions, how
-    each server ran, the table) and the CPU table, for the terminal."""
+    each server ran, the table) and the CPU table, for the terminal. A run of the HTTP loads
+    alone (`--part http`) has no WebSocket part: results.md then holds the HTTP section only."""
     scale, made_on, summary = measured["scale"], measured["machine"], measured["medians"]
+    http = http_section(measured["http"], scale, made_on) if measured.get("http") else ""
+    if not summary:
+        (out / "results.md").write_text(
+            f"# Benchmark\n\n{http}Made by `just bench --part http` (bench/run.py); raw rounds in results.json.\n"
+        )
+        return http, ""
     report = table(summary, scale)
     stated = conditions(scale, made_on)
     if measured.get("peers"):
@@ -245,10 +267,186 @@ def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
         f"# Benchmark\n\n{stated}\n\n{report}\n\n![chart](chart.png)\n\n"
         "## Who set the pace\n\nCPU used over what each load measured, medians (other processes: the rest "
         f"of the machine's busy time meanwhile, which an otherwise idle machine keeps near 0):\n\n{cpu}\n\n{ceiling}"
-        "Made by `just bench` (bench/run.py); raw rounds in results.json.\n"
+        f"{http}Made by `just bench` (bench/run.py); raw rounds in results.json.\n"
     )
     chart(summary, made_on["date"], out / "chart.png")
     return f"{stated}\n\n{report}", cpu
+
+
+# --- the HTTP loads (bench/http_loads.py) ----------------------------------------------------
+
+HTTP_LOADS = [
+    ("plaintext", "plaintext GET"),
+    ("json", "JSON GET with a path parameter"),
+    ("echo", "POST of 1 KiB JSON, echoed"),
+    ("middleware", "GET behind a before and an after middleware"),
+]
+# suffix of the key, label, unit
+HTTP_METRICS = [
+    ("", "50 connections", "req/s"),
+    ("_server_us_per_request", "server CPU per request", "µs"),
+    ("_p50_us", "p50, 1 connection, one core", "µs"),
+    ("_p99_us", "p99, 1 connection, one core", "µs"),
+    ("_p50_us_unpinned", "p50, 1 connection, unpinned", "µs"),
+    ("_p99_us_unpinned", "p99, 1 connection, unpinned", "µs"),
+    ("_one_connection_server_us_per_request", "server CPU per request, 1 connection, unpinned", "µs"),
+    ("_generator_cores", "50 connections: wrk's CPU", "cores"),
+]
+ROBYN = "Robyn 0.88.0"
+ROBYN_FAST = "Robyn 0.88.0 --fast"
+UVICORN = "Starlette/uvicorn"
+SOCKETIFY = "socketify.py"
+
+
+def ratio_spread(ours: list[Round], peer: list[Round], key: str) -> tuple[float, float] | None:
+    """The lowest and highest of the per-round ratios ours/peer (rounds paired in the order
+    they were measured, which interleaves the servers), where both have a figure."""
+    ratios = [
+        mine[key] / theirs[key] for mine, theirs in zip(ours, peer, strict=False) if mine.get(key) and theirs.get(key)
+    ]
+    return (min(ratios), max(ratios)) if len(ratios) > 1 else None
+
+
+def ratio_text(ratio: float, spread: tuple[float, float] | None) -> str:
+    text = f"{ratio:.2f}{TIMES}" if ratio >= 0.1 else f"{ratio:.2g}{TIMES}"
+    if spread:
+        text += f", rounds {spread[0]:.2f}-{spread[1]:.2f}"
+    return text
+
+
+def http_table(http: dict[str, Any]) -> str:
+    summary, rounds = http["medians"], http["rounds"]
+    names = list(rounds)
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in HTTP_LOADS:
+        for suffix, what, unit in HTTP_METRICS:
+            field = key + suffix
+            if not any(summary.get(name, {}).get(field) for name in names):
+                continue
+            ours = summary.get(OURS, {}).get(field)
+            cells = []
+            for name in names:
+                if name in http["missing"]:
+                    cells.append("no figures")
+                    continue
+                value = summary[name].get(field)
+                cell = figure(value, unit)
+                if name != OURS and ours and value and unit != "cores":
+                    cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
+                cells.append(cell)
+            rows.append(f"| {label}: {what} ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def http_targets(http: dict[str, Any]) -> str:
+    """Issue 18's targets, judged on the medians, with each ratio's spread over the rounds."""
+    summary, rounds = http["medians"], http["rounds"]
+    if not summary.get(OURS):
+        return ""
+    peers = [name for name in summary if name not in (OURS, OURS_PROCESSES) and summary[name]]
+
+    def judged(ours: str, peer: str, field: str, at_least: float | None, below: float | None) -> str:
+        mine, theirs = summary.get(ours, {}).get(field), summary.get(peer, {}).get(field)
+        if not mine or not theirs:
+            return "not measured"
+        ratio = mine / theirs
+        met = ratio >= at_least if at_least is not None else ratio < below if below is not None else False
+        return f"{ratio_text(ratio, ratio_spread(rounds[ours], rounds[peer], field))}: {'met' if met else 'missed'}"
+
+    def worst(field: str, strictly: bool) -> str:
+        """Ours against the peer it is closest to (or behind) on a lower-is-better figure."""
+        mine = summary[OURS].get(field)
+        present = [peer for peer in peers if summary[peer].get(field)]
+        if not mine or not present:
+            return "not measured"
+        peer = max(present, key=lambda name: mine / summary[name][field])
+        ratio = mine / summary[peer][field]
+        met = ratio < 1 if strictly else ratio <= 1
+        spread = ratio_spread(rounds[OURS], rounds[peer], field)
+        return f"{ratio_text(ratio, spread)} {peer}'s: {'met' if met else 'missed'}"
+
+    targets = [
+        (f"req/s, one process, {TIMES}2 {ROBYN}'s", lambda key: judged(OURS, ROBYN, key, 2.0, None)),
+        (f"req/s, one process, {TIMES}2 {UVICORN}'s", lambda key: judged(OURS, UVICORN, key, 2.0, None)),
+        (f"req/s, one process, at or above {SOCKETIFY}'s", lambda key: judged(OURS, SOCKETIFY, key, 1.0, None)),
+        (
+            f"req/s, `--processes 2`, {TIMES}1.5 {ROBYN_FAST}'s",
+            lambda key: judged(OURS_PROCESSES, ROBYN_FAST, key, 1.5, None),
+        ),
+        ("server CPU per request below every peer's", lambda key: worst(f"{key}_server_us_per_request", True)),
+        ("p50, one core, at or below every peer's", lambda key: worst(f"{key}_p50_us", False)),
+        ("p50, unpinned, at or below every peer's", lambda key: worst(f"{key}_p50_us_unpinned", False)),
+    ]
+    rows = ["| target | " + " | ".join(label for _, label in HTTP_LOADS) + " |", "|---|" + "---|" * len(HTTP_LOADS)]
+    for what, judge in targets:
+        rows.append(f"| {what} | " + " | ".join(judge(key) for key, _ in HTTP_LOADS) + " |")
+    return "\n".join(rows)
+
+
+def http_cpu_table(http: dict[str, Any]) -> str:
+    summary = http["medians"]
+    names = [name for name in summary if summary[name]]
+    rows = ["| cores used (of 2), 50 connections | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in HTTP_LOADS:
+        for side, what in (("server", "server"), ("generator", "wrk"), ("other", "other processes")):
+            cells = []
+            for name in names:
+                value = summary[name].get(f"{key}_{side}_cores")
+                if value is None:
+                    cells.append("n/a")
+                else:
+                    cells.append(figure(value, "cores") if side == "generator" else f"{value:.2f}")
+            rows.append(f"| {label}: {what} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def http_section(http: dict[str, Any], scale: dict[str, Any], made_on: dict[str, Any]) -> str:
+    done = max((len(each) for each in http["rounds"].values()), default=0)
+    extra = done - scale["rounds"]
+    detailed = scale["http_detailed_loads"].split(",")
+    latency = "every load" if len(detailed) == len(HTTP_LOADS) else f"{', '.join(detailed)} only"
+    stated = (
+        f"{made_on['date']}, the same machine and run: {made_on['cores']} cores shared by the server and the load "
+        f"generator in every figure. Generator: {http['generator']} (Debian's `wrk`, one thread, `-t1`; "
+        "bench/wrk.lua reads its figures out), "
+        f"medians of {done} interleaved round(s)"
+        + (f" ({scale['rounds']} planned, {extra} more while CPU per request had not settled)" if extra > 0 else "")
+        + f". Throughput: 50 keep-alive connections for {scale['http_seconds']} s"
+        + (f" after a {scale['http_warmup']} s warm-up" if scale["http_warmup"] else "")
+        + f". Latency ({latency}): one connection, one request at a time, for {scale['http_latency_seconds']} s, "
+        "wrk's p50 and p99 (1 µs steps); \"one core\": every thread of the server's processes and wrk pinned to "
+        'core 0; "unpinned": both free on cores '
+        f"{', '.join(map(str, made_on['affinity']))}. Server CPU per request: the CPU time of the server's "
+        "processes (every thread, user and system, summed over the process tree of the multi-process servers) "
+        "over wrk's run, divided by the requests answered. Ratios in brackets are robyn-ws-server (one process) "
+        "over the peer, with the lowest and highest of the per-round ratios. A run's figures stand once every "
+        f"server's CPU per request on every load agrees with another round's within 25%"
+        + (f"; not settled in this run: {', '.join(http['unsettled'])}" if http.get("unsettled") else "")
+        + "."
+    )
+    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in http["settings"].items())
+    missing = ""
+    if http["missing"]:
+        missing = "No figures (each server's answers on the four routes are checked before its loads):\n\n" + "\n".join(
+            f"- **{name}**: {why}" for name, why in http["missing"].items()
+        )
+        missing += "\n\n"
+    targets = http_targets(http)
+    if targets:
+        targets = f"### Targets\n\nissue 18's targets, on the medians:\n\n{targets}\n\n"
+    ceiling = ""
+    if http.get("generator_ceiling"):
+        ceiling = (
+            "### wrk's ceiling\n\nAfter the rounds, each load once more against the server fastest at it, that "
+            "server's threads on one core and wrk alone on the other; wrk using "
+            f"{BOUND:.2f} of its core or more ran at its ceiling, less and the server set the pace (the rate is a "
+            "floor under wrk's ceiling; the last column extrapolates from wrk's CPU per request).\n\n"
+            f"{ceiling_table(http['generator_ceiling'], scale, HTTP_LOADS, {'': 'req/s'})}\n\n"
+        )
+    return (
+        f"## HTTP\n\n{stated}\n\n{how}\n\n{missing}{http_table(http)}\n\n{targets}"
+        f"### Who set the pace (HTTP)\n\n{http_cpu_table(http)}\n\n{ceiling}"
+    )
 
 
 def chart(summary: Summary, day: str, path: Path) -> None:

@@ -56,6 +56,13 @@ class Scale:
     bursts: int
     idle_connections: int
     held_connections: int
+    # The HTTP loads (bench/http_loads.py); wrk runs for whole seconds.
+    http_seconds: int
+    http_warmup: int
+    http_latency_seconds: int
+    # The HTTP loads (comma-separated) whose latency on one connection and wrk's ceiling are
+    # measured: every one, or (a smoke run) the JSON GET only.
+    http_detailed_loads: str
 
 
 FULL = Scale(
@@ -68,6 +75,10 @@ FULL = Scale(
     bursts=5,
     idle_connections=5000,
     held_connections=19000,
+    http_seconds=3,
+    http_warmup=1,
+    http_latency_seconds=1,
+    http_detailed_loads="plaintext,json,echo,middleware",
 )
 SMOKE = Scale(
     rounds=1,
@@ -79,6 +90,10 @@ SMOKE = Scale(
     bursts=2,
     idle_connections=200,
     held_connections=300,
+    http_seconds=1,
+    http_warmup=0,
+    http_latency_seconds=1,
+    http_detailed_loads="json",
 )
 
 
@@ -180,8 +195,10 @@ def our_defaults() -> str:
 
 
 def setup() -> None:
-    """Builds both binaries and installs the peers into .bench/venv (once per requirements)."""
+    """Builds both binaries and installs the peers into .bench/venv (once per requirements),
+    and Debian's wrk for the HTTP loads."""
     install_libuv()
+    install_wrk()
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "--quiet", "-p", "robyn-ws-server", "-p", "ws-loadgen"],
         cwd=ROOT,
@@ -213,6 +230,21 @@ def install_libuv() -> None:
     install = subprocess.run([*sudo, apt, "install", "-y", "-qq", "libuv1"], check=False)
     if update.returncode or install.returncode or not ctypes.util.find_library("uv"):
         sys.exit("socketify needs libuv (libuv.so.1): `apt-get install libuv1` failed; install it as root and rerun")
+
+
+def install_wrk() -> None:
+    """The HTTP loads' generator: Debian's wrk, installed with apt if missing."""
+    if shutil.which("wrk"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        sys.exit("the HTTP loads need wrk and there is no apt-get: install your system's wrk package")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    print("installing Debian's wrk for the HTTP loads (apt-get)", flush=True)
+    update = subprocess.run([*sudo, apt, "update", "-qq"], check=False)
+    install = subprocess.run([*sudo, apt, "install", "-y", "-qq", "wrk"], check=False)
+    if update.returncode or install.returncode or not shutil.which("wrk"):
+        sys.exit("the HTTP loads need wrk: `apt-get install wrk` failed; install it as root and rerun")
 
 
 # --- one server ------------------------------------------------------------------------
@@ -566,6 +598,12 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", help="run only this server (repeatable); with ours, the scale-out loads run too"
     )
+    parser.add_argument(
+        "--part",
+        choices=["all", "ws", "http"],
+        default="all",
+        help="the WebSocket loads (with the scale-out and binary-against-package parts), the HTTP loads, or both",
+    )
     parser.add_argument("--out", type=Path, default=report.DOCS, help="where the report goes")
     parser.add_argument(
         "--report-only", action="store_true", help="measure nothing: render the report again from OUT/results.json"
@@ -585,9 +623,10 @@ def main() -> None:
         os.environ[SET_UP] = str(VENV)
         os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
     (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
-    chosen = [peer for peer in peers() if not options.only or peer.name in options.only]
+    websocket = options.part in ("all", "ws")
+    chosen = [peer for peer in peers() if websocket and (not options.only or peer.name in options.only)]
     rounds: dict[str, list[dict]] = {peer.name: [] for peer in chosen}
-    for index in range(scale.rounds):
+    for index in range(scale.rounds if chosen else 0):
         # Each round starts with a different server, so drift over the run spreads evenly.
         order = chosen[index % len(chosen) :] + chosen[: index % len(chosen)]
         for peer in order:
@@ -599,14 +638,20 @@ def main() -> None:
             print(f"  {json.dumps(result)}", flush=True)
             rounds[peer.name].append(result)
 
-    ceiling = generator_ceiling(chosen, rounds, scale, quiet=not options.smoke)
+    ceiling = generator_ceiling(chosen, rounds, scale, quiet=not options.smoke) if chosen else {}
+    # The HTTP loads, on their own list of servers (bench/http_loads.py).
+    http = None
+    if options.part in ("all", "http"):
+        import http_loads
+
+        http = http_loads.measure(options.only, scale, quiet=not options.smoke)
     settings = peer_settings()
     measured = report.results(
-        asdict(scale), report.machine(), {peer.name: settings[peer.name] for peer in chosen}, rounds, ceiling
+        asdict(scale), report.machine(), {peer.name: settings[peer.name] for peer in chosen}, rounds, ceiling, http
     )
     headline, cpu = report.write(measured, options.out)
     print(f"\n{headline}\n\n{cpu}\n")
-    if not options.smoke and not options.only and options.out == report.DOCS:
+    if not options.smoke and not options.only and options.part == "all" and options.out == report.DOCS:
         report.update_readme(headline)
     if OURS in rounds:
         # Our server alone, as several processes and instances (bench/scaleout.py).
@@ -660,7 +705,9 @@ def report_only(parser: argparse.ArgumentParser, out: Path) -> None:
 def is_full_run(measured: dict) -> bool:
     """A run README's table shows: the full loads (in any number of rounds) on every server."""
     scale = {**measured["scale"], "rounds": FULL.rounds}
-    return scale == asdict(FULL) and list(measured["medians"]) == [peer.name for peer in peers()]
+    # A run made before the HTTP loads has no HTTP scale: its WebSocket loads decide.
+    full = {key: value for key, value in asdict(FULL).items() if key in scale}
+    return scale == full and list(measured["medians"]) == [peer.name for peer in peers()]
 
 
 if __name__ == "__main__":
