@@ -1,13 +1,15 @@
-"""Every example of Robyn's WebSocket chapter, each on its own path, and beyond the seed a
-chat with login, rooms and private messages (/rooms).
+"""Every example of Robyn's WebSocket chapter, each on its own path, the chat's own page at
+/ (an HTTP route of the same app), and beyond the seed a chat with login, rooms and private
+messages (/rooms).
 
-Run it with `robyn-ws-server --app pyapp.main` and connect to ws://127.0.0.1:8080/<path>.
+Run it with `robyn-ws-server --app pyapp.main`, open http://127.0.0.1:8080/ in a browser, or
+connect to ws://127.0.0.1:8080/<path>.
 """
 
 import json
 from typing import Optional
 
-from robyn import Response, Robyn, WebSocketDisconnect
+from robyn import Response, Robyn, WebSocketDisconnect, html
 
 app = Robyn(__file__)
 
@@ -84,6 +86,43 @@ async def close_handler(websocket):
             await websocket.close()
             break
         await websocket.send_text(f"Got: {msg}")
+
+
+# The chat's page, served by the same app as its WebSocket.
+CHAT_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>robyn-ws-server chat</title></head>
+<body>
+<h1>chat</h1>
+<ul id="log"></ul>
+<form id="say"><input id="line" autocomplete="off" autofocus><button>send</button></form>
+<script>
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/chat`);
+  const log = document.getElementById("log");
+  ws.onmessage = ({ data }) => {
+    const item = document.createElement("li");
+    item.textContent = data;
+    log.append(item);
+  };
+  document.getElementById("say").onsubmit = (event) => {
+    event.preventDefault();
+    const line = document.getElementById("line");
+    ws.send(line.value);
+    line.value = "";
+  };
+</script>
+</body></html>
+"""
+
+
+@app.get("/")
+def chat_page():
+    return html(CHAT_PAGE)
+
+
+@app.get("/health")
+async def health():
+    return {"status": "ok", "chatting": len(app.connections("/chat"))}
 
 
 # "Connect and Close Callbacks".

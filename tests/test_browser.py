@@ -269,6 +269,16 @@ async def test_sigterm_closes_the_page_cleanly_with_1001(
     assert server.count(rf"disconnect {conn_id} 1001 ") == 1
 
 
+async def test_a_page_the_app_serves_chats_over_a_websocket_to_the_same_server(server: Server, page: Page) -> None:
+    """`@app.get("/page")` serves the HTML; its own script connects to `/echo` on the origin it
+    came from, and what the user sends comes back into the page."""
+    await page.goto(f"http://127.0.0.1:{server.port}/page", timeout=TIMEOUT * 1000)
+    await page.wait_for_selector("body[data-state=open]", timeout=TIMEOUT * 1000)
+    await page.fill("#line", "hello from the page")
+    await page.click("button")
+    await page.wait_for_selector("#log li:has-text('hello from the page')", timeout=TIMEOUT * 1000)
+
+
 async def test_a_page_without_a_session_cookie_is_refused(server: Server, page: Page) -> None:
     """on_connect answers the handshake with 401: a browser cannot read that status, the page
     only sees its WebSocket close (1006, not clean), and the handler never runs."""

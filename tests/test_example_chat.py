@@ -3,7 +3,9 @@ describes it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.request
 
 import pytest
 from conftest import ROOT, receive
@@ -50,3 +52,17 @@ async def test_users_log_in_chat_in_rooms_and_send_private_messages(chat):
         await bob.send(json.dumps({"say": "welcome, ann"}))
         assert await next_json(ann) == {"room": "games", "from": "bob", "say": "welcome, ann"}
         assert await next_json(bob) == {"room": "games", "from": "bob", "say": "welcome, ann"}
+
+
+async def test_the_chat_page_and_health_come_from_the_same_app(chat):
+    def get(path: str) -> tuple[int, str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{chat.port}{path}", timeout=10) as response:
+            return response.status, response.read().decode()
+
+    status, page = await asyncio.to_thread(get, "/")
+    assert status == 200
+    assert "new WebSocket(`${scheme}://${location.host}/chat`)" in page
+    async with chat.connect("/chat") as ws:
+        assert (await receive(ws)).startswith("Welcome, ")
+        status, health = await asyncio.to_thread(get, "/health")
+    assert json.loads(health) == {"status": "ok", "chatting": 1}

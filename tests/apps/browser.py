@@ -1,13 +1,42 @@
 """Endpoints for the real-browser tests (tests/test_browser.py). Every callback prints what it
 did, so tests can wait for those lines."""
 
-from robyn import Response, Robyn, WebSocketDisconnect
+from robyn import Response, Robyn, WebSocketDisconnect, html
 
 app = Robyn(__file__)
 
 
 def say(*parts: object) -> None:
     print(*parts, flush=True)
+
+
+# A page served by the app itself that chats over a WebSocket to the same server.
+CHAT_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>chat</title></head>
+<body>
+<ul id="log"></ul>
+<form id="say"><input id="line" autocomplete="off"><button>send</button></form>
+<script>
+  const ws = new WebSocket(`ws://${location.host}/echo`);
+  const log = document.getElementById("log");
+  ws.onopen = () => document.body.dataset.state = "open";
+  ws.onmessage = ({ data }) => {
+    const item = document.createElement("li");
+    item.textContent = data;
+    log.append(item);
+  };
+  document.getElementById("say").onsubmit = (event) => {
+    event.preventDefault();
+    ws.send(document.getElementById("line").value);
+  };
+</script>
+</body></html>
+"""
+
+
+@app.get("/page")
+def chat_page():
+    return html(CHAT_PAGE)
 
 
 @app.websocket("/echo")
