@@ -30,8 +30,9 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import report
 from report import OURS, OURS_PROCESSES
 from run import (
     ROOT,
@@ -60,10 +61,8 @@ LOADS = [
     ("echo", "/echo", True),
     ("middleware", "/middleware", False),
 ]
-# A server's CPU per request on a load must agree with another round's within this factor
-# for the run's figures to stand; otherwise bench/run.py measures more rounds.
-AGREE = 1.25
-MOST_EXTRA_ROUNDS = 3
+# The CPU figures that must settle (report.unsettled) before a run's figures stand.
+SETTLING = [f"{key}_server_us_per_request" for key, _, _ in LOADS]
 
 
 def peers() -> list[Peer]:
@@ -288,23 +287,6 @@ def http_round(peer: Peer, scale: Scale) -> dict:
 # --- the rounds ------------------------------------------------------------------------------
 
 
-def unsettled(rounds: dict[str, list[dict]]) -> list[str]:
-    """The (server, load) pairs whose median round's CPU per request no other round agrees
-    with within AGREE: their figures are not yet to be published."""
-    found = []
-    for name, measured in rounds.items():
-        for key, _, _ in LOADS:
-            field = f"{key}_server_us_per_request"
-            values = sorted(result[field] for result in measured if result.get(field))
-            if len(values) < 2:
-                continue
-            middle = values[(len(values) - 1) // 2]
-            others = values[: (len(values) - 1) // 2] + values[(len(values) - 1) // 2 + 1 :]
-            if not any(max(middle, other) / min(middle, other) <= AGREE for other in others if other > 0):
-                found.append(f"{name}: {key}")
-    return found
-
-
 def measure(chosen_names: list[str] | None, scale: Scale, quiet: bool) -> dict:
     """Every HTTP load on every chosen server, rounds interleaved, and more rounds (up to
     MOST_EXTRA_ROUNDS) while a server's CPU per request on some load has no two rounds that
@@ -325,17 +307,19 @@ def measure(chosen_names: list[str] | None, scale: Scale, quiet: bool) -> dict:
             print(f"  {json.dumps(result)}", flush=True)
             rounds[peer.name].append(result)
         index += 1
-        if index == planned and planned < scale.rounds + MOST_EXTRA_ROUNDS and scale.rounds > 1:
-            pending = unsettled(rounds)
+        if index == planned and planned < scale.rounds + report.MOST_EXTRA_ROUNDS and scale.rounds > 1:
+            pending = report.unsettled(rounds, SETTLING)
             if pending:
-                print(f"CPU per request not yet within {AGREE:.2f}x of another round: {', '.join(pending)}")
+                print(f"CPU per request not yet within {report.AGREE:.2f}x of another round: {', '.join(pending)}")
                 planned += 1
     ceiling = wrk_ceiling(chosen, rounds, scale, quiet)
     return {
+        "machine": report.machine(),
+        "scale": {key: value for key, value in asdict(scale).items() if key == "rounds" or key.startswith("http_")},
         "generator": wrk_version(),
         "settings": {name: how for name, how in peer_settings().items() if name in rounds},
         "rounds": rounds,
-        "unsettled": unsettled(rounds),
+        "unsettled": report.unsettled(rounds, SETTLING),
         "generator_ceiling": ceiling,
     }
 
@@ -351,8 +335,6 @@ def wrk_ceiling(chosen: list[Peer], rounds: dict[str, list[dict]], scale: Scale,
     against the server fastest at it in this run, that server's threads on one core and wrk
     alone on the other. wrk (one thread) using >= 0.9 of its core then ran at its ceiling; less,
     and the server set the pace, so the rate is a floor under the ceiling."""
-    import report
-
     cores = sorted(os.sched_getaffinity(0))
     if len(cores) < 2:
         return {}

@@ -82,12 +82,10 @@ def results(
     peers: dict[str, str],
     rounds: dict[str, list[Round]],
     ceiling: dict[str, dict[str, Any]],
-    http: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What results.json holds: the loads' scale, the machine, how each server ran, every
-    round, the medians, and the generator's ceiling measured after the rounds; then the same
-    for the HTTP loads (bench/http_loads.py), with the servers that answered them wrongly."""
-    measured = {
+    round, the medians, and the generator's ceiling measured after the rounds."""
+    return {
         "scale": scale,
         "machine": made_on,
         "peers": peers,
@@ -95,11 +93,14 @@ def results(
         "medians": summarize(rounds),
         "generator_ceiling": ceiling,
     }
-    if http is not None:
-        answered = {name: [r for r in each if "missing" not in r] for name, each in http["rounds"].items()}
-        missing = {name: each[0]["missing"] for name, each in http["rounds"].items() if each and not answered[name]}
-        measured["http"] = {**http, "medians": summarize(answered), "missing": missing}
-    return measured
+
+
+def http_results(http: dict[str, Any]) -> dict[str, Any]:
+    """What results.json holds under "http" (bench/http_loads.py's measure): the same, with the
+    medians over the rounds each server answered and why a server that answered none did not."""
+    answered = {name: [r for r in each if "missing" not in r] for name, each in http["rounds"].items()}
+    missing = {name: each[0]["missing"] for name, each in http["rounds"].items() if each and not answered[name]}
+    return {**http, "medians": summarize(answered), "missing": missing}
 
 
 # --- figures -------------------------------------------------------------------------------
@@ -132,11 +133,52 @@ def figure(value: float | None, unit: str) -> str:
     return f"{value:,.1f}"
 
 
+def ratio_spread(ours: list[Round], peer: list[Round], key: str) -> tuple[float, float] | None:
+    """The lowest and highest of the per-round ratios ours/peer (rounds paired in the order
+    they were measured, which interleaves the servers), where both have a figure."""
+    ratios = [
+        mine[key] / theirs[key] for mine, theirs in zip(ours, peer, strict=False) if mine.get(key) and theirs.get(key)
+    ]
+    return (min(ratios), max(ratios)) if len(ratios) > 1 else None
+
+
+def ratio_text(ratio: float, spread: tuple[float, float] | None) -> str:
+    text = f"{ratio:.2f}{TIMES}" if ratio >= 0.1 else f"{ratio:.2g}{TIMES}"
+    if spread:
+        text += f", rounds {spread[0]:.2f}-{spread[1]:.2f}"
+    return text
+
+
+# A server's CPU per message (or request) on a load must agree with another round's within
+# this factor for a run's table to stand; otherwise bench/run.py (and http_loads.py) measure
+# more rounds, up to MOST_EXTRA_ROUNDS.
+AGREE = 1.25
+MOST_EXTRA_ROUNDS = 3
+# The WebSocket loads' CPU figures that must settle.
+SETTLING = [f"{key}_server_us_per_message" for key, _ in LOADS]
+
+
+def unsettled(rounds: dict[str, list[Round]], fields: list[str]) -> list[str]:
+    """The "server: figure" pairs whose median round no other round agrees with within AGREE."""
+    found = []
+    for name, measured in rounds.items():
+        for field in fields:
+            values = sorted(result[field] for result in measured if result.get(field))
+            if len(values) < 2:
+                continue
+            middle = (len(values) - 1) // 2
+            others = values[:middle] + values[middle + 1 :]
+            if not any(max(values[middle], other) / min(values[middle], other) <= AGREE for other in others):
+                found.append(f"{name}: {field}")
+    return found
+
+
 # --- text ----------------------------------------------------------------------------------
 
 
-def table(summary: Summary, scale: dict[str, Any]) -> str:
+def table(summary: Summary, scale: dict[str, Any], rounds: dict[str, list[Round]] | None = None) -> str:
     names = list(summary)
+    rounds = rounds or {}
     rows = [
         "| | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -149,8 +191,8 @@ def table(summary: Summary, scale: dict[str, Any]) -> str:
             value = summary[name].get(key)
             cell = figure(value, unit)
             if name != OURS and ours is not None and value and unit != "cores":
-                ratio = ours / value
-                cell += f" ({ratio:.2f}{TIMES})" if ratio >= 0.1 else f" ({ratio:.2g}{TIMES})"
+                spread = ratio_spread(rounds.get(OURS, []), rounds.get(name, []), key)
+                cell += f" ({ratio_text(ours / value, spread)})"
             cells.append(cell)
         rows.append(f"| {label}{f' ({unit})' if unit else ''} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -197,7 +239,8 @@ def ceiling_table(
             reading = f"above {rate} (the server, on one core, set the pace)"
         cores = measured["generator_cores"]
         extrapolated = figure(measured["rate"] / cores, unit) if cores else "n/a"
-        label = label.replace("fan-out", f"fan-out to {scale['subscribers']:,}")
+        if key == "fanout":
+            label = label.replace("fan-out", f"fan-out to {scale['subscribers']:,}")
         rows.append(
             f"| {label} | {measured['server']} | {rate} {unit} | {measured['generator_cores']:.2f} | "
             f"{measured['server_cores']:.2f} | {reading} | {extrapolated} |"
@@ -205,11 +248,16 @@ def ceiling_table(
     return "\n".join(rows)
 
 
-def conditions(scale: dict[str, Any], made_on: dict[str, Any]) -> str:
+def conditions(scale: dict[str, Any], made_on: dict[str, Any], done: int | None = None) -> str:
+    """`done`: the rounds measured, where more than planned were (CPU had not settled)."""
+    done = done or scale["rounds"]
+    extra = ""
+    if done > scale["rounds"]:
+        extra = f" ({scale['rounds']} planned, {done - scale['rounds']} more while CPU had not settled)"
     return (
         f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores "
         f"({made_on['processor']}), Linux {made_on['linux']}; "
-        f"medians of {scale['rounds']} interleaved round(s), 32-byte text messages. Server and load "
+        f"medians of {done} interleaved round(s){extra}, 32-byte text messages. Server and load "
         f"generator (`ws-loadgen`, Rust, one thread) share the cores: neither is pinned (both may run "
         f"on cores {', '.join(map(str, made_on['affinity']))}), except for the one-core latency, where the "
         "server's threads and the generator are all pinned to core 0. Server CPU per message is the CPU "
@@ -218,7 +266,9 @@ def conditions(scale: dict[str, Any], made_on: dict[str, Any]) -> str:
         "publisher's own copy of each broadcast is not counted). Generator CPU is the generator's CPU "
         f"time over that span divided by its length, in cores: from {BOUND:.2f} on (its one thread nearly "
         "busy) the load is marked generator-bound. Ratios in brackets are ours/peer (for CPU, latency and "
-        "memory, lower is better)."
+        "memory, lower is better), and where there were several rounds, the lowest and highest of the "
+        "per-round ratios (rounds paired in the order they ran). A table stands once every server's CPU per "
+        f"message on each load agrees with another round's within {AGREE - 1:.0%}."
     )
 
 
@@ -241,14 +291,17 @@ def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
     each server ran, the table) and the CPU table, for the terminal. A run of the HTTP loads
     alone (`--part http`) has no WebSocket part: results.md then holds the HTTP section only."""
     scale, made_on, summary = measured["scale"], measured["machine"], measured["medians"]
-    http = http_section(measured["http"], scale, made_on) if measured.get("http") else ""
+    http = http_section(measured["http"]) if measured.get("http") else ""
     if not summary:
         (out / "results.md").write_text(
             f"# Benchmark\n\n{http}Made by `just bench --part http` (bench/run.py); raw rounds in results.json.\n"
         )
         return http, ""
-    report = table(summary, scale)
-    stated = conditions(scale, made_on)
+    report = table(summary, scale, measured["rounds"])
+    done = max((len(each) for each in measured["rounds"].values()), default=None)
+    stated = conditions(scale, made_on, done)
+    if measured.get("unsettled"):
+        stated += f" Not settled after the extra rounds: {', '.join(measured['unsettled'])}."
     if measured.get("peers"):
         stated += "\n\n" + settings(measured["peers"])
     cpu = cpu_table(summary)
@@ -296,22 +349,6 @@ ROBYN = "Robyn 0.88.0"
 ROBYN_FAST = "Robyn 0.88.0 --fast"
 UVICORN = "Starlette/uvicorn"
 SOCKETIFY = "socketify.py"
-
-
-def ratio_spread(ours: list[Round], peer: list[Round], key: str) -> tuple[float, float] | None:
-    """The lowest and highest of the per-round ratios ours/peer (rounds paired in the order
-    they were measured, which interleaves the servers), where both have a figure."""
-    ratios = [
-        mine[key] / theirs[key] for mine, theirs in zip(ours, peer, strict=False) if mine.get(key) and theirs.get(key)
-    ]
-    return (min(ratios), max(ratios)) if len(ratios) > 1 else None
-
-
-def ratio_text(ratio: float, spread: tuple[float, float] | None) -> str:
-    text = f"{ratio:.2f}{TIMES}" if ratio >= 0.1 else f"{ratio:.2g}{TIMES}"
-    if spread:
-        text += f", rounds {spread[0]:.2f}-{spread[1]:.2f}"
-    return text
 
 
 def http_table(http: dict[str, Any]) -> str:
@@ -400,14 +437,16 @@ def http_cpu_table(http: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def http_section(http: dict[str, Any], scale: dict[str, Any], made_on: dict[str, Any]) -> str:
+def http_section(http: dict[str, Any]) -> str:
+    scale, made_on = http["scale"], http["machine"]
     done = max((len(each) for each in http["rounds"].values()), default=0)
     extra = done - scale["rounds"]
     detailed = scale["http_detailed_loads"].split(",")
     latency = "every load" if len(detailed) == len(HTTP_LOADS) else f"{', '.join(detailed)} only"
     stated = (
-        f"{made_on['date']}, the same machine and run: {made_on['cores']} cores shared by the server and the load "
-        f"generator in every figure. Generator: {http['generator']} (Debian's `wrk`, one thread, `-t1`; "
+        f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores ({made_on['processor']}), Linux "
+        f"{made_on['linux']}, shared by the server and the load generator in every figure. Generator: "
+        f"{http['generator']} (Debian's `wrk`, one thread, `-t1`; "
         "bench/wrk.lua reads its figures out), "
         f"medians of {done} interleaved round(s)"
         + (f" ({scale['rounds']} planned, {extra} more while CPU per request had not settled)" if extra > 0 else "")
@@ -419,8 +458,8 @@ def http_section(http: dict[str, Any], scale: dict[str, Any], made_on: dict[str,
         f"{', '.join(map(str, made_on['affinity']))}. Server CPU per request: the CPU time of the server's "
         "processes (every thread, user and system, summed over the process tree of the multi-process servers) "
         "over wrk's run, divided by the requests answered. Ratios in brackets are robyn-ws-server (one process) "
-        "over the peer, with the lowest and highest of the per-round ratios. A run's figures stand once every "
-        f"server's CPU per request on every load agrees with another round's within 25%"
+        "over the peer, and the lowest and highest of the per-round ratios. A run's figures stand once every "
+        f"server's CPU per request on every load agrees with another round's within {AGREE - 1:.0%}"
         + (f"; not settled in this run: {', '.join(http['unsettled'])}" if http.get("unsettled") else "")
         + "."
     )
