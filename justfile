@@ -36,9 +36,11 @@ lint: venv
     .venv/bin/mypy
 
 # The benchmark against Robyn, Starlette on uvicorn and on granian, socketify.py and picows
-# (installed into .bench/venv; socketify needs Debian's libuv1, which it installs with apt if missing):
-# writes docs/bench/ and README's table. `just bench --smoke` is a half-minute check;
-# `just bench --report-only` renders docs/bench/ and the table again from results.json.
+# (installed into .bench/venv; socketify needs Debian's libuv1, which it installs with apt if missing),
+# WebSocket loads, then HTTP loads driven by Debian's wrk (installed with apt if missing):
+# writes docs/bench/ and README's table. `just bench --smoke` is a minute-and-a-half check;
+# `just bench --part http` (or ws) measures one part; `just bench --report-only` renders
+# docs/bench/ and the table again from results.json.
 bench *flags:
     python3 bench/run.py {{flags}}
 
