@@ -479,12 +479,6 @@ def test_a_header_the_response_has_is_not_overwritten_and_excluded_paths_get_non
     assert (reply.header("x-served-by"), reply.header("x-powered")) == (None, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (Rust, crates/server/src/http/app.rs AppRoutes::finish): exclude_response_headers_for "
-    "compares the raw path, so /bare/ (routed as /bare, as the handler's request.url.path says) "
-    "gets the global response headers /bare is excluded from",
-)
 def test_an_excluded_path_with_a_trailing_slash_is_excluded_too(module_server):
     reply = call(module_server.port, "/bare/")
     assert (reply.status, reply.body) == (200, b"no global headers here")

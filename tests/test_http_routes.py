@@ -205,3 +205,24 @@ async def test_a_blocked_sync_handler_does_not_hold_up_a_websocket_echo(module_s
     assert (await asyncio.to_thread(request, module_server.port, "GET", "/release"))[1] == b"released"
     _, body = await slow
     assert body == b"slow done"
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_handshake_timeout(start_server):
+    server = start_server(APP, "--handshake-timeout", "1")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /sync HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while not data.endswith(b"sync"):
+            data += sock.recv(65536)
+        # Kept alive, then closed by the server (EOF), well before the client's own timeout.
+        assert sock.recv(65536) == b""
+    assert request(server.port, "GET", "/sync")[1] == b"sync"
+
+
+async def test_an_answer_later_than_the_request_timeout_is_a_503(start_server):
+    server = start_server(APP, "--request-timeout", "0.5")
+    response, body = await asyncio.to_thread(request, server.port, "GET", "/slow")
+    assert response.status == 503
+    assert body == b"the app did not answer in time\n"
+    await server.until(r"GET /slow did not answer within --request-timeout")
+    assert (await asyncio.to_thread(request, server.port, "GET", "/release"))[1] == b"released"

@@ -107,7 +107,13 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub sync_threads: u16,
 
-    /// Seconds a new TCP connection gets to send its whole HTTP request.
+    /// Seconds the app gets to answer an HTTP request; past it the client gets HTTP 503 (the
+    /// handler itself runs on). 0: wait as long as the handler takes.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
+    pub request_timeout: f64,
+
+    /// Seconds a new TCP connection gets to send its whole HTTP request head, and a keep-alive
+    /// connection to start its next request before it is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub handshake_timeout: f64,
 

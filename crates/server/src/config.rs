@@ -27,7 +27,8 @@ pub struct Limits {
 /// What a client may make the HTTP side hold before its request is answered.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpLimits {
-    /// How long a client has to send its request, and the app's `on_connect` to answer it.
+    /// How long a client has to send a request head (the first, or the next on a keep-alive
+    /// connection), and the app's `on_connect` to answer a handshake.
     pub handshake_timeout: Duration,
     /// Largest request head (request line and headers), in bytes.
     pub max_header_size: usize,
@@ -35,6 +36,8 @@ pub struct HttpLimits {
     pub max_headers: usize,
     /// Largest request body an HTTP route takes, in bytes (413 beyond).
     pub max_body_size: usize,
+    /// How long the app has to answer an HTTP request (None: as long as it takes).
+    pub request_timeout: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug)]

@@ -161,6 +161,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
             max_header_size: cli.max_header_size,
             max_headers: usize::from(cli.max_headers),
             max_body_size: cli.max_body_size,
+            request_timeout: (cli.request_timeout > 0.0).then(|| Duration::from_secs_f64(cli.request_timeout)),
         },
     };
     let signals = {

@@ -60,7 +60,9 @@ impl AppRoutes {
     /// Adds the app's global response headers the response does not have already (as Robyn
     /// does), unless the path is excluded from them.
     pub fn finish(&self, path: &str, mut response: Response) -> Response {
-        if !self.response_headers.is_empty() && !self.header_exclusions.iter().any(|excluded| excluded == path) {
+        // Routed without its trailing slash, so excluded without it too.
+        let routed = path.strip_suffix('/').filter(|stripped| !stripped.is_empty()).unwrap_or(path);
+        if !self.response_headers.is_empty() && !self.header_exclusions.iter().any(|excluded| excluded == routed) {
             let headers = response.headers_mut();
             for (name, value) in &self.response_headers {
                 if !headers.contains_key(name) {
@@ -96,7 +98,21 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
     let (reply, answer) = tokio::sync::oneshot::channel();
     let call = http_call(site, &parts, matched, body, remote, reply);
     site.server.bridge.push(Event::Http(Box::new(call)));
-    match answer.await {
+    let answered = match site.server.limits.http.request_timeout {
+        Some(timeout) => match tokio::time::timeout(timeout, answer).await {
+            Ok(answered) => answered,
+            Err(_) => {
+                tracing::warn!(
+                    "{} {} did not answer within --request-timeout ({timeout:?}): the client got 503 (the handler runs on)",
+                    parts.method,
+                    parts.uri.path()
+                );
+                return closing(StatusCode::SERVICE_UNAVAILABLE, "the app did not answer in time\n");
+            }
+        },
+        None => answer.await,
+    };
+    match answered {
         Ok(reply) => {
             if let Some(cache) = cache {
                 let _ = cache.set(reply.clone());

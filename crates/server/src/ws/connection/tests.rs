@@ -253,6 +253,7 @@ fn limits(send_queue: usize, keepalive: Option<Keepalive>) -> Limits {
             max_header_size: 16 << 10,
             max_headers: 100,
             max_body_size: 1 << 20,
+            request_timeout: None,
         },
     }
 }
