@@ -300,8 +300,13 @@ def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
     report = table(summary, scale, measured["rounds"])
     done = max((len(each) for each in measured["rounds"].values()), default=None)
     stated = conditions(scale, made_on, done)
-    if measured.get("unsettled"):
-        stated += f" Not settled after the extra rounds: {', '.join(measured['unsettled'])}."
+    # Worked out from the rounds, so a run made before the rule is held to it too.
+    pending = unsettled(measured["rounds"], SETTLING)
+    if pending:
+        stated += (
+            f" **This table does not stand**: these CPU figures agree with no other round's within "
+            f"{AGREE - 1:.0%}: {', '.join(pending)}."
+        )
     if measured.get("peers"):
         stated += "\n\n" + settings(measured["peers"])
     cpu = cpu_table(summary)
@@ -460,7 +465,7 @@ def http_section(http: dict[str, Any]) -> str:
         "over wrk's run, divided by the requests answered. Ratios in brackets are robyn-ws-server (one process) "
         "over the peer, and the lowest and highest of the per-round ratios. A run's figures stand once every "
         f"server's CPU per request on every load agrees with another round's within {AGREE - 1:.0%}"
-        + (f"; not settled in this run: {', '.join(http['unsettled'])}" if http.get("unsettled") else "")
+        + (f"; **not settled in this run**: {', '.join(http['unsettled'])}" if http.get("unsettled") else "")
         + "."
     )
     how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in http["settings"].items())
