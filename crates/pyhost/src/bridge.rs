@@ -40,26 +40,21 @@ pub enum Event {
 }
 
 /// One HTTP request for the app's Python side, read whole (its body within
-/// `--max-body-size`).
+/// `--max-body-size`). Its head is handed over as hyper parsed it: what Python asks of it is
+/// turned into Python objects then, and only then.
 #[derive(Debug)]
 pub struct HttpCall {
     /// Index into the app's HTTP routes; None when no route matched (the app's global
     /// middlewares still see the 404).
     pub route: Option<usize>,
-    pub method: String,
-    /// The path, percent-decoded.
-    pub path: String,
-    /// The query string as sent, without the `?`.
-    pub query: String,
-    /// Header names lower-case, in order, repeats kept.
-    pub headers: Vec<(String, String)>,
+    /// Method, URI (path and query as sent) and headers.
+    pub head: http::request::Parts,
+    /// The route's parameters, percent-decoded, in pattern order.
     pub path_params: Vec<(String, String)>,
     pub body: Bytes,
     pub client: std::net::SocketAddr,
     /// `http` or `https` (behind a trusted proxy that terminated TLS).
     pub scheme: &'static str,
-    /// The Host header, or empty.
-    pub host: String,
     /// Where the answer goes; dropped unanswered, the client gets a 500.
     pub reply: tokio::sync::oneshot::Sender<HttpReply>,
 }

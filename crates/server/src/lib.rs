@@ -32,7 +32,6 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use clap::Parser;
 use pyhost::bridge::Bridge;
 use pyhost::{LoadedApp, Network, Settings, StartupError};
@@ -44,10 +43,10 @@ use crate::cluster::broker::Broker;
 use crate::cluster::bus::Bus;
 use crate::cluster::supervisor;
 use crate::config::{HttpLimits, Keepalive, Limits};
+use crate::http::Site;
 use crate::http::app::AppRoutes;
-use crate::http::listener::{self, Accepting};
+use crate::http::listener::{self, Accepting, Answerer};
 use crate::http::routing::{HttpMatch, WebSocketRoutes};
-use crate::http::{Site, service};
 pub use crate::invocation::Invocation;
 use crate::ops::{memory, probes};
 use crate::proxies::Proxies;
@@ -195,13 +194,13 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         probes_here: cli.metrics_port.is_none(),
         bus: bus.clone(),
     };
-    let router = Router::new().fallback(service::serve).with_state(Arc::new(site));
+    let answerer = Answerer::Site(Arc::new(site));
     if let Some(probes) = probes_listener {
         let probes_only = probes::ProbesOnly { state: state.clone(), bus: bus.clone() };
-        let router = Router::new().fallback(probes::handle).with_state(Arc::new(probes_only));
+        let probes_answerer = Answerer::Probes(Arc::new(probes_only));
         let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
         tracing::info!("/health, /ready and /metrics on http://{address}");
-        let accepting = Accepting { router, limits: state.limits.http, admission: None };
+        let accepting = Accepting { answerer: probes_answerer, limits: state.limits.http, admission: None };
         runtime.spawn(listener::accept_until(probes, accepting, CancellationToken::new()));
     }
     let stop = {
@@ -225,7 +224,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         _ => tracing::info!("serving {} on ws://{address}", cli.app),
     }
 
-    let accepting = Accepting { router, limits: state.limits.http, admission: Some(state.admission.clone()) };
+    let accepting = Accepting { answerer, limits: state.limits.http, admission: Some(state.admission.clone()) };
     let serving = serve(
         listener,
         accepting,

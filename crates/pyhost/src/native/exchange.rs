@@ -14,61 +14,55 @@ use crate::locks::lock;
 
 #[pyclass(module = "robyn._native", frozen)]
 pub struct Exchange {
-    method: String,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
+    head: http::request::Parts,
     path_params: Vec<(String, String)>,
     body: Bytes,
     client: std::net::SocketAddr,
     scheme: &'static str,
-    host: String,
     /// Taken by the one `respond`; a handler thread and the loop may race for it.
     reply: Mutex<Option<oneshot::Sender<HttpReply>>>,
 }
 
 impl Exchange {
     pub(super) fn new(call: HttpCall) -> Self {
-        let HttpCall { route: _, method, path, query, headers, path_params, body, client, scheme, host, reply } = call;
-        Self { method, path, query, headers, path_params, body, client, scheme, host, reply: Mutex::new(Some(reply)) }
+        let HttpCall { route: _, head, path_params, body, client, scheme, reply } = call;
+        Self { head, path_params, body, client, scheme, reply: Mutex::new(Some(reply)) }
     }
-}
-
-fn pairs<'py>(py: Python<'py>, pairs: &[(String, String)]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(
-        py,
-        pairs
-            .iter()
-            .map(|(name, value)| PyTuple::new(py, [name.as_str(), value.as_str()]))
-            .collect::<PyResult<Vec<_>>>()?,
-    )
 }
 
 #[pymethods]
 impl Exchange {
     #[getter]
     fn method<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        PyString::new(py, &self.method)
+        PyString::new(py, self.head.method.as_str())
     }
 
+    /// The path, percent-decoded (a byte sequence that is not UTF-8 is replaced).
     #[getter]
     fn path<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        PyString::new(py, &self.path)
+        PyString::new(py, &percent_encoding::percent_decode_str(self.head.uri.path()).decode_utf8_lossy())
     }
 
     #[getter]
     fn query_string<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        PyString::new(py, &self.query)
+        PyString::new(py, self.head.uri.query().unwrap_or_default())
     }
 
+    /// Every header, names lower-case, in order, repeats kept.
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        pairs(py, &self.headers)
+        let pairs = self
+            .head
+            .headers
+            .iter()
+            .map(|(name, value)| PyTuple::new(py, [name.as_str(), &String::from_utf8_lossy(value.as_bytes())]));
+        PyList::new(py, pairs.collect::<PyResult<Vec<_>>>()?)
     }
 
     #[getter]
     fn path_params<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        pairs(py, &self.path_params)
+        let pairs = self.path_params.iter().map(|(name, value)| PyTuple::new(py, [name.as_str(), value.as_str()]));
+        PyList::new(py, pairs.collect::<PyResult<Vec<_>>>()?)
     }
 
     #[getter]
@@ -86,9 +80,11 @@ impl Exchange {
         self.scheme
     }
 
+    /// The Host header (with its port, if it has one), or empty.
     #[getter]
     fn host<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        PyString::new(py, &self.host)
+        let host = self.head.headers.get(http::header::HOST).map(|host| String::from_utf8_lossy(host.as_bytes()));
+        PyString::new(py, host.as_deref().unwrap_or_default())
     }
 
     /// Sends the answer; callable once, from any thread.

@@ -95,17 +95,18 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
             return closing(StatusCode::BAD_REQUEST, "the request body could not be read\n");
         }
     };
+    // Cheap copies (shared bytes), for the line a late answer logs.
+    let (method, uri) = (parts.method.clone(), parts.uri.clone());
     let (reply, answer) = tokio::sync::oneshot::channel();
-    let call = http_call(site, &parts, matched, body, remote, reply);
+    let call = http_call(site, parts, matched, body, remote, reply);
     site.server.bridge.push(Event::Http(Box::new(call)));
     let answered = match site.server.limits.http.request_timeout {
         Some(timeout) => match tokio::time::timeout(timeout, answer).await {
             Ok(answered) => answered,
             Err(_) => {
                 tracing::warn!(
-                    "{} {} did not answer within --request-timeout ({timeout:?}): the client got 503 (the handler runs on)",
-                    parts.method,
-                    parts.uri.path()
+                    "{method} {} did not answer within --request-timeout ({timeout:?}): the client got 503 (the handler runs on)",
+                    uri.path()
                 );
                 return closing(StatusCode::SERVICE_UNAVAILABLE, "the app did not answer in time\n");
             }
@@ -126,36 +127,21 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
 
 fn http_call(
     site: &Site,
-    parts: &Parts,
+    mut head: Parts,
     matched: Option<Matched>,
     body: bytes::Bytes,
     remote: SocketAddr,
     reply: tokio::sync::oneshot::Sender<HttpReply>,
 ) -> HttpCall {
-    let (client, secure) = proxies::client(&parts.headers, remote, site.proxies.as_ref());
-    let headers = parts
-        .headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
-        .collect();
-    let host = parts.headers.get(header::HOST).and_then(|host| host.to_str().ok()).unwrap_or_default().to_owned();
+    let (client, secure) = proxies::client(&head.headers, remote, site.proxies.as_ref());
+    // What the listener put there (the socket's place among --max-connections) stays with the
+    // connection, not with a request Python may hold on to.
+    head.extensions.clear();
     let (route, path_params) = match matched {
         Some(Matched { endpoint, params }) => (Some(endpoint), params),
         None => (None, Vec::new()),
     };
-    HttpCall {
-        route,
-        method: parts.method.as_str().to_owned(),
-        path: percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8_lossy().into_owned(),
-        query: parts.uri.query().unwrap_or_default().to_owned(),
-        headers,
-        path_params,
-        body,
-        client,
-        scheme: if secure { "https" } else { "http" },
-        host,
-        reply,
-    }
+    HttpCall { route, head, path_params, body, client, scheme: if secure { "https" } else { "http" }, reply }
 }
 
 /// The body size the client announced, if any.

@@ -1,23 +1,53 @@
 //! Accepting TCP connections and serving HTTP/1.1 on them until shutdown begins.
 
+use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ConnectInfo;
-use axum::{Extension, Router};
+use axum::body::Body;
+use axum::response::Response;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::Admission;
+use super::{Site, service};
+use crate::admission::{Admission, Admitted};
 use crate::config::HttpLimits;
+use crate::ops::probes::{self, ProbesOnly};
 use crate::throttle::{Report, Throttle};
+
+/// What answers the requests of one listening socket: a hyper service straight onto our
+/// own routing (axum's Router in between cost a route lookup and two extension maps per
+/// request, for nothing we used: docs/performance.md).
+#[derive(Clone)]
+pub enum Answerer {
+    /// The app's routes, its WebSockets and the server's own paths.
+    Site(Arc<Site>),
+    /// `--metrics-port`: the probes only.
+    Probes(Arc<ProbesOnly>),
+}
+
+impl Answerer {
+    async fn answer(
+        &self,
+        request: hyper::Request<Incoming>,
+        remote: SocketAddr,
+        admitted: Option<Arc<Admitted>>,
+    ) -> Response {
+        let request = request.map(Body::new);
+        match self {
+            Self::Site(site) => service::serve(site, request, remote, admitted).await,
+            Self::Probes(probes) => probes::handle(probes, &request),
+        }
+    }
+}
 
 /// How one listening socket serves what it accepts.
 pub struct Accepting {
-    pub router: Router,
+    pub answerer: Answerer,
     pub limits: HttpLimits,
     /// The places its sockets take (`--max-connections`); none for the probes' own port.
     pub admission: Option<Arc<Admission>>,
@@ -32,7 +62,7 @@ const LONGEST_BACKOFF: Duration = Duration::from_secs(1);
 /// its whole HTTP request; one that sends nothing, half a request or too large a one is
 /// disconnected (431 for too large).
 pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: CancellationToken) {
-    let Accepting { router, limits, admission } = accepting;
+    let Accepting { answerer, limits, admission } = accepting;
     let mut failures = Throttle::default();
     let mut backoff = BACKOFF;
     loop {
@@ -78,11 +108,13 @@ pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: Can
         // Small frames must not wait for Nagle's algorithm.
         let _ = stream.set_nodelay(true);
         let admitted = admission.as_ref().map(|admission| Arc::new(admission.admit()));
-        // The handshake reads the client's address from the request (`ConnectInfo`), and takes
-        // the socket's place for the WebSocket connection.
-        let service = TowerToHyperService::new(
-            router.clone().layer(Extension(ConnectInfo(remote))).layer(Extension(admitted.clone())),
-        );
+        // A WebSocket handshake takes the socket's place for the connection.
+        let answering = answerer.clone();
+        let place = admitted.clone();
+        let service = hyper::service::service_fn(move |request| {
+            let (answerer, admitted) = (answering.clone(), place.clone());
+            async move { Ok::<_, Infallible>(answerer.answer(request, remote, admitted).await) }
+        });
         tokio::spawn(async move {
             let mut http = http1::Builder::new();
             http.timer(TokioTimer::new())

@@ -5,26 +5,28 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
 use axum::response::Response;
 
 use super::Site;
 use super::app::{self, closing};
 use super::routing::{HttpMatch, Matched};
+use crate::admission::Admitted;
 use crate::ops::{probes, stats};
 use crate::ws::handshake;
 
-pub async fn serve(State(site): State<Arc<Site>>, request: Request) -> Response {
+/// The answer to a request from `remote`, on a socket holding `admitted`'s place among
+/// `--max-connections`.
+pub async fn serve(site: &Site, request: Request, remote: SocketAddr, admitted: Option<Arc<Admitted>>) -> Response {
     if let Some(refusal) = ambiguous_body(&request) {
         return refusal;
     }
-    let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(UNKNOWN_REMOTE, |info| info.0);
     let path = request.uri().path();
     let websocket = site.websocket_routes.lookup(path);
     let upgrade = asks_for_websocket(&request);
     if let Some(matched) = websocket.as_ref().filter(|_| upgrade) {
-        return handshake(&site, matched, request, remote).await;
+        return handshake(site, matched, request, remote, admitted).await;
     }
     let matched = match site.app.routes.lookup(request.method(), path) {
         HttpMatch::Route(matched) => matched,
@@ -34,26 +36,32 @@ pub async fn serve(State(site): State<Arc<Site>>, request: Request) -> Response 
         HttpMatch::NoRoute => {
             // A plain request for a WebSocket route is told how to connect (426).
             if let Some(matched) = &websocket {
-                return handshake(&site, matched, request, remote).await;
+                return handshake(site, matched, request, remote, admitted).await;
             }
             if upgrade {
                 return handshake::no_route(&site.server);
             }
-            return without_route(&site, request, remote).await;
+            return without_route(site, request, remote).await;
         }
     };
     let path = path.to_owned();
-    let response = app::call(&site, Some(matched), request, remote).await;
+    let response = app::call(site, Some(matched), request, remote).await;
     site.app.finish(&path, response)
 }
 
-async fn handshake(site: &Site, matched: &Matched, request: Request, remote: SocketAddr) -> Response {
+async fn handshake(
+    site: &Site,
+    matched: &Matched,
+    request: Request,
+    remote: SocketAddr,
+    admitted: Option<Arc<Admitted>>,
+) -> Response {
     let route = handshake::Route {
         endpoint: matched.endpoint,
         spec: &site.endpoints[matched.endpoint],
         params: matched.params.clone(),
     };
-    handshake::answer(&site.server, site.proxies.as_ref(), route, request, remote).await
+    handshake::answer(&site.server, site.proxies.as_ref(), route, request, remote, admitted).await
 }
 
 /// A request no app route takes: the server's own paths, then the app's folders, then 404
@@ -114,6 +122,3 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
     response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain"));
     response
 }
-
-/// Where a request came from when the listener did not say (never, outside tests).
-const UNKNOWN_REMOTE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -58,7 +58,7 @@ pub struct ProbesOnly {
 }
 
 /// The whole of `--metrics-port`: the probes, and 404 elsewhere.
-pub async fn handle(State(probes): State<Arc<ProbesOnly>>, request: Request) -> Response {
+pub fn handle(probes: &ProbesOnly, request: &Request) -> Response {
     match Probe::at(request.uri().path()) {
         Some(probe) => respond(&probes.state, probes.bus.as_deref(), probe),
         None => (StatusCode::NOT_FOUND, "here: /health, /ready and /metrics\n").into_response(),

@@ -33,8 +33,9 @@ pub async fn answer(
     route: Route<'_>,
     request: Request,
     remote: SocketAddr,
+    admitted: Option<Arc<Admitted>>,
 ) -> Response {
-    let response = upgrade(state, proxies, route, request, remote).await;
+    let response = upgrade(state, proxies, route, request, remote, admitted).await;
     state.registry.metrics.handshake(response.status().as_u16());
     response
 }
@@ -51,6 +52,7 @@ async fn upgrade(
     route: Route<'_>,
     request: Request,
     remote: SocketAddr,
+    admitted: Option<Arc<Admitted>>,
 ) -> Response {
     if state.is_shutting_down() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down\n");
@@ -60,7 +62,6 @@ async fn upgrade(
         return refusal;
     }
     // The place the socket took when it was accepted; none when it was let in over the limit.
-    let admitted = parts.extensions.get::<Option<Arc<Admitted>>>().cloned().flatten();
     let Some(place) = admitted.and_then(|admitted| admitted.take_place()) else {
         tracing::warn!(
             "refused a connection: --max-connections ({}) are open or in their handshake",
