@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.request
 
 import pytest
 from conftest import receive, still_serves
@@ -65,6 +66,21 @@ async def test_a_client_vanishing_without_a_close_frame_is_a_1006_disconnect(mod
     await client.send(TEXT, b"hello")
     assert (await client.frame()).payload == b"hello"
     await vanish_and_expect_1006(module_server, client)
+
+
+async def test_an_async_http_handler_blocking_the_loop_is_reported_naming_its_route(start_server):
+    server = start_server(APP)
+
+    def get() -> bytes:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/block_http", timeout=10) as response:
+            return response.read()
+
+    answer = asyncio.create_task(asyncio.to_thread(get))
+    await server.until(
+        r"event loop has been busy for [0-9.]+ s in one callback of GET /block_http "
+        r"\(request GET /block_http\), at \S+limits\.py:\d+ in block_http"
+    )
+    assert await answer == b"unblocked"
 
 
 async def test_a_handler_blocking_the_loop_is_reported_and_the_network_side_keeps_going(start_server):

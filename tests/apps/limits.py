@@ -104,6 +104,12 @@ async def block(websocket):
         await websocket.send_text(f"done {message}")
 
 
+@app.get("/block_http")
+async def block_http():
+    time.sleep(1.5)  # blocks the loop: an async handler must not, and the watchdog says so
+    return "unblocked"
+
+
 @app.websocket("/idle")
 async def idle(websocket):
     """Tells the client its id, then only waits for it to leave."""
