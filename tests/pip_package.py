@@ -49,9 +49,20 @@ def pythons() -> dict[str, Path]:
     return found
 
 
-def install(wheel: Path, python: Path, venv: Path) -> Path:
-    """A fresh virtualenv of `python` with the wheel installed; returns its console script."""
+def install(wheel: Path, python: Path, venv: Path, *app_requirements: str) -> Path:
+    """A fresh virtualenv of `python` with the wheel installed (and what the apps served from
+    it need, from the index, as pinned in tests/requirements.txt); returns its console script."""
     subprocess.run([str(python), "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     subprocess.run([*pip, "--no-index", str(wheel)], check=True)
+    if app_requirements:
+        subprocess.run([*pip, *map(pinned, app_requirements)], check=True)
     return venv / "bin" / "robyn-ws-server"
+
+
+def pinned(name: str) -> str:
+    """`name==version` as tests/requirements.txt pins it."""
+    for line in (ROOT / "tests" / "requirements.txt").read_text().splitlines():
+        if line.lower().startswith(f"{name.lower()}=="):
+            return line.strip()
+    raise LookupError(f"{name} is not pinned in tests/requirements.txt")

@@ -94,11 +94,21 @@ DEADLINE = 300.0
 OUTCOMES = ("passed", "failed", "error", "xfailed", "skipped")
 
 
+# Where the project's machines keep the shared material, for a clone made anywhere else (CI
+# clones into a folder of its own).
+MACHINE_SHARED = Path("/work/shared")
+
+
 def default_suite_dir() -> Path:
-    """shared/robyn-0.88.0 beside the checkout (as on the developers' machines and in CI), or
-    ROBYN_SUITE_DIR."""
+    """ROBYN_SUITE_DIR, or shared/robyn-0.88.0 beside the checkout (as on the developers'
+    machines), or in the machine's shared folder (a clone elsewhere, as CI's)."""
     configured = os.environ.get("ROBYN_SUITE_DIR")
-    return Path(configured) if configured else ROOT.parent / "shared" / "robyn-0.88.0"
+    if configured:
+        return Path(configured)
+    beside = ROOT.parent / "shared" / "robyn-0.88.0"
+    if beside.is_dir():
+        return beside
+    return MACHINE_SHARED / "robyn-0.88.0"
 
 
 def default_binary() -> Path:
