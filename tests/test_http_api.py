@@ -111,6 +111,8 @@ def test_the_request_has_its_method_url_headers_query_and_client(module_server):
     # get() answers the last value, get_all() every one; the query string is percent-decoded.
     assert (seen["query_get"], seen["query_default"], seen["query_all"]) == ("2", "fallback", ["1", "2"])
     assert seen["query_dict"] == {"a": ["1", "2"], "b": ["x y"], "empty": [""]}
+    # Robyn documents `queries` and raises AttributeError for it; here it is the same dict.
+    assert seen["queries"] == seen["query_dict"]
     assert (seen["body_type"], seen["body"]) == ("str", "")
     assert seen["ip_addr"] == "127.0.0.1"
 

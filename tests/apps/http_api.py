@@ -65,6 +65,7 @@ def inspect_request(request: Request):
         "query_default": query.get("missing", "fallback"),
         "query_all": query.get_all("a"),
         "query_dict": query.to_dict(),
+        "queries": query.queries,
         "body_type": type(body).__name__,
         "body": body if isinstance(body, str) else list(body),
         "ip_addr": request.ip_addr,

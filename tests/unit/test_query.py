@@ -73,3 +73,10 @@ def test_equality_and_repr() -> None:
     assert QueryParams([("a", "1")]) != QueryParams([("a", "2")])
     assert QueryParams() != {}
     assert repr(QueryParams([("a", "1"), ("a", "2")])) == "QueryParams([('a', '1'), ('a', '2')])"
+
+
+def test_queries_is_every_key_with_all_its_values_as_robyn_documents_it() -> None:
+    query = QueryParams(PAIRS)
+    assert query.queries == {"tag": ["a", "b"], "page": ["2"], "empty": [""]}
+    query.queries["tag"].append("changed")
+    assert query.get_all("tag") == ["a", "b"], "a copy"

@@ -44,6 +44,12 @@ class QueryParams:
     def to_dict(self) -> dict[str, list[str]]:
         return {key: list(values) for key, values in self._values.items()}
 
+    @property
+    def queries(self) -> dict[str, list[str]]:
+        """Every key with all its values: the attribute Robyn documents (its own raises
+        AttributeError), a copy as ``to_dict``."""
+        return self.to_dict()
+
     def keys(self) -> list[str]:
         return list(self._values)
 
