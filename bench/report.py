@@ -201,10 +201,15 @@ def table(summary: Summary, scale: dict[str, Any], rounds: dict[str, list[Round]
 def cpu_table(summary: Summary) -> str:
     """Cores each side used over what each load measured: a generator near 1.0 (it has one
     thread) set the pace itself."""
-    names = list(summary)
-    rows = ["| cores used (of 2) | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for key, label in LOADS:
-        for side in ("server", "generator", "other"):
+    sides = (("server", "server"), ("generator", "generator"), ("other", "other processes"))
+    return cores_table(summary, list(summary), "cores used (of 2)", LOADS, sides)
+
+
+def cores_table(summary: Summary, names: list[str], title: str, loads: Any, sides: tuple[tuple[str, str], ...]) -> str:
+    """One row per load and side (server, generator, the rest of the machine), in cores."""
+    rows = [f"| {title} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in loads:
+        for side, what in sides:
             cells = []
             for name in names:
                 value = summary[name].get(f"{key}_{side}_cores")
@@ -212,7 +217,7 @@ def cpu_table(summary: Summary) -> str:
                     cells.append("n/a")
                 else:
                     cells.append(figure(value, "cores") if side == "generator" else f"{value:.2f}")
-            rows.append(f"| {label}: {'other processes' if side == 'other' else side} | " + " | ".join(cells) + " |")
+            rows.append(f"| {label}: {what} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -428,18 +433,8 @@ def http_targets(http: dict[str, Any]) -> str:
 def http_cpu_table(http: dict[str, Any]) -> str:
     summary = http["medians"]
     names = [name for name in summary if summary[name]]
-    rows = ["| cores used (of 2), 50 connections | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for key, label in HTTP_LOADS:
-        for side, what in (("server", "server"), ("generator", "wrk"), ("other", "other processes")):
-            cells = []
-            for name in names:
-                value = summary[name].get(f"{key}_{side}_cores")
-                if value is None:
-                    cells.append("n/a")
-                else:
-                    cells.append(figure(value, "cores") if side == "generator" else f"{value:.2f}")
-            rows.append(f"| {label}: {what} | " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+    sides = (("server", "server"), ("generator", "wrk"), ("other", "other processes"))
+    return cores_table(summary, names, "cores used (of 2), 50 connections", HTTP_LOADS, sides)
 
 
 def http_section(http: dict[str, Any]) -> str:
