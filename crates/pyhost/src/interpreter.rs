@@ -47,6 +47,33 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn.types", include_str!("../python/robyn_ws_server/api/robyn/types.py")),
 ];
 
+/// For whoever works on the `robyn` package: the folder holding it (`.../api`, with `robyn/`
+/// inside), read at start-up in place of the embedded copy, so that a change to its Python is
+/// tried without rebuilding the server.
+const SOURCE_DIR_VARIABLE: &str = "ROBYN_WS_SERVER_API_DIR";
+
+/// Every `robyn/*.py` under `dir`, named as `PACKAGE` names them.
+fn package_from(dir: &std::path::Path) -> PyResult<Vec<(String, String)>> {
+    let folder = dir.join("robyn");
+    let unreadable = |err: std::io::Error| {
+        PyRuntimeError::new_err(format!(
+            "{SOURCE_DIR_VARIABLE}={}: cannot read the robyn package there ({err}); unset it to use the embedded one",
+            dir.display()
+        ))
+    };
+    let mut modules = Vec::new();
+    for entry in std::fs::read_dir(&folder).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else { continue };
+        if path.extension().is_none_or(|ext| ext != "py") {
+            continue;
+        }
+        let name = if stem == "__init__" { "robyn".to_owned() } else { format!("robyn.{stem}") };
+        modules.push((name, std::fs::read_to_string(&path).map_err(unreadable)?));
+    }
+    Ok(modules)
+}
+
 const BOOTSTRAP: &str = include_str!("../python/bootstrap.py");
 
 /// What to load, and how.
@@ -221,8 +248,17 @@ fn install_package(py: Python<'_>, log_level: i32) -> PyResult<()> {
     let bootstrap =
         PyModule::from_code(py, &CString::new(BOOTSTRAP)?, c"robyn-ws-server/bootstrap.py", c"_robyn_ws_bootstrap")?;
     let sources = PyDict::new(py);
-    for (name, source) in PACKAGE {
-        sources.set_item(name, source)?;
+    match std::env::var_os(SOURCE_DIR_VARIABLE).filter(|dir| !dir.is_empty()) {
+        Some(dir) => {
+            for (name, source) in package_from(std::path::Path::new(&dir))? {
+                sources.set_item(name, source)?;
+            }
+        }
+        None => {
+            for (name, source) in PACKAGE {
+                sources.set_item(name, source)?;
+            }
+        }
     }
     let native = native::module(py)?;
     let emit = native.getattr("emit")?;
