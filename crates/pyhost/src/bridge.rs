@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use crate::locks::lock;
+use crate::stream::{ResponseStream, StreamSignal};
 
 /// Identifies one connection across the crossing; assigned by the network side.
 pub type ConnKey = u64;
@@ -37,6 +38,8 @@ pub enum Event {
     BrokerReconnected { gap_seconds: f64 },
     /// An HTTP request for the app: run its route and answer through `HttpCall::reply`.
     Http(Box<HttpCall>),
+    /// News of a streamed response body for the app that produces it.
+    Stream(std::sync::Arc<ResponseStream>, StreamSignal),
 }
 
 /// One HTTP request for the app's Python side, read whole (its body within
@@ -64,7 +67,14 @@ pub struct HttpCall {
 pub struct HttpReply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Bytes,
+    pub body: ReplyBody,
+}
+
+/// An answer's body: whole, or produced while it is sent.
+#[derive(Debug, Clone)]
+pub enum ReplyBody {
+    Whole(Bytes),
+    Streamed(std::sync::Arc<ResponseStream>),
 }
 
 /// One connection's events, in the order the network side saw them. `Disconnected` is always

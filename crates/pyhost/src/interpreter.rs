@@ -34,6 +34,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn._response", include_str!("../python/robyn_ws_server/api/robyn/_response.py")),
     ("robyn._returns", include_str!("../python/robyn_ws_server/api/robyn/_returns.py")),
     ("robyn._runtime", include_str!("../python/robyn_ws_server/api/robyn/_runtime.py")),
+    ("robyn._streaming", include_str!("../python/robyn_ws_server/api/robyn/_streaming.py")),
     ("robyn._tracebacks", include_str!("../python/robyn_ws_server/api/robyn/_tracebacks.py")),
     ("robyn._websocket", include_str!("../python/robyn_ws_server/api/robyn/_websocket.py")),
     ("robyn._workers", include_str!("../python/robyn_ws_server/api/robyn/_workers.py")),

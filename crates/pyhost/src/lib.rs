@@ -9,6 +9,7 @@ mod event_loop;
 mod interpreter;
 pub mod locks;
 mod native;
+pub mod stream;
 pub mod wake;
 
 pub use event_loop::{Network, PythonLoop};

@@ -112,6 +112,11 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 60.0, value_parser = parse_seconds)]
     pub request_timeout: f64,
 
+    /// Seconds of silence after which a server-sent events stream (text/event-stream) gets a
+    /// comment line, so that proxies and browsers keep it open; 0: never.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15.0, value_parser = parse_seconds)]
+    pub sse_keepalive: f64,
+
     /// Seconds a new TCP connection gets to send its whole HTTP request head, and a keep-alive
     /// connection to start its next request before it is closed.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]

@@ -38,6 +38,8 @@ pub struct HttpLimits {
     pub max_body_size: usize,
     /// How long the app has to answer an HTTP request (None: as long as it takes).
     pub request_timeout: Option<Duration>,
+    /// Silence after which a server-sent events stream gets a comment (None: never).
+    pub sse_keepalive: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug)]

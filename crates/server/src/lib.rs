@@ -19,6 +19,7 @@ mod config;
 mod http;
 mod invocation;
 mod metrics;
+mod open_streams;
 mod ops;
 mod proxies;
 mod reuseport;
@@ -161,6 +162,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
             max_headers: usize::from(cli.max_headers),
             max_body_size: cli.max_body_size,
             request_timeout: (cli.request_timeout > 0.0).then(|| Duration::from_secs_f64(cli.request_timeout)),
+            sse_keepalive: (cli.sse_keepalive > 0.0).then(|| Duration::from_secs_f64(cli.sse_keepalive)),
         },
     };
     let signals = {

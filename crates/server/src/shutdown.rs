@@ -9,12 +9,21 @@ use pyhost::close_code::{self, reason};
 use crate::config::CLOSE_TIMEOUT;
 use crate::ws::Shared;
 
-/// Closes every connection with 1001 and waits for them, at most `grace` (then the rest are
-/// closed without waiting for their handlers), then tells the interpreter side to stop.
+/// Closes every connection with 1001 and ends every streamed response (after what its app
+/// queued), and waits for them, at most `grace` (then the rest are closed without waiting
+/// for their handlers), then tells the interpreter side to stop.
 pub async fn close_all(state: &Shared, grace: Duration) {
     state.begin_shutdown();
     state.bridge.push(Event::ShuttingDown);
-    if tokio::time::timeout(grace, state.registry.until_empty()).await.is_err() {
+    state.streams.end_all();
+    let both = async { tokio::join!(state.registry.until_empty(), state.streams.until_none()) };
+    if tokio::time::timeout(grace, both).await.is_err() {
+        if state.streams.count() > 0 {
+            tracing::warn!(
+                "{} streamed response(s) still sending after {grace:?}: their clients read too slowly; they are cut off",
+                state.streams.count()
+            );
+        }
         let stuck = state.registry.all();
         tracing::warn!("{} connection(s) still open after {grace:?}: closing them now", stuck.len());
         for link in stuck {

@@ -4,15 +4,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use pyo3::exceptions::PyConnectionResetError;
 use pyo3::prelude::*;
 use tokio::sync::Notify;
 
 use super::connection::Connection;
 use super::exchange::Exchange;
-use super::hooks::{self, Hooks, hooks};
+use super::hooks::{self, Hooks, fail, hooks, resolve};
 use super::hub;
 use super::log::log_python_error;
 use crate::bridge::{Bridge, ConnKey, Event, Hub, Inbound};
+use crate::stream::StreamSignal;
 
 /// Connections the dispatcher still routes events to; back to zero when all are gone.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
@@ -101,6 +103,22 @@ impl Dispatcher {
                 let exchange = Py::new(py, Exchange::new(*call))?;
                 hooks(py)?.on_http.call1(py, (route, exchange))?;
             }
+            Event::Stream(stream, signal) => match signal {
+                StreamSignal::Writable => {
+                    if let Some(waiter) = stream.python_side(|python| python.waiter.take()) {
+                        resolve(py, &waiter, py.None());
+                    }
+                }
+                StreamSignal::Gone => {
+                    let python = stream.take_python();
+                    if let Some(waiter) = python.waiter {
+                        fail(py, &waiter, &PyConnectionResetError::new_err("the client has gone"));
+                    }
+                    if let Some(on_gone) = python.on_gone {
+                        on_gone.call0(py)?;
+                    }
+                }
+            },
         }
         Ok(())
     }

@@ -11,12 +11,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use pyhost::bridge::{Event, HttpCall, HttpReply};
+use pyhost::bridge::{Event, HttpCall, HttpReply, ReplyBody};
 use pyhost::{HttpApp, StartupError};
 
 use super::Site;
 use super::routing::{HttpRoutes, Matched};
 use super::static_files::StaticFiles;
+use super::streaming::StreamingBody;
 use crate::proxies;
 
 /// The app's HTTP side, as the network side serves it.
@@ -80,7 +81,7 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
     let app = &site.app;
     let cache = matched.as_ref().and_then(|matched| app.constant.get(matched.endpoint)).and_then(Option::as_ref);
     if let Some(reply) = cache.and_then(OnceLock::get) {
-        return reply_response(reply.clone());
+        return reply_response(site, reply.clone());
     }
     let (parts, body) = request.into_parts();
     let limit = site.server.limits.http.max_body_size;
@@ -115,10 +116,12 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
     };
     match answered {
         Ok(reply) => {
-            if let Some(cache) = cache {
+            if let Some(cache) = cache
+                && matches!(reply.body, ReplyBody::Whole(_))
+            {
                 let _ = cache.set(reply.clone());
             }
-            reply_response(reply)
+            reply_response(site, reply)
         }
         // The Python side dropped the call without answering: a bug of ours, or shutdown.
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
@@ -149,9 +152,21 @@ fn declared_length(parts: &Parts) -> Option<usize> {
     parts.headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-fn reply_response(reply: HttpReply) -> Response {
+fn reply_response(site: &Site, reply: HttpReply) -> Response {
     let HttpReply { status, headers, body } = reply;
-    let mut response = Response::new(Body::from(body));
+    let body = match body {
+        ReplyBody::Whole(bytes) => Body::from(bytes),
+        ReplyBody::Streamed(stream) => {
+            let server = &site.server;
+            Body::new(StreamingBody::new(
+                stream,
+                server.bridge.clone(),
+                &server.streams,
+                server.limits.http.sse_keepalive,
+            ))
+        }
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let map = response.headers_mut();
     for (name, value) in headers {

@@ -8,6 +8,7 @@ pub mod listener;
 pub mod routing;
 pub mod service;
 pub mod static_files;
+pub mod streaming;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ use pyhost::bridge::{Bridge, ConnKey};
 
 use crate::admission::Admission;
 use crate::config::Limits;
+use crate::open_streams::OpenStreams;
 use crate::ws::registry::Registry;
 
 pub struct Shared {
@@ -20,6 +21,8 @@ pub struct Shared {
     pub access_log: bool,
     /// The places sockets take, from accept to close (`--max-connections`).
     pub admission: Arc<Admission>,
+    /// The streamed HTTP responses being sent.
+    pub streams: Arc<OpenStreams>,
     next_key: AtomicU64,
     shutting_down: AtomicBool,
 }
@@ -40,6 +43,7 @@ impl Shared {
             deflate_pool,
             access_log,
             admission,
+            streams: Arc::default(),
             next_key: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
         }

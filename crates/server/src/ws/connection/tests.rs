@@ -254,6 +254,7 @@ fn limits(send_queue: usize, keepalive: Option<Keepalive>) -> Limits {
             max_headers: 100,
             max_body_size: 1 << 20,
             request_timeout: None,
+            sse_keepalive: None,
         },
     }
 }
@@ -313,7 +314,11 @@ fn events(state: &Shared) -> Vec<String> {
             Event::Conn(_, Inbound::Binary(_)) => "binary".to_owned(),
             Event::Conn(_, Inbound::Writable) => "writable".to_owned(),
             Event::Conn(_, Inbound::Disconnected { code, reason }) => format!("disconnected {code} {reason:?}"),
-            Event::ShuttingDown | Event::Stop | Event::BrokerReconnected { .. } | Event::Http(_) => {
+            Event::ShuttingDown
+            | Event::Stop
+            | Event::BrokerReconnected { .. }
+            | Event::Http(_)
+            | Event::Stream(..) => {
                 unreachable!("the server's own events")
             }
         })

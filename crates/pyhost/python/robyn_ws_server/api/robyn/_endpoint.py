@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from robyn._params import Dependencies, ParameterError, ParameterPlan
 from robyn._response import Response
+from robyn._streaming import Streamed
 from robyn._tracebacks import RepeatedFailures
 from robyn._websocket import WebSocket, WebSocketDisconnect, dumps_json
 
@@ -145,7 +146,12 @@ class Endpoint:
                 if isinstance(outcome, Response):
                     headers = outcome.headers.multi_items()
                     headers.extend(("set-cookie", value) for value in outcome.cookies.header_values())
-                    conn.refuse(outcome.status_code, headers, outcome.description)
+                    body = outcome.description
+                    if isinstance(body, Streamed):
+                        raise TypeError(
+                            "on_connect refused the handshake with a streamed response: refuse with a whole one"
+                        )
+                    conn.refuse(outcome.status_code, headers, body)
                     return
                 greeting = _as_message(outcome)
                 if greeting is not None:

@@ -17,6 +17,7 @@ from robyn._headers import Headers
 from robyn._not_yet import NotServedYet
 from robyn._request import Request
 from robyn._returns import Wire, plain
+from robyn._streaming import Streamed, Streamer
 from robyn._tracebacks import RepeatedFailures
 from robyn._workers import Workers
 
@@ -43,9 +44,11 @@ class Pipeline:
         # A strong reference to each running task (the loop keeps only weak ones).
         self.tasks: set[asyncio.Task[None]] = set()
         self._forget = self.tasks.discard
+        self._streamer = Streamer(workers, self.failed)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        self._streamer.bind(loop)
         for chain in (*self._chains, self._not_found):
             chain.bind(loop, self)
 
@@ -60,7 +63,7 @@ class Pipeline:
                 self._start(self.serve_async(chain, exchange, context), context)
         except Exception:
             _log.exception("could not start the request for route %d", route)
-            _respond(exchange, plain(500, INTERNAL_ERROR))
+            self._respond(exchange, plain(500, INTERNAL_ERROR))
 
     def _start(self, coroutine: Coroutine[Any, Any, None], context: contextvars.Context) -> None:
         loop = self._loop
@@ -81,7 +84,7 @@ class Pipeline:
             wire = context.run(chain.run_sync, self._request(exchange))
         except BaseException as error:
             wire = self._failed(chain, exchange, error)
-        _respond(exchange, wire)
+        self._respond(exchange, wire)
 
     async def serve_async(self, chain: Chain, exchange: Exchange, context: contextvars.Context) -> None:
         try:
@@ -90,7 +93,18 @@ class Pipeline:
             raise  # the server is stopping: the dropped exchange is answered 500
         except BaseException as error:
             wire = self._failed(chain, exchange, error)
-        _respond(exchange, wire)
+        self._respond(exchange, wire)
+
+    def _respond(self, exchange: Exchange, wire: Wire) -> None:
+        """From any thread."""
+        status, headers, body = wire
+        try:
+            if isinstance(body, Streamed):
+                self._streamer.start(exchange, status, headers, body)
+            else:
+                exchange.respond(status, headers, body)
+        except Exception:
+            _log.exception("could not answer %s %s", exchange.method, exchange.path)
 
     def _failed(self, chain: Chain, exchange: Exchange, error: BaseException) -> Wire:
         """The answer for a chain that raised, once that is logged."""
@@ -134,14 +148,6 @@ def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
         return asyncio.get_running_loop() is loop
     except RuntimeError:
         return False
-
-
-def _respond(exchange: Exchange, wire: Wire) -> None:
-    status, headers, body = wire
-    try:
-        exchange.respond(status, headers, body)
-    except Exception:
-        _log.exception("could not answer %s %s", exchange.method, exchange.path)
 
 
 def _task(

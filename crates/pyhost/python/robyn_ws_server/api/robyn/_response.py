@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from robyn._headers import Headers
+from robyn._streaming import Streamed
 
-Body = Union[str, bytes]
+# Streamed: a StreamingResponse's generator, which the after-request middlewares pass on.
+Body = Union[str, bytes, Streamed]
 
 _SAME_SITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 # Told apart from `None`, which is a body Robyn refuses.
@@ -109,7 +111,7 @@ class Cookies:
 
 
 def _checked_body(body: Any) -> Body:
-    if not isinstance(body, (str, bytes)):
+    if not isinstance(body, (str, bytes, Streamed)):
         raise ValueError(f"Could not convert specified response description to bytes: a {type(body).__name__}")
     return body
 

@@ -7,21 +7,19 @@ as the server sends it: a status, header pairs (cookies as ``set-cookie``) and b
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Union
 
 from robyn._headers import Headers
-from robyn._not_yet import NotServedYet
 from robyn._response import Response
+from robyn._streaming import EVENT_STREAM_HEADERS, Streamed
 from robyn.jsonify import is_pydantic_model, jsonify
 from robyn.responses import FileResponse, StreamingResponse
 
-Wire = tuple[int, list[tuple[str, str]], bytes]
+Wire = tuple[int, list[tuple[str, str]], Union[bytes, Streamed]]
 
 TEXT = ("content-type", "text/plain")
 JSON = ("content-type", "application/json")
 OCTETS = ("content-type", "application/octet-stream")
-
-STREAMING = "streaming responses (StreamingResponse, SSEResponse)"
 
 
 def to_wire(value: Any, status: int | None = None) -> Wire:
@@ -53,7 +51,7 @@ def to_response(value: Any, status: int | None = None) -> Response:
     if isinstance(value, FileResponse):
         return _read(value)
     if isinstance(value, StreamingResponse):
-        raise NotServedYet(STREAMING)
+        return _streamed(value)
     if isinstance(value, tuple):
         return from_tuple(value)
     if is_pydantic_model(type(value)):
@@ -81,7 +79,23 @@ def response_wire(response: Response) -> Wire:
     if response.cookies:
         headers.extend(("set-cookie", value) for value in response.cookies.header_values())
     body = response.description
+    if isinstance(body, Streamed):
+        return response.status_code, headers, body
     return response.status_code, headers, body.encode() if isinstance(body, str) else bytes(body)
+
+
+def _streamed(streaming: StreamingResponse) -> Response:
+    """A streamed answer: its body the generator, sent as it yields. A server-sent events
+    stream gets the headers that keep caches and proxies from holding it, unless it has its own."""
+    headers = streaming.headers
+    events = streaming.media_type == "text/event-stream"
+    if not headers.contains("content-type"):
+        headers.set("content-type", streaming.media_type)
+    if events:
+        for name, value in EVENT_STREAM_HEADERS:
+            if not headers.contains(name):
+                headers.set(name, value)
+    return Response(streaming.status_code, headers, Streamed(streaming.content, events))
 
 
 def is_file(value: Any) -> bool:
