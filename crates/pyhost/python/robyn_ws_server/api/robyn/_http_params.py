@@ -201,7 +201,8 @@ def _one_body_model(function: Callable[..., Any]) -> None:
     if len(models) > 1:
         raise TypeError(
             f"{getattr(function, '__qualname__', function)} takes the request body as more than one pydantic "
-            f"model ({', '.join(models)}); the whole body goes into one: take one parameter whose model holds the others"
+            f"model ({', '.join(models)}); the whole body goes into one: take one parameter, whose model "
+            "holds the others"
         )
 
 
