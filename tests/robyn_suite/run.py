@@ -372,7 +372,13 @@ def run_suite(
     token = secrets.token_hex(8)
     pids_file = scratch / "pids"
     original_path = os.environ.get("PATH", os.defpath)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ROBYN_")}
+    # ROBYN_WS_SERVER_API_DIR goes through: it is how a change to the robyn package is tried
+    # on the suite without rebuilding the server.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("ROBYN_") or key == "ROBYN_WS_SERVER_API_DIR"
+    }
     if reference_python:
         real_python3 = str(reference_python)
     else:

@@ -244,6 +244,16 @@ async def test_a_pydantic_like_model_validates_the_body() -> None:
     assert refused.json() == {"detail": [{"loc": ["age"], "msg": "not an int"}], "error": "Validation Error"}
 
 
+def test_two_pydantic_body_parameters_are_refused_when_registered() -> None:
+    server = app()
+
+    def create(user: User, other: User) -> str:
+        return user.name
+
+    with pytest.raises(TypeError, match=r"more than one pydantic model \(user, other\)"):
+        server.post("/users")(create)
+
+
 # -- easy access ------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import pytest
-from robyn import Headers, Request, Response, Robyn
+from robyn import Headers, Request, Response, Robyn, StreamingResponse
 from robyn._pipeline import Pipeline
 
 from .http_exchange import Client
@@ -417,21 +417,19 @@ async def test_an_async_exception_handler_may_return_any_handler_value() -> None
 
 async def test_an_unserved_feature_is_answered_501_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
     server = app()
-    server.configure_sessions(secret_key="k")  # noqa: S106 (a test value)
 
-    @server.get("/session")
-    def session(request: Request) -> Any:
-        return request.session.get("user")
+    @server.get("/stream")
+    def stream() -> Any:
+        return StreamingResponse(iter(["a", "b"]))
 
     client = Client(server)
     with caplog.at_level(logging.WARNING, logger="robyn.http"):
         for _ in range(3):
-            answer = await client.get("/session")
+            answer = await client.get("/stream")
             assert answer.status == 501
         await asyncio.sleep(0.01)
-    assert answer.text == "not implemented yet in robyn-ws-server: sessions (configure_sessions, request.session)"
+    assert answer.text == "not implemented yet in robyn-ws-server: streaming responses (StreamingResponse, SSEResponse)"
     assert len(caplog.records) == 1
-    assert "sessions" in server.unserved[0]
 
 
 async def test_a_request_for_an_unknown_route_number_is_answered_500(caplog: pytest.LogCaptureFixture) -> None:

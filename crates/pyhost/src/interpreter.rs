@@ -43,6 +43,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn.jsonify", include_str!("../python/robyn_ws_server/api/robyn/jsonify.py")),
     ("robyn.responses", include_str!("../python/robyn_ws_server/api/robyn/responses.py")),
     ("robyn.robyn", include_str!("../python/robyn_ws_server/api/robyn/robyn.py")),
+    ("robyn.session", include_str!("../python/robyn_ws_server/api/robyn/session.py")),
     ("robyn.status_codes", include_str!("../python/robyn_ws_server/api/robyn/status_codes.py")),
     ("robyn.templating", include_str!("../python/robyn_ws_server/api/robyn/templating.py")),
     ("robyn.types", include_str!("../python/robyn_ws_server/api/robyn/types.py")),

@@ -15,6 +15,7 @@ from robyn.authentication import AuthenticationHandler
 from robyn.jsonify import jsonify
 from robyn.responses import SSEMessage, SSEResponse, StreamingResponse, html, serve_file, serve_html
 from robyn.robyn import get_version
+from robyn.session import Session, SessionManager
 from robyn.types import JsonBody, RequestBody, RequestMethod, RequestURL
 
 WebSocketConnector = WebSocket
@@ -35,6 +36,8 @@ __all__ = [
     "Robyn",
     "SSEMessage",
     "SSEResponse",
+    "Session",
+    "SessionManager",
     "StreamingResponse",
     "SubRouter",
     "WebSocket",

@@ -52,7 +52,7 @@ class BaseRobyn(HttpRouting):
         spoken = list(subprotocols)
 
         def decorator(handler: Callback) -> Callback:
-            route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken)
+            route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken, owner=self)
             self.endpoints.append(route)
             return route.attach(handler)
 

@@ -3,7 +3,7 @@
 a before-request middleware answered), then the after-request middlewares (global ones first).
 A handler that raises (with no exception handler to turn it into a response) is reported and
 answered 500, and the after-request middlewares still run; a middleware that raises ends the
-chain (the pipeline answers 500).
+chain (the pipeline answers 500). Last, a session the request changed goes into its cookie.
 
 A chain whose steps are all sync runs start to end on one worker thread (``run_sync``); any
 async step makes it a task on the loop (``run_async``) that sends its sync steps to the
@@ -32,6 +32,7 @@ from robyn._response import Response
 from robyn._returns import JSON, TEXT, Wire, is_file, response_wire, to_response, to_wire
 from robyn._workers import Workers
 from robyn.jsonify import jsonify
+from robyn.session import SessionManager
 
 INTERNAL_ERROR = "Internal server error"
 
@@ -80,6 +81,7 @@ class Chain:
         after: list[Middleware],
         dependencies: Dependencies,
         workers: Workers,
+        sessions: SessionManager | None = None,
     ) -> None:
         self.route = route
         self.name = f"{route.method} {route.pattern}" if route else "no route (404)"
@@ -89,6 +91,7 @@ class Chain:
         self._workers = workers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reporter: Reporter | None = None
+        self._sessions = sessions
         status = route.status_code if route else None
         # A Response when after-request middlewares will see it, else straight to the wire.
         self._shape: Callable[[Any], Any] = functools.partial(to_response if after else to_wire, status=status)
@@ -118,10 +121,8 @@ class Chain:
     def run_sync(self, request: Request) -> Wire:
         request, early = self._before_sync(request)
         result = self._handle_sync(request) if early is None else self._shape(early)
-        if not self.after:
-            wire: Wire = result
-            return wire
-        return response_wire(self._after_sync(request, result))
+        wire: Wire = response_wire(self._after_sync(request, result)) if self.after else result
+        return self._with_session(request, wire)
 
     def _before_sync(self, request: Request) -> tuple[Request, Response | None]:
         for middleware in self.before:
@@ -185,10 +186,8 @@ class Chain:
     async def run_async(self, request: Request, context: contextvars.Context) -> Wire:
         request, early = await self._before_async(request, context)
         result = await self._handle_async(request, context) if early is None else self._shape(early)
-        if not self.after:
-            wire: Wire = result
-            return wire
-        return response_wire(await self._after_async(request, result, context))
+        wire: Wire = response_wire(await self._after_async(request, result, context)) if self.after else result
+        return self._with_session(request, wire)
 
     async def _on_worker(self, context: contextvars.Context, function: Callable[..., Any], *args: Any) -> Any:
         """``function(*args)`` on a worker, in the chain's context."""
@@ -271,6 +270,18 @@ class Chain:
             except Exception as error:
                 raise _step_error(_step(middleware), error) from None
         return response
+
+    def _with_session(self, request: Request, wire: Wire) -> Wire:
+        """The answer with the session's cookie, if the request changed the session. Added to
+        the answer, never to a ``Response`` the handler returned: that may be one object
+        returned to every client, and must not carry one client's session to the next."""
+        if self._sessions is None:
+            return wire
+        session = request.opened_session()
+        header = None if session is None else self._sessions.set_cookie_header(session)
+        if header is not None:
+            wire[1].append(("set-cookie", header))
+        return wire
 
 
 def _text_body(response: Response) -> None:

@@ -13,7 +13,7 @@ from robyn._params import Dependencies, ParameterError, ParameterPlan
 from robyn._response import Response
 from robyn._streaming import Streamed
 from robyn._tracebacks import RepeatedFailures
-from robyn._websocket import WebSocket, WebSocketDisconnect, dumps_json
+from robyn._websocket import HandshakeSettings, WebSocket, WebSocketDisconnect, dumps_json
 
 if TYPE_CHECKING:
     from robyn._native import Connection
@@ -76,8 +76,12 @@ class Endpoint:
         handler: Callback,
         dependencies: Callable[[], Dependencies],
         subprotocols: list[str] | None = None,
+        owner: Any = None,
     ) -> None:
         self.path = path
+        # The router that registered it, whose authentication handler it uses.
+        self.owner = owner
+        self.handshake = HandshakeSettings()
         self.handler = _Callback(handler)
         self.on_connect: _Callback | None = None
         self.on_close: _Callback | None = None
@@ -126,7 +130,7 @@ class Endpoint:
     async def serve(self, conn: Connection) -> None:
         # Everything this frame holds lives as long as the connection: per-connection objects
         # are kept to the few the handler needs (the idle-memory figure in the benchmark).
-        websocket = WebSocket(conn)
+        websocket = WebSocket(conn, settings=self.handshake)
         on_connect, on_close = self.on_connect, self.on_close
         try:
             handler_arguments = self.handler.arguments(websocket, self._dependencies)

@@ -169,6 +169,7 @@ class HandlerPlan:
 
     def __init__(self, function: Callable[..., Any], pattern: str) -> None:
         names = route_params(pattern)
+        _one_body_model(function)
         positional: list[Resolver] = []
         keyword: list[tuple[str, Resolver]] = []
         for param in signature(function).parameters.values():
@@ -191,6 +192,18 @@ class HandlerPlan:
 
 # Shared and never mutated (`**` copies it).
 _NO_KEYWORDS: dict[str, Any] = {}
+
+
+def _one_body_model(function: Callable[..., Any]) -> None:
+    """A body is validated into one pydantic model: a second is a mistake, said when the
+    route is registered rather than on every request."""
+    models = [param.name for param in signature(function).parameters.values() if is_pydantic_model(param.annotation)]
+    if len(models) > 1:
+        raise TypeError(
+            f"{getattr(function, '__qualname__', function)} takes the request body as more than one pydantic "
+            f"model ({', '.join(models)}); the whole body goes into one: take one parameter, whose model "
+            "holds the others"
+        )
 
 
 def _warn_unused(function: Callable[..., Any], pattern: str, names: frozenset[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, overload
 from robyn._headers import Headers
 from robyn._http_route import HttpRoute, join, method_name, normalize
 from robyn._middleware import AFTER, BEFORE, Middleware
+from robyn.session import SessionManager
 from robyn.types import Directory
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -33,7 +34,7 @@ class HttpRouting:
         self.excluded_response_headers_paths: list[str] | None = None
         self.directories: list[Directory] = []
         self.included_routers: list[HttpRouting] = []
-        self.session_settings: dict[str, Any] | None = None
+        self.session_manager: SessionManager | None = None
 
     def _own_prefix(self) -> str:
         """What this router puts before its paths (``""`` for the app)."""
@@ -306,22 +307,23 @@ class HttpRouting:
         secure: bool = False,
         http_only: bool = True,
         same_site: str = "Lax",
-    ) -> None:
-        """Accepted and kept; ``request.session`` is not served yet (a handler using it is
-        answered 501)."""
-        if self.session_settings is not None:
+    ) -> SessionManager:
+        """Signed-cookie sessions (``robyn.session``): ``request.session`` in every HTTP
+        handler and middleware, ``websocket.session`` (read-only) in WebSocket callbacks.
+        ``max_age`` (seconds, ``None``: until the browser closes) bounds the session's life."""
+        if self.session_manager is not None:
             raise RuntimeError("Sessions are already configured; configure_sessions() may only be called once")
-        self.session_settings = {
-            "secret_key": secret_key,
-            "cookie_name": cookie_name,
-            "max_age": max_age,
-            "path": path,
-            "domain": domain,
-            "secure": secure,
-            "http_only": http_only,
-            "same_site": same_site,
-        }
-        self.unserved.append("sessions (configure_sessions: request.session is answered 501)")
+        self.session_manager = SessionManager(
+            secret_key,
+            cookie_name=cookie_name,
+            max_age=max_age,
+            path=path,
+            domain=domain,
+            secure=secure,
+            http_only=http_only,
+            same_site=same_site,
+        )
+        return self.session_manager
 
     def init_openapi(self, *args: Any, **kwargs: Any) -> None:
         """Accepted; the OpenAPI document is not served yet."""

@@ -13,12 +13,12 @@ from robyn._headers import Headers
 from robyn._http_route import HttpRoute, join
 from robyn._http_routing import HttpRouting
 from robyn._middleware import AFTER, BEFORE, Middleware
-from robyn._not_yet import UNSERVED_SESSION
 from robyn._pipeline import Pipeline
 from robyn._request import Request
 from robyn._response import Response
 from robyn._workers import Workers
 from robyn.authentication import AuthenticationNotConfiguredError
+from robyn.session import SessionManager
 
 
 class HttpService:
@@ -36,6 +36,7 @@ class HttpService:
         self.routes: list[tuple[HttpRoute, str]] = [
             (route, join(prefix, route.pattern)) for router, prefix in routers for route in router.http_routes
         ]
+        self.sessions = _sessions(routers)
         chains = []
         # (method, pattern, kept): the server keeps the first response of a `const=True` route
         # and answers with it from then on without Python; only for routes without middlewares,
@@ -44,7 +45,7 @@ class HttpService:
         for route, pattern in self.routes:
             before = [*global_before]
             if route.auth_required:
-                before.append(authentication_step(_authentication(route.owner)))
+                before.append(authentication_step(authentication_handler(route.owner)))
             before += [
                 middleware for path, middleware in on_paths if middleware.kind == BEFORE and covers(path, pattern)
             ]
@@ -52,9 +53,11 @@ class HttpService:
                 *global_after,
                 *(middleware for path, middleware in on_paths if middleware.kind == AFTER and covers(path, pattern)),
             ]
-            chains.append(Chain(route, before, after, _dependencies(route.owner), self.workers))
-            self.table.append((route.method, pattern, route.const and not before and not after))
-        not_found = Chain(None, global_before, global_after, {}, self.workers)
+            chains.append(Chain(route, before, after, _dependencies(route.owner), self.workers, self.sessions))
+            # Nor with sessions: a kept response would give every client the first one's cookie.
+            kept = route.const and not before and not after and self.sessions is None
+            self.table.append((route.method, pattern, kept))
+        not_found = Chain(None, global_before, global_after, {}, self.workers, self.sessions)
         self.not_found_in_python = bool(global_before or global_after)
 
         self.static_mounts = [
@@ -74,14 +77,24 @@ class HttpService:
         request_headers = Headers()
         for router, _ in routers:
             request_headers.extend(router.request_headers)
-        sessions = any(router.session_settings is not None for router, _ in routers)
         self.pipeline = Pipeline(
             chains,
             not_found,
             self.workers,
             None if request_headers.is_empty() else request_headers,
-            UNSERVED_SESSION if sessions else None,
+            self.sessions,
         )
+
+
+def _sessions(routers: list[tuple[HttpRouting, str]]) -> SessionManager | None:
+    """The app's sessions: one cookie for the whole app, whichever router configured it."""
+    managers = [router.session_manager for router, _ in routers if router.session_manager is not None]
+    if len(managers) > 1:
+        raise RuntimeError(
+            "configure_sessions() was called on more than one router; sessions are the whole app's: "
+            "call it once, on the app"
+        )
+    return managers[0] if managers else None
 
 
 def _global(routers: list[tuple[HttpRouting, str]], kind: str) -> list[Middleware]:
@@ -96,7 +109,7 @@ def _dependencies(owner: Any) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _authentication(owner: Any) -> Any:
+def authentication_handler(owner: Any) -> Any:
     """The handler of the route's router, else of the nearest router above it (Robyn lets
     included routers inherit the app's)."""
     router = owner

@@ -20,6 +20,7 @@ from robyn._returns import Wire, plain
 from robyn._streaming import Streamed, Streamer
 from robyn._tracebacks import RepeatedFailures
 from robyn._workers import Workers
+from robyn.session import SessionManager
 
 if TYPE_CHECKING:
     from robyn._native import Exchange
@@ -31,13 +32,18 @@ class Pipeline:
     """``on_http`` is the server's hook: called on the loop thread, it never blocks."""
 
     def __init__(
-        self, chains: list[Chain], not_found: Chain, workers: Workers, request_headers: Headers | None, session: Any
+        self,
+        chains: list[Chain],
+        not_found: Chain,
+        workers: Workers,
+        request_headers: Headers | None,
+        sessions: SessionManager | None,
     ) -> None:
         self._chains = chains
         self._not_found = not_found
         self._workers = workers
         self._request_headers = request_headers
-        self._session = session
+        self._sessions = sessions
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failures = RepeatedFailures(_log, subject="request")
         self._told: set[str] = set()
@@ -76,7 +82,7 @@ class Pipeline:
             task.add_done_callback(self._forget)
 
     def _request(self, exchange: Exchange) -> Request:
-        return Request.from_exchange(exchange, self._request_headers, self._session)
+        return Request.from_exchange(exchange, self._request_headers, self._sessions)
 
     def _serve_sync(self, chain: Chain, exchange: Exchange, context: contextvars.Context) -> None:
         """On a worker thread."""

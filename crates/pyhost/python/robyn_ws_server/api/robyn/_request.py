@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 
 from robyn._headers import Headers
 from robyn._query import QueryParams
+from robyn.session import SessionManager
 
 if TYPE_CHECKING:
     from robyn._native import Exchange
@@ -50,11 +51,11 @@ class Request:
         "_ip_addr",
         "_path_params",
         "_query_params",
+        "_session",
         "_url",
         "files",
         "identity",
         "method",
-        "session",
     )
 
     def __init__(
@@ -84,12 +85,14 @@ class Request:
         self.files: dict[str, bytes] = files if files is not None else {}
         self.identity = identity
         self._ip_addr = ip_addr
-        self.session = session
+        self._session = session
 
     @classmethod
-    def from_exchange(cls, exchange: Exchange, extra_headers: Headers | None, session: Any = None) -> Request:
+    def from_exchange(
+        cls, exchange: Exchange, extra_headers: Headers | None, sessions: SessionManager | None = None
+    ) -> Request:
         """The request the server received; ``extra_headers`` (the app's global request
-        headers) come after the client's."""
+        headers) come after the client's; ``sessions``: the app's, if it configured them."""
         request = cls.__new__(cls)
         request._exchange = exchange
         request._extra_headers = extra_headers
@@ -99,8 +102,24 @@ class Request:
         request._ip_addr = None
         request.files = {}
         request.identity = None
-        request.session = session
+        # The manager until the session is first read: most requests never read it.
+        request._session = sessions
         return request
+
+    @property
+    def session(self) -> Any:
+        """The client's ``Session`` when the app called ``configure_sessions``, else ``None``."""
+        if isinstance(self._session, SessionManager):
+            self._session = self._session.load(self)
+        return self._session
+
+    @session.setter
+    def session(self, value: Any) -> None:
+        self._session = value
+
+    def opened_session(self) -> Any:
+        """The session if something read or set it, else ``None`` (nothing to save)."""
+        return None if isinstance(self._session, SessionManager) else self._session
 
     @property
     def ip_addr(self) -> str | None:

@@ -22,10 +22,10 @@ from robyn._app import Robyn
 from robyn._chain import Chain
 from robyn._endpoint import Callback, Endpoint
 from robyn._endpoint import failures as endpoint_failures
-from robyn._http_service import HttpService
+from robyn._http_service import HttpService, authentication_handler
 from robyn._pipeline import Pipeline
 from robyn._tracebacks import is_machinery, one_line, user_traceback
-from robyn._websocket import WebSocketDisconnect
+from robyn._websocket import HandshakeSettings, WebSocketDisconnect
 
 if TYPE_CHECKING:
     from robyn._native import Connection, Dispatcher, Driver
@@ -48,6 +48,8 @@ class Runtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self.http = HttpService(app)
+        for endpoint in self.endpoints:
+            endpoint.handshake = HandshakeSettings(self.http.sessions, authentication_handler(endpoint.owner))
 
     def routes(self) -> list[tuple[str, list[str], bool]]:
         """What the server needs of each WebSocket route: its pattern, its subprotocols, and

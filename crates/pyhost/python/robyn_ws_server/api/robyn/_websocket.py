@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from robyn._headers import Headers
 from robyn._query import QueryParams
-from robyn._request import Url
+from robyn._request import Identity, Request, Url
+from robyn.session import HandshakeSession, SessionManager
 
 if TYPE_CHECKING:
     from robyn._native import Connection
@@ -30,6 +33,19 @@ class Client(NamedTuple):
     port: int
 
 
+@dataclass
+class HandshakeSettings:
+    """What the app configured that its WebSocket routes read handshakes with (set when the
+    server starts): its sessions, and the ``AuthenticationHandler`` of the route's router (or
+    of the nearest router above it)."""
+
+    sessions: SessionManager | None = None
+    authentication_handler: Any = None
+
+
+_NOTHING_CONFIGURED = HandshakeSettings()
+
+
 class WebSocket:
     """One client's connection. Receives and sends never block the event loop: messages
     arrive through the server's Rust side and sends go straight onto the connection's
@@ -37,14 +53,17 @@ class WebSocket:
 
     # Made on first use: most handlers read none of them, and every connection keeps its
     # websocket object for its whole life.
-    __slots__ = ("_conn", "_headers", "_query_params")
+    __slots__ = ("_conn", "_headers", "_query_params", "_settings", "identity")
 
-    def __init__(self, conn: Connection, *old_api: object) -> None:
+    def __init__(self, conn: Connection, *old_api: object, settings: HandshakeSettings = _NOTHING_CONFIGURED) -> None:
         if old_api:
             raise TypeError(_OLD_API)
         self._conn = conn
         self._query_params: QueryParams | None = None
         self._headers: Headers | None = None
+        self._settings = settings
+        # Who `authenticate()` found the client to be.
+        self.identity: Identity | None = None
 
     @property
     def id(self) -> str:
@@ -68,6 +87,44 @@ class WebSocket:
                 if separator and name:
                     cookies[name] = value.strip().strip('"')
         return cookies
+
+    @property
+    def session(self) -> HandshakeSession | None:
+        """The session the handshake's cookie carries (``configure_sessions``; else ``None``),
+        read-only: the handshake's answer sets no cookie. Read from the cookie on each use, so
+        keep what you need."""
+        sessions = self._settings.sessions
+        return None if sessions is None else HandshakeSession(sessions.load(self))
+
+    @property
+    def request(self) -> Request:
+        """The opening handshake as a Robyn ``Request`` (``GET``, url, headers, query and path
+        parameters, client address, session), for code written for HTTP requests."""
+        return Request(
+            query_params=self.query_params,
+            headers=self.headers,
+            path_params=self.path_params,
+            method="GET",
+            url=self.url,
+            ip_addr=self.client.host,
+            session=self.session,
+        )
+
+    async def authenticate(self) -> Identity | None:
+        """Runs the app's ``AuthenticationHandler`` (``configure_authentication``, sync or
+        async) on the handshake, as for an ``auth_required`` route, and keeps its answer as
+        ``websocket.identity``: an ``Identity``, or ``None`` when it refuses the client (then
+        ``on_connect`` refuses too, by returning a ``Response``)."""
+        handler = self._settings.authentication_handler
+        if handler is None:
+            raise RuntimeError(
+                "websocket.authenticate() needs an authentication handler: call "
+                "app.configure_authentication(handler) on the app or the route's router"
+            )
+        answer = handler.authenticate(self.request)
+        identity: Identity | None = await answer if inspect.isawaitable(answer) else answer
+        self.identity = identity
+        return identity
 
     @property
     def client(self) -> Client:
