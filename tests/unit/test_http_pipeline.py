@@ -1,7 +1,7 @@
 """One request through the pipeline (robyn/_pipeline.py, robyn/_chain.py): where sync and
 async handlers run, middlewares (order, arities, answering early, after a failure),
 ``ContextVar`` values shared by the whole chain, the exception handler, failures logged once
-and answered 500, and what is not served yet answered 501."""
+and answered 500."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 import pytest
-from robyn import Headers, Request, Response, Robyn, StreamingResponse
+from robyn import Headers, Request, Response, Robyn
 from robyn._pipeline import Pipeline
 
 from .http_exchange import Client
@@ -413,23 +413,6 @@ async def test_an_async_exception_handler_may_return_any_handler_value() -> None
     server.get("/x")(lambda: [][1])
     answer = await Client(server).get("/x")
     assert (answer.status, answer.json()) == (200, {"error": "IndexError"})
-
-
-async def test_an_unserved_feature_is_answered_501_and_said_once(caplog: pytest.LogCaptureFixture) -> None:
-    server = app()
-
-    @server.get("/stream")
-    def stream() -> Any:
-        return StreamingResponse(iter(["a", "b"]))
-
-    client = Client(server)
-    with caplog.at_level(logging.WARNING, logger="robyn.http"):
-        for _ in range(3):
-            answer = await client.get("/stream")
-            assert answer.status == 501
-        await asyncio.sleep(0.01)
-    assert answer.text == "not implemented yet in robyn-ws-server: streaming responses (StreamingResponse, SSEResponse)"
-    assert len(caplog.records) == 1
 
 
 async def test_a_request_for_an_unknown_route_number_is_answered_500(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from robyn import Headers, Response, html, jsonify, serve_file, serve_html, status_codes
-from robyn._not_yet import NotServedYet
 from robyn._response import Cookie
 from robyn._returns import to_response, to_wire
-from robyn.responses import SSEMessage, SSEResponse
+from robyn._streaming import Streamed
+from robyn.responses import SSEMessage, SSEResponse, StreamingResponse
 
 
 def wire(value: Any, status: int | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -71,9 +71,26 @@ def test_a_tuple_of_another_length_is_refused() -> None:
         to_wire(("a", {}))
 
 
-def test_a_streaming_response_is_not_served_yet() -> None:
-    with pytest.raises(NotServedYet, match="not implemented yet in robyn-ws-server: streaming"):
-        to_wire(SSEResponse(iter(["data: x\n\n"])))
+def test_an_event_stream_is_streamed_with_the_headers_that_keep_caches_off_it() -> None:
+    chunks = iter(["data: x\n\n"])
+    code, headers, body = to_wire(SSEResponse(chunks, headers=Headers({"Cache-Control": "no-cache"})))
+    assert isinstance(body, Streamed)
+    assert (code, body.content, body.events) == (200, chunks, True)
+    assert dict(headers) == {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",  # the app's own wins
+        "pragma": "no-cache",
+        "expires": "0",
+        "x-accel-buffering": "no",
+    }
+
+
+def test_a_byte_stream_keeps_its_media_type_and_is_not_kept_alive() -> None:
+    code, headers, body = to_wire(
+        StreamingResponse(iter([b"x"]), status_code=201, media_type="application/octet-stream")
+    )
+    assert isinstance(body, Streamed)
+    assert (code, dict(headers), body.events) == (201, {"content-type": "application/octet-stream"}, False)
 
 
 def test_jsonify_writes_what_orjson_writes_for_robyn_apps() -> None:
