@@ -372,7 +372,13 @@ def run_suite(
     token = secrets.token_hex(8)
     pids_file = scratch / "pids"
     original_path = os.environ.get("PATH", os.defpath)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ROBYN_")}
+    # Robyn's own ROBYN_* settings (host, port...) would change what the suite tests; the
+    # server's ROBYN_WS_SERVER_API_DIR (its robyn package read from source) is kept.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("ROBYN_") or key == "ROBYN_WS_SERVER_API_DIR"
+    }
     if reference_python:
         real_python3 = str(reference_python)
     else:
