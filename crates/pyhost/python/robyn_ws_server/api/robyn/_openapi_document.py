@@ -61,7 +61,9 @@ def openapi_path(pattern: str) -> str:
     )
 
 
-def _routes(router: HttpRouting, prefix: str = "", tags: tuple[str, ...] = ()) -> Iterator[tuple[HttpRoute, str, list[str]]]:
+def _routes(
+    router: HttpRouting, prefix: str = "", tags: tuple[str, ...] = ()
+) -> Iterator[tuple[HttpRoute, str, list[str]]]:
     """Every HTTP route below ``router`` with its full pattern and tags: those of the
     SubRouters it is in (outermost first), then its own."""
     for route in router.http_routes:
@@ -154,9 +156,7 @@ def _path_names(pattern: str) -> list[str]:
     return [segment[1:] for segment in pattern.split("/") if segment[:1] in (":", "*") and segment[1:]]
 
 
-def _path_parameters(
-    pattern: str, typed: dict[str, inspect.Parameter], maker: SchemaMaker
-) -> list[dict[str, Any]]:
+def _path_parameters(pattern: str, typed: dict[str, inspect.Parameter], maker: SchemaMaker) -> list[dict[str, Any]]:
     """Each of the pattern's parameters, typed as the handler's easy-access parameter of that
     name converts it (else a string)."""
     found = []
