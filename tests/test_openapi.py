@@ -50,6 +50,12 @@ def test_the_document_describes_each_route_from_its_signature_and_docstring(star
     assert set(create["responses"]) == {"201", "409"}
     assert create["responses"]["409"] == {"description": "Already there"}
 
+    download = spec["paths"]["/files/{path}"]["get"]
+    assert download["parameters"][0]["description"] == "the rest of the path, slashes included"
+    assert download["responses"]["200"]["content"] == {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+    }
+
     # A SubRouter's tags come first; include_in_schema=False and the docs' own routes are left out.
     assert spec["paths"]["/shop/cart"]["get"]["tags"] == ["shop", "cart"]
     assert spec["paths"]["/shop/cart"]["get"]["responses"]["200"]["content"]["application/json"]["schema"] == {

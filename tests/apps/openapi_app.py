@@ -30,6 +30,11 @@ def create_item(item: Item) -> Item:
     return item
 
 
+@app.get("/files/*path")
+def download(path: str) -> bytes:
+    return path.encode()
+
+
 @app.get("/hidden", include_in_schema=False)
 def hidden() -> str:
     return "not in the document"

@@ -6,6 +6,7 @@ extension per WebSocket route."""
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -16,12 +17,15 @@ from robyn._openapi_schema import Schema, SchemaMaker
 from robyn._params import signature, unwrap_optional
 from robyn._query import QueryParams
 from robyn._response import Response
+from robyn._tracebacks import one_line
 from robyn.jsonify import is_pydantic_model
 from robyn.types import Body, JsonBody
 
 if TYPE_CHECKING:
     from robyn._app import Robyn
     from robyn._endpoint import Endpoint
+
+_log = logging.getLogger("robyn.openapi")
 
 _OK = "Successful Response"
 _WEBSOCKET_TAG = "websocket"
@@ -41,16 +45,28 @@ def build(app: Robyn) -> None:
     maker = SchemaMaker()
     paths: dict[str, dict[str, Any]] = spec.setdefault("paths", {})
     for route, pattern, tags in _routes(app):
-        if route.openapi.get("include_in_schema", True):
+        if not route.openapi.get("include_in_schema", True):
+            continue
+        try:
             operation = _http_operation(route, pattern, tags, schemes, maker)
-            paths.setdefault(openapi_path(pattern), {})[route.method.lower()] = operation
+        except Exception as error:  # an annotation no schema fits (pydantic refuses some): serve the rest
+            _left_out(f"{route.method} {pattern}", error)
+            continue
+        paths.setdefault(openapi_path(pattern), {})[route.method.lower()] = operation
     for endpoint in app.endpoints:
-        _add_websocket(paths.setdefault(openapi_path(endpoint.path), {}), endpoint, maker)
+        try:
+            _add_websocket(paths.setdefault(openapi_path(endpoint.path), {}), endpoint, maker)
+        except Exception as error:
+            _left_out(f"the WebSocket route {endpoint.path}", error)
     components.setdefault("schemas", {}).update(maker.components)
     # Empty buckets say nothing; an empty securitySchemes would give Swagger UI an empty
     # "Authorize" dialog.
     for key in [key for key, value in components.items() if not value]:
         del components[key]
+
+
+def _left_out(route: str, error: Exception) -> None:
+    _log.warning("OpenAPI: %s is left out of /openapi.json: describing it raised %s", route, one_line(error))
 
 
 def openapi_path(pattern: str) -> str:
@@ -163,7 +179,11 @@ def _path_parameters(pattern: str, typed: dict[str, inspect.Parameter], maker: S
     for name in _path_names(pattern):
         param = typed.get(name)
         schema = _value_schema(param, maker) if param is not None else {"type": "string"}
-        found.append({"name": name, "in": "path", "required": True, "schema": schema})
+        parameter = {"name": name, "in": "path", "required": True, "schema": schema}
+        if "/*" + name in pattern:
+            # OpenAPI's path parameters stop at a slash; Robyn's last `*name` does not.
+            parameter["description"] = "the rest of the path, slashes included"
+        found.append(parameter)
     return found
 
 
