@@ -32,8 +32,13 @@ def run_to_exit(
     binary: Path, *args: str, env: dict[str, str] | None = None, cwd: Path = APPS
 ) -> subprocess.CompletedProcess[str]:
     """Runs the server to its end (for start-up errors and --help), without the ROBYN_*
-    settings of the environment the tests run in."""
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("ROBYN_")}
+    settings of the environment the tests run in (but ROBYN_WS_SERVER_API_DIR, which says
+    where the server reads its robyn package from)."""
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("ROBYN_") or key == "ROBYN_WS_SERVER_API_DIR"
+    }
     return subprocess.run(
         [str(binary), *args], capture_output=True, text=True, timeout=30, cwd=cwd, env={**clean, **(env or {})}
     )

@@ -372,8 +372,8 @@ def run_suite(
     token = secrets.token_hex(8)
     pids_file = scratch / "pids"
     original_path = os.environ.get("PATH", os.defpath)
-    # ROBYN_WS_SERVER_API_DIR goes through: it is how a change to the robyn package is tried
-    # on the suite without rebuilding the server.
+    # Robyn's own ROBYN_* settings (host, port...) would change what the suite tests; the
+    # server's ROBYN_WS_SERVER_API_DIR (its robyn package read from source) is kept.
     env = {
         key: value
         for key, value in os.environ.items()

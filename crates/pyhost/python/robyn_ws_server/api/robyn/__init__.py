@@ -13,6 +13,7 @@ from robyn._response import Response
 from robyn._websocket import WebSocket, WebSocketAdapter, WebSocketDisconnect
 from robyn.authentication import AuthenticationHandler
 from robyn.jsonify import jsonify
+from robyn.openapi import OpenAPI, OpenAPIInfo
 from robyn.responses import SSEMessage, SSEResponse, StreamingResponse, html, serve_file, serve_html
 from robyn.robyn import get_version
 from robyn.session import Session, SessionManager
@@ -27,6 +28,8 @@ __all__ = [
     "AuthenticationHandler",
     "Headers",
     "JsonBody",
+    "OpenAPI",
+    "OpenAPIInfo",
     "QueryParams",
     "Request",
     "RequestBody",

@@ -11,6 +11,7 @@ from robyn._endpoint import Callback, Endpoint
 from robyn._http_route import normalize
 from robyn._http_routing import HttpRouting
 from robyn._params import Dependencies
+from robyn.openapi import OpenAPI
 
 # Every app object created during the import, so the server can find one that is not a
 # module-level name (built by a factory, say).
@@ -112,13 +113,40 @@ class BaseRobyn(HttpRouting):
 
 
 class Robyn(BaseRobyn):
-    """The app."""
+    """The app. ``openapi``: the document's metadata (``OpenAPI(info=OpenAPIInfo(...))``);
+    ``openapi_file_path``: a JSON file served at ``/openapi.json`` instead of the document built
+    from the routes (relative to the app's file; an ``openapi.json`` beside it counts too, as in
+    Robyn)."""
 
-    def __init__(self, file_object: str = "", *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        file_object: str = "",
+        config: Any = None,
+        openapi_file_path: str | None = None,
+        openapi: OpenAPI | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(file_object, *args, **kwargs)
         self.start_host: str | None = None
         self.start_port: int | None = None
+        self.config = config
+        self.openapi = openapi
+        self.init_openapi(openapi_file_path)
         created.append(self)
+
+    def init_openapi(self, openapi_file_path: str | None = None) -> None:
+        """Robyn's: sets up ``app.openapi`` (none when ``config.disable_openapi``)."""
+        if getattr(self.config, "disable_openapi", False):
+            self.openapi = None
+            return
+        if self.openapi is None:
+            self.openapi = OpenAPI()
+        beside = os.path.join(self.directory_path, "openapi.json")
+        if openapi_file_path:
+            self.openapi.override_openapi(os.path.join(self.directory_path, openapi_file_path))
+        elif os.path.isfile(beside):
+            self.openapi.override_openapi(beside)
 
     # -- Reaching connections from anywhere in the app -------------------------------------
 

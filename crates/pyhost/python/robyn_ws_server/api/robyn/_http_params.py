@@ -112,7 +112,7 @@ _BY_NAME: dict[str, Resolver] = {
 }
 
 
-def _is_typed_dict(annotation: Any) -> bool:
+def is_typed_dict(annotation: Any) -> bool:
     # `typing.is_typeddict` is Python 3.10+.
     return isinstance(annotation, type) and issubclass(annotation, dict) and hasattr(annotation, "__total__")
 
@@ -130,7 +130,7 @@ def _by_annotation(annotation: Any) -> Resolver | None:
         return _request
     if issubclass(annotation, QueryParams):
         return _attribute("query_params")
-    if issubclass(annotation, JsonBody) or _is_typed_dict(annotation):
+    if issubclass(annotation, JsonBody) or is_typed_dict(annotation):
         return _json_body
     if issubclass(annotation, Body):
         return _attribute("body")
@@ -151,6 +151,11 @@ def _from_url(param: inspect.Parameter, route_params: frozenset[str]) -> Resolve
         return from_query(request.query_params) if value is None else from_value(value)
 
     return resolve
+
+
+def is_easy_access(param: inspect.Parameter) -> bool:
+    """Whether the parameter is an easy-access one: filled from the URL by its name."""
+    return _by_annotation(param.annotation) is None and param.name not in _BY_NAME
 
 
 def _resolver(param: inspect.Parameter, route_params: frozenset[str]) -> Resolver:

@@ -73,7 +73,7 @@ class HttpRouting:
             status_code=status_code,
             openapi={
                 "name": openapi_name,
-                "tags": list(openapi_tags) if openapi_tags else [method.lower()],
+                "tags": list(openapi_tags or []),
                 "response_model": response_model,
                 "responses": responses,
                 "deprecated": deprecated,
@@ -94,10 +94,12 @@ class HttpRouting:
         openapi_tags: list[str] | None,
         openapi: dict[str, Any],
     ) -> Callable[[F], F]:
+        # A decorator's routes are tagged with their method unless tags are given; add_route's
+        # are untagged (as in Robyn).
+        tags = [method.lower()] if openapi_tags is None else openapi_tags
+
         def decorator(handler: F) -> F:
-            return self.add_route(
-                method, endpoint, handler, const, auth_required, openapi_name, openapi_tags, **openapi
-            )
+            return self.add_route(method, endpoint, handler, const, auth_required, openapi_name, tags, **openapi)
 
         return decorator
 
@@ -325,8 +327,8 @@ class HttpRouting:
         )
         return self.session_manager
 
-    def init_openapi(self, *args: Any, **kwargs: Any) -> None:
-        """Accepted; the OpenAPI document is not served yet."""
+    def init_openapi(self, openapi_file_path: str | None = None) -> None:
+        """Accepted on a SubRouter: the app's document covers its routes."""
 
     # -- The tree of routers -----------------------------------------------------------------
 

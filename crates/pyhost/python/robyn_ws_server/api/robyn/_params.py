@@ -26,9 +26,9 @@ _MISSING = object()
 
 # What `get_origin` answers for `Optional[int]`, and for `int | None` from Python 3.10 on.
 if sys.version_info >= (3, 10):
-    _UNIONS: tuple[object, ...] = (Union, types.UnionType)
+    UNIONS: tuple[object, ...] = (Union, types.UnionType)
 else:
-    _UNIONS = (Union,)
+    UNIONS = (Union,)
 
 
 class ParameterError(Exception):
@@ -68,7 +68,7 @@ def converter(annotation: Any, name: str) -> Callable[[str], Any]:
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
     """``(T, True)`` for ``Optional[T]`` / ``T | None``, else ``(annotation, False)``."""
-    if get_origin(annotation) in _UNIONS:
+    if get_origin(annotation) in UNIONS:
         args = get_args(annotation)
         others = [arg for arg in args if arg is not type(None)]
         if len(others) == 1 and len(args) == 2:

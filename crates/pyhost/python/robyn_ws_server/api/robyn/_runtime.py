@@ -23,6 +23,7 @@ from robyn._chain import Chain
 from robyn._endpoint import Callback, Endpoint
 from robyn._endpoint import failures as endpoint_failures
 from robyn._http_service import HttpService, authentication_handler
+from robyn._openapi_docs import serve as serve_openapi
 from robyn._pipeline import Pipeline
 from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import HandshakeSettings, WebSocketDisconnect
@@ -47,6 +48,7 @@ class Runtime:
         self._callback_context = contextvars.Context()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        serve_openapi(app)
         self.http = HttpService(app)
         for endpoint in self.endpoints:
             endpoint.handshake = HandshakeSettings(self.http.sessions, authentication_handler(endpoint.owner))
