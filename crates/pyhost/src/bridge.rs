@@ -55,11 +55,22 @@ pub struct HttpCall {
     /// The route's parameters, percent-decoded, in pattern order.
     pub path_params: Vec<(String, String)>,
     pub body: Bytes,
+    /// A `multipart/form-data` body, split into its parts.
+    pub form: Option<Box<FormParts>>,
     pub client: std::net::SocketAddr,
     /// `http` or `https` (behind a trusted proxy that terminated TLS).
     pub scheme: &'static str,
     /// Where the answer goes; dropped unanswered, the client gets a 500.
     pub reply: tokio::sync::oneshot::Sender<HttpReply>,
+}
+
+/// The parts of a `multipart/form-data` body, in order.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FormParts {
+    /// Parts without a file name: field name and text (not UTF-8: replaced).
+    pub fields: Vec<(String, String)>,
+    /// Parts with a file name: file name and content.
+    pub files: Vec<(String, Bytes)>,
 }
 
 /// The app's answer to an HTTP request.

@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use tokio::sync::oneshot;
 
 use super::hooks::create_future;
-use crate::bridge::{HttpCall, HttpReply, ReplyBody};
+use crate::bridge::{FormParts, HttpCall, HttpReply, ReplyBody};
 use crate::locks::lock;
 use crate::stream::{Pushed, ResponseStream};
 
@@ -19,6 +19,7 @@ pub struct Exchange {
     head: http::request::Parts,
     path_params: Vec<(String, String)>,
     body: Bytes,
+    form: Option<Box<FormParts>>,
     client: std::net::SocketAddr,
     scheme: &'static str,
     /// Taken by the one `respond`; a handler thread and the loop may race for it.
@@ -29,8 +30,8 @@ pub struct Exchange {
 
 impl Exchange {
     pub(super) fn new(call: HttpCall) -> Self {
-        let HttpCall { route: _, head, path_params, body, client, scheme, reply } = call;
-        Self { head, path_params, body, client, scheme, reply: Mutex::new(Some(reply)), stream: OnceLock::new() }
+        let HttpCall { route: _, head, path_params, body, form, client, scheme, reply } = call;
+        Self { head, path_params, body, form, client, scheme, reply: Mutex::new(Some(reply)), stream: OnceLock::new() }
     }
 
     fn take_reply(&self) -> PyResult<oneshot::Sender<HttpReply>> {
@@ -112,6 +113,20 @@ impl Exchange {
     #[getter]
     fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.body)
+    }
+
+    /// A multipart/form-data body's text fields, `(name, text)` in order; None for any other body.
+    #[getter]
+    fn form_fields(&self) -> Option<Vec<(String, String)>> {
+        self.form.as_ref().map(|form| form.fields.clone())
+    }
+
+    /// A multipart/form-data body's files, `(file name, content)` in order; None for any other body.
+    #[getter]
+    fn form_files<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        let Some(form) = &self.form else { return Ok(None) };
+        let pairs = form.files.iter().map(|(name, data)| (name.as_str(), PyBytes::new(py, data)));
+        Ok(Some(PyList::new(py, pairs)?))
     }
 
     #[getter]

@@ -11,10 +11,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use pyhost::bridge::{Event, HttpCall, HttpReply, ReplyBody};
+use pyhost::bridge::{Event, FormParts, HttpCall, HttpReply, ReplyBody};
 use pyhost::{HttpApp, StartupError};
 
-use super::Site;
+use super::{Site, multipart};
 use super::routing::{HttpRoutes, Matched};
 use super::static_files::StaticFiles;
 use super::streaming::StreamingBody;
@@ -96,10 +96,19 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
             return closing(StatusCode::BAD_REQUEST, "the request body could not be read\n");
         }
     };
+    let form = match multipart::boundary(&parts.headers) {
+        None => None,
+        Some(boundary) => match async { multipart::split(body.clone(), boundary?).await }.await {
+            Ok(form) => Some(Box::new(form)),
+            Err(error) => {
+                return closing(StatusCode::BAD_REQUEST, &format!("the multipart/form-data body is malformed: {error}\n"));
+            }
+        },
+    };
     // Cheap copies (shared bytes), for the line a late answer logs.
     let (method, uri) = (parts.method.clone(), parts.uri.clone());
     let (reply, answer) = tokio::sync::oneshot::channel();
-    let call = http_call(site, parts, matched, body, remote, reply);
+    let call = http_call(site, parts, matched, (body, form), remote, reply);
     site.server.bridge.push(Event::Http(Box::new(call)));
     let answered = match site.server.limits.http.request_timeout {
         Some(timeout) => match tokio::time::timeout(timeout, answer).await {
@@ -132,7 +141,7 @@ fn http_call(
     site: &Site,
     mut head: Parts,
     matched: Option<Matched>,
-    body: bytes::Bytes,
+    (body, form): (bytes::Bytes, Option<Box<FormParts>>),
     remote: SocketAddr,
     reply: tokio::sync::oneshot::Sender<HttpReply>,
 ) -> HttpCall {
@@ -144,7 +153,7 @@ fn http_call(
         Some(Matched { endpoint, params }) => (Some(endpoint), params),
         None => (None, Vec::new()),
     };
-    HttpCall { route, head, path_params, body, client, scheme: if secure { "https" } else { "http" }, reply }
+    HttpCall { route, head, path_params, body, form, client, scheme: if secure { "https" } else { "http" }, reply }
 }
 
 /// The body size the client announced, if any.

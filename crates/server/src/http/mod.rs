@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod listener;
+pub mod multipart;
 pub mod routing;
 pub mod service;
 pub mod static_files;

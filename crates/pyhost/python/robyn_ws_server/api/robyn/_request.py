@@ -46,6 +46,7 @@ class Request:
         "_body",
         "_exchange",
         "_extra_headers",
+        "_files",
         "_form_data",
         "_headers",
         "_ip_addr",
@@ -53,7 +54,6 @@ class Request:
         "_query_params",
         "_session",
         "_url",
-        "files",
         "identity",
         "method",
     )
@@ -82,7 +82,7 @@ class Request:
         self.method = method
         self._url = url if url is not None else Url()
         self._form_data = form_data if form_data is not None else {}
-        self.files: dict[str, bytes] = files if files is not None else {}
+        self._files: Any = files if files is not None else {}
         self.identity = identity
         self._ip_addr = ip_addr
         self._session = session
@@ -97,10 +97,9 @@ class Request:
         request._exchange = exchange
         request._extra_headers = extra_headers
         request._query_params = request._headers = request._path_params = _LATER
-        request._body = request._url = request._form_data = _LATER
+        request._body = request._url = request._form_data = request._files = _LATER
         request.method = exchange.method
         request._ip_addr = None
-        request.files = {}
         request.identity = None
         # The manager until the session is first read: most requests never read it.
         request._session = sessions
@@ -195,8 +194,23 @@ class Request:
         self._url = value
 
     @property
+    def files(self) -> dict[str, bytes]:
+        """A multipart/form-data body's files, by file name (the last of a repeated one), as
+        Robyn keys them; ``{}`` otherwise."""
+        if self._files is _LATER:
+            parts = self._from_exchange().form_files
+            self._files = dict(parts) if parts is not None else {}
+        result: dict[str, bytes] = self._files
+        return result
+
+    @files.setter
+    def files(self, value: dict[str, bytes]) -> None:
+        self._files = value
+
+    @property
     def form_data(self) -> dict[str, str]:
-        """A URL-encoded form's fields (the last value of a repeated one); ``{}`` otherwise."""
+        """A form's text fields, by name (the last value of a repeated one): a URL-encoded
+        body's, or a multipart/form-data body's parts without a file name; ``{}`` otherwise."""
         if self._form_data is _LATER:
             self._form_data = self._parse_form()
         result: dict[str, str] = self._form_data
@@ -217,6 +231,10 @@ class Request:
             raise ValueError(f"Invalid JSON: {error}") from None
 
     def _parse_form(self) -> dict[str, str]:
+        if self._exchange is not None:
+            fields = self._exchange.form_fields
+            if fields is not None:
+                return dict(fields)
         content_type = self.headers.get("content-type") or ""
         if content_type.split(";", 1)[0].strip().lower() != "application/x-www-form-urlencoded":
             return {}
