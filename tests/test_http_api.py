@@ -2,8 +2,8 @@
 real HTTP clients (http.client, urllib, requests): what a handler finds in the request, what
 each kind of return becomes on the wire, middlewares and their order, one `contextvars`
 context per request, the exception handler and unhandled failures, dependency injection,
-easy-access parameters, nested SubRouters, the global headers, authentication, what is not
-served yet, where sync handlers run and how many at once (`--sync-threads`, on
+easy-access parameters, nested SubRouters, the global headers, authentication, streamed
+answers, where sync handlers run and how many at once (`--sync-threads`, on
 tests/apps/http_api_workers.py), and bad requests that leave the server serving."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import re
 import socket
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -27,7 +26,6 @@ from conftest import TIMEOUT, still_serves
 
 APP = "http_api"
 FILES = Path(__file__).resolve().parent / "apps" / "http_api_files"
-NOT_SERVED = "not implemented yet in robyn-ws-server: streaming responses (StreamingResponse, SSEResponse)"
 
 
 @dataclass
@@ -463,7 +461,7 @@ def test_global_request_headers_are_added_to_every_request(module_server):
         ("/returns/str", "BREW", 405),
         ("/explode", "GET", 500),
         ("/private", "GET", 401),
-        ("/sse", "GET", 501),
+        ("/sse", "GET", 200),
         ("/returns/cookies", "GET", 200),
     ],
 )
@@ -502,14 +500,17 @@ def test_an_auth_required_route_answers_with_the_token_and_sees_the_identity(mod
     assert (reply.status, reply.body) == (200, b"hello ann")
 
 
-# -- Not served yet ---------------------------------------------------------------------------
+# -- Streamed answers (tests/test_streaming.py has the rest) ---------------------------------
 
 
-@pytest.mark.parametrize("path", ["/sse", "/stream"])
-async def test_a_streaming_response_is_501_not_implemented_yet(module_server, path):
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [("/sse", "text/event-stream", b"data: one\n\n"), ("/stream", "application/octet-stream", b"chunk")],
+)
+async def test_a_streamed_answer_is_sent_chunked(module_server, path, content_type, body):
     reply = await asyncio.to_thread(call, module_server.port, path)
-    assert (reply.status, reply.header("content-type"), reply.text) == (501, "text/plain", NOT_SERVED)
-    await module_server.until(f"answered 501: {re.escape(NOT_SERVED)}")
+    assert (reply.status, reply.header("content-type"), reply.body) == (200, content_type, body)
+    assert (reply.header("transfer-encoding"), reply.header("content-length")) == ("chunked", None)
 
 
 # -- Where handlers run -----------------------------------------------------------------------

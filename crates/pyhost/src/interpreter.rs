@@ -150,6 +150,8 @@ pub struct HttpApp {
     pub header_exclusions: Vec<String>,
     /// The app's global middlewares must see requests no route matched (their 404).
     pub not_found_in_python: bool,
+    /// The origins `ALLOW_CORS` allows (`*`: any); empty without it.
+    pub cors_origins: Vec<String>,
 }
 
 /// The user's app, imported, with what the network side needs to know about it.
@@ -314,6 +316,7 @@ fn describe_http(runtime: &Bound<'_, PyAny>) -> PyResult<HttpApp> {
         response_headers: runtime.call_method0("global_response_headers")?.extract()?,
         header_exclusions: runtime.call_method0("response_header_exclusions")?.extract()?,
         not_found_in_python: runtime.call_method0("http_not_found_in_python")?.extract()?,
+        cors_origins: runtime.call_method0("cors_origins")?.extract()?,
     })
 }
 

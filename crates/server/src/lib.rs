@@ -155,7 +155,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         deflate: !cli.no_deflate,
         max_connections: cli.max_connections.unwrap_or_else(default_max_connections),
         keepalive,
-        allowed_origins: cli.allowed_origins.clone(),
+        allowed_origins: websocket_origins(cli, &app),
         http: HttpLimits {
             handshake_timeout: Duration::from_secs_f64(cli.handshake_timeout),
             max_header_size: cli.max_header_size,
@@ -336,6 +336,16 @@ fn open_file_limit() -> usize {
 /// processes.
 fn default_io_threads() -> usize {
     0
+}
+
+/// Whose pages may open the app's WebSockets: `--allowed-origin`'s when given, else the
+/// app's `ALLOW_CORS` origins (none listed, or `*` among them: any page).
+fn websocket_origins(cli: &Cli, app: &LoadedApp) -> Vec<String> {
+    if !cli.allowed_origins.is_empty() {
+        return cli.allowed_origins.clone();
+    }
+    let origins = &app.http.cors_origins;
+    if origins.iter().any(|origin| origin == "*") { Vec::new() } else { origins.clone() }
 }
 
 fn announce(app: &LoadedApp, duplicates: &[String], app_routes: &AppRoutes, probes_here: bool) {

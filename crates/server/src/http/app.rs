@@ -14,10 +14,10 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use pyhost::bridge::{Event, FormParts, HttpCall, HttpReply, ReplyBody};
 use pyhost::{HttpApp, StartupError};
 
-use super::{Site, multipart};
 use super::routing::{HttpRoutes, Matched};
 use super::static_files::StaticFiles;
 use super::streaming::StreamingBody;
+use super::{Site, multipart};
 use crate::proxies;
 
 /// The app's HTTP side, as the network side serves it.
@@ -101,7 +101,10 @@ pub async fn call(site: &Site, matched: Option<Matched>, request: Request, remot
         Some(boundary) => match async { multipart::split(body.clone(), boundary?).await }.await {
             Ok(form) => Some(Box::new(form)),
             Err(error) => {
-                return closing(StatusCode::BAD_REQUEST, &format!("the multipart/form-data body is malformed: {error}\n"));
+                return closing(
+                    StatusCode::BAD_REQUEST,
+                    &format!("the multipart/form-data body is malformed: {error}\n"),
+                );
             }
         },
     };

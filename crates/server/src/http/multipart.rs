@@ -3,8 +3,8 @@
 //! name), the others text fields (`request.form_data`, by field name). The body was read
 //! within `--max-body-size` already; a malformed one is the client's error (400).
 
-use bytes::Bytes;
 use axum::http::{self, HeaderMap};
+use bytes::Bytes;
 use pyhost::bridge::FormParts;
 
 /// The boundary, when the request says its body is `multipart/form-data`.

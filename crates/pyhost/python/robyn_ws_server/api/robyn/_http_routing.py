@@ -35,6 +35,8 @@ class HttpRouting:
         self.directories: list[Directory] = []
         self.included_routers: list[HttpRouting] = []
         self.session_manager: SessionManager | None = None
+        # ALLOW_CORS's origins: its WebSocket routes take handshakes from these only.
+        self.cors_origins: list[str] = []
 
     def _own_prefix(self) -> str:
         """What this router puts before its paths (``""`` for the app)."""

@@ -74,6 +74,7 @@ class HttpService:
         self.header_exclusions = sorted(
             {path for router, _ in routers for path in router.excluded_response_headers_paths or ()}
         )
+        self.cors_origins = [origin for router, _ in routers for origin in router.cors_origins]
         request_headers = Headers()
         for router, _ in routers:
             request_headers.extend(router.request_headers)

@@ -77,6 +77,11 @@ class Runtime:
     def response_header_exclusions(self) -> list[str]:
         return list(self.http.header_exclusions)
 
+    def cors_origins(self) -> list[str]:
+        """The origins ``ALLOW_CORS`` allows (``*``: any), which WebSocket handshakes are held to
+        as well; empty without ``ALLOW_CORS``."""
+        return list(self.http.cors_origins)
+
     def set_sync_workers(self, count: int) -> None:
         """How many threads run sync handlers (made when the first one is needed)."""
         self.http.workers.resize(count)
