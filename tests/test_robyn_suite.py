@@ -1,5 +1,5 @@
 """Robyn 0.88.0's own integration suite, unchanged, against the server (tests/robyn_suite/):
-one pytest run of its 22 files per --io-threads mode. The counts per file are printed at the
+one pytest run of its 31 files per --io-threads mode. The counts per file are printed at the
 end of the suite's output (out/robyn-suite-io-threads-N/summary.md); a failing case fails
 the test, listed by Robyn's node id with the first lines of its failure. The cases where
 Robyn is wrong and we are right are in tests/robyn_suite/deviations.toml."""
@@ -18,6 +18,6 @@ pytestmark = [pytest.mark.robyn_suite, EMBEDDED_ONLY]
 
 
 def test_robyns_integration_suite_passes(binary: Path, io_threads: str) -> None:
-    run = robyn_suite.run_suite(io_threads=io_threads, files=list(robyn_suite.CI_FILES), binary=binary)
+    run = robyn_suite.run_suite(io_threads=io_threads, files=list(robyn_suite.ALL_FILES), binary=binary)
     if not run.ok:
         pytest.fail(run.report(), pytrace=False)

@@ -8,12 +8,11 @@ pytest run per --io-threads mode. deviations.toml lists the cases where Robyn is
 are right; they run as xfail(strict=True) through the deviations.py plugin. Counts per file
 come from the JUnit XML that run writes.
 
-    python tests/robyn_suite/run.py                      # the 22 files CI runs, --io-threads 0 and 1
+    python tests/robyn_suite/run.py                      # its 31 files, --io-threads 0 and 1
     python tests/robyn_suite/run.py --io-threads 0 --files basic_routes web_sockets --failures
-    python tests/robyn_suite/run.py --all                # with the 9 files of the next issue
     python tests/robyn_suite/run.py --reference /path/to/venv/bin/python   # Robyn itself
 
-tests/test_robyn_suite.py runs the 22 files in both modes as part of our pytest suite."""
+tests/test_robyn_suite.py runs the 31 files in both modes as part of our pytest suite."""
 
 from __future__ import annotations
 
@@ -45,8 +44,9 @@ DEVIATIONS = HERE / "deviations.toml"
 # The `robyn` package the server serves apps, as source.
 API = ROOT / "crates" / "pyhost" / "python" / "robyn_ws_server" / "api"
 
-# Robyn's file names (test_<name>.py). CI runs these.
-CI_FILES = (
+# Robyn's file names (test_<name>.py): all but test_app.py, which tests Robyn's internals. In
+# this order: test_openapi.py starts no server and uses the one an earlier file left running.
+ALL_FILES = (
     "add_route_without_decorator",
     "basic_routes",
     "binary_output",
@@ -69,9 +69,6 @@ CI_FILES = (
     "get_requests",
     "file_download",
     "static_files_with_api_routes",
-)
-# The next issue's (--all runs them too).
-LATER_FILES = (
     "sse",
     "binary_streaming",
     "authentication",
@@ -82,7 +79,6 @@ LATER_FILES = (
     "multipart_data",
     "pydantic",
 )
-ALL_FILES = CI_FILES + LATER_FILES
 
 # Where Robyn's fixtures start their apps (conftest.py, test_lifecycle_events.py,
 # test_cors_preflight.py).
@@ -507,7 +503,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--files", nargs="+", metavar="NAME", help="Robyn's files (basic_routes or test_basic_routes.py)"
     )
-    parser.add_argument("--all", action="store_true", help=f"the {len(ALL_FILES)} files, the next issue's too")
     parser.add_argument("--binary", type=Path, help="the server (default: ROBYN_WS_SERVER or target/release)")
     parser.add_argument(
         "--suite-dir",
@@ -533,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("pytest_args", nargs="*", help="more arguments for pytest, after --")
     args = parser.parse_args(argv)
-    files = file_names(args.files) if args.files else list(ALL_FILES if args.all else CI_FILES)
+    files = file_names(args.files) if args.files else list(ALL_FILES)
     modes: list[str | None] = [None] if args.reference else list(args.io_threads)
     deviations = None if args.no_deviations else DEVIATIONS
     ok = True
