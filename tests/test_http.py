@@ -180,11 +180,6 @@ def test_the_http_routes_of_a_mixed_app_are_served(module_server):
     assert "server: robyn" in response.lower()
 
 
-async def test_the_server_lists_nothing_as_not_served_for_a_plain_mixed_app(module_server):
-    await module_server.until(r"3 HTTP route\(s\)")
-    assert module_server.count("not served") == 0
-
-
 async def test_the_websocket_route_of_a_mixed_app_works(module_server):
     async with module_server.connect("/ws") as ws:
         await ws.send("hi")

@@ -31,6 +31,9 @@ class FakeExchange:
         self.headers = headers or []
         self.path_params = path_params or []
         self.body = body
+        # A multipart/form-data body's parts (the server splits them): none here.
+        self.form_fields: list[tuple[str, str]] | None = None
+        self.form_files: list[tuple[str, bytes]] | None = None
         self.client = ("127.0.0.1", 40000)
         self.scheme = "http"
         self.host = "127.0.0.1:8080"

@@ -26,7 +26,6 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn._http_service", include_str!("../python/robyn_ws_server/api/robyn/_http_service.py")),
     ("robyn._loader", include_str!("../python/robyn_ws_server/api/robyn/_loader.py")),
     ("robyn._middleware", include_str!("../python/robyn_ws_server/api/robyn/_middleware.py")),
-    ("robyn._not_yet", include_str!("../python/robyn_ws_server/api/robyn/_not_yet.py")),
     ("robyn._openapi_docs", include_str!("../python/robyn_ws_server/api/robyn/_openapi_docs.py")),
     ("robyn._openapi_document", include_str!("../python/robyn_ws_server/api/robyn/_openapi_document.py")),
     ("robyn._openapi_schema", include_str!("../python/robyn_ws_server/api/robyn/_openapi_schema.py")),
@@ -162,8 +161,6 @@ pub struct LoadedApp {
     /// Where `app.start(host=..., port=...)` asked to listen, if it was called.
     pub start_host: Option<String>,
     pub start_port: Option<u16>,
-    /// Features of the app that this server does not serve.
-    pub unserved: Vec<String>,
     pub(crate) runtime: Py<PyAny>,
 }
 
@@ -299,7 +296,6 @@ fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
         http: describe_http(runtime)?,
         start_host: app.getattr("start_host")?.extract()?,
         start_port: app.getattr("start_port")?.extract()?,
-        unserved: app.getattr("unserved")?.extract()?,
         runtime: runtime.clone().unbind(),
     })
 }

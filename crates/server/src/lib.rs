@@ -374,9 +374,6 @@ fn announce(app: &LoadedApp, duplicates: &[String], app_routes: &AppRoutes, prob
             );
         }
     }
-    if !app.unserved.is_empty() {
-        tracing::warn!("not served yet by robyn-ws-server: {}", app.unserved.join(", "));
-    }
 }
 
 fn bind_failure(host: &str, port: u16, error: &std::io::Error) -> StartupError {

@@ -30,8 +30,6 @@ class BaseRobyn(HttpRouting):
         self.file_path = file_object
         self.directory_path = os.path.dirname(os.path.abspath(file_object)) if file_object else os.getcwd()
         self.endpoints: list[Endpoint] = []
-        # Features of the app this server does not serve (listed once at start-up).
-        self.unserved: list[str] = []
         self.global_dependencies = _GLOBAL_DEPENDENCIES
         self.router_dependencies: dict[str, Any] = {}
         self._init_http()
@@ -100,7 +98,6 @@ class BaseRobyn(HttpRouting):
         self._include_http(router)
         for route in router.endpoints:
             self.endpoints.append(route.with_prefix(self._prefixed("")))
-        self.unserved.extend(router.unserved)
         self.startup_handlers.extend(router.startup_handlers)
         self.shutdown_handlers.extend(router.shutdown_handlers)
         self.broker_reconnect_handlers.extend(router.broker_reconnect_handlers)

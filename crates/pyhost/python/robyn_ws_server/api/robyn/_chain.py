@@ -25,7 +25,6 @@ from robyn._headers import Headers
 from robyn._http_params import BodyError
 from robyn._http_route import HttpRoute
 from robyn._middleware import Middleware, after_outcome, before_outcome
-from robyn._not_yet import NotServedYet
 from robyn._params import Dependencies, ParameterError
 from robyn._request import Request
 from robyn._response import Response
@@ -48,8 +47,6 @@ class Reporter(Protocol):
     """Where a chain says what went wrong (from any thread)."""
 
     def failed(self, what: str, subject: str, error: BaseException) -> None: ...
-
-    def not_served(self, refusal: NotServedYet) -> None: ...
 
 
 class StepError(Exception):
@@ -106,12 +103,8 @@ class Chain:
 
     def _fallback(self, request: Request, step: str, error: BaseException) -> Any:
         """The answer when the handler (or the exception handler) raised: reported, then 500
-        (501 for a feature not served yet) for the after-request middlewares to see."""
+        for the after-request middlewares to see."""
         reporter = self._reporter
-        if isinstance(error, NotServedYet):
-            if reporter is not None:
-                reporter.not_served(error)
-            return self._shape(Response(501, Headers([TEXT]), str(error)))
         if reporter is not None:
             reporter.failed(f"{step} of {self.name}", f"{request.method} {request.url.path}", error)
         return self._shape(Response(500, Headers([TEXT]), INTERNAL_ERROR))
@@ -128,8 +121,6 @@ class Chain:
         for middleware in self.before:
             try:
                 request, early = before_outcome(middleware.call(request), request)
-            except NotServedYet:
-                raise
             except Exception as error:
                 raise _step_error(_step(middleware), error) from None
             if early is not None:
@@ -156,7 +147,7 @@ class Chain:
             return self._shape(_refusal(refused))
         except Exception as error:
             handler = route.exception_handler
-            if handler is None or isinstance(error, NotServedYet):
+            if handler is None:
                 return self._fallback(request, "handler", error)
             try:
                 return self._shape(handler(error))
@@ -175,8 +166,6 @@ class Chain:
         for middleware in self.after:
             try:
                 response = after_outcome(middleware.call(request, response), response)
-            except NotServedYet:
-                raise
             except Exception as error:
                 raise _step_error(_step(middleware), error) from None
         return response
@@ -213,8 +202,6 @@ class Chain:
                 else:
                     result = await self._on_worker(context, middleware.call, request)
                 request, early = before_outcome(result, request)
-            except NotServedYet:
-                raise
             except Exception as error:
                 raise _step_error(_step(middleware), error) from None
             if early is not None:
@@ -245,7 +232,7 @@ class Chain:
         self, route: HttpRoute, request: Request, error: Exception, context: contextvars.Context
     ) -> Any:
         handler = route.exception_handler
-        if handler is None or isinstance(error, NotServedYet):
+        if handler is None:
             return self._fallback(request, "handler", error)
         try:
             if inspect.iscoroutinefunction(handler):
@@ -265,8 +252,6 @@ class Chain:
                 else:
                     result = await self._on_worker(context, middleware.call, request, response)
                 response = after_outcome(result, response)
-            except NotServedYet:
-                raise
             except Exception as error:
                 raise _step_error(_step(middleware), error) from None
         return response

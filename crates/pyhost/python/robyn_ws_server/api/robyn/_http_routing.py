@@ -20,8 +20,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 class HttpRouting:
     """Registers HTTP routes and what goes with them, as Robyn 0.88.0 does."""
 
-    unserved: list[str]
-
     def _init_http(self) -> None:
         self.http_routes: list[HttpRoute] = []
         self.global_middlewares: list[Middleware] = []

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from robyn._chain import INTERNAL_ERROR, Chain, StepError
 from robyn._headers import Headers
-from robyn._not_yet import NotServedYet
 from robyn._request import Request
 from robyn._returns import Wire, plain
 from robyn._streaming import Streamed, Streamer
@@ -46,7 +45,6 @@ class Pipeline:
         self._sessions = sessions
         self._loop: asyncio.AbstractEventLoop | None = None
         self.failures = RepeatedFailures(_log, subject="request")
-        self._told: set[str] = set()
         # A strong reference to each running task (the loop keeps only weak ones).
         self.tasks: set[asyncio.Task[None]] = set()
         self._forget = self.tasks.discard
@@ -114,9 +112,6 @@ class Pipeline:
 
     def _failed(self, chain: Chain, exchange: Exchange, error: BaseException) -> Wire:
         """The answer for a chain that raised, once that is logged."""
-        if isinstance(error, NotServedYet):
-            self.not_served(error)
-            return plain(501, str(error))
         what = f"{error.step} of {chain.name}" if isinstance(error, StepError) else f"serving {chain.name}"
         cause = error.__cause__ if isinstance(error, StepError) and error.__cause__ is not None else error
         self.failed(what, f"{exchange.method} {exchange.path}", cause)
@@ -126,9 +121,6 @@ class Pipeline:
 
     def failed(self, what: str, subject: str, error: BaseException) -> None:
         self._on_loop(self.failures.failed, what, subject, error)
-
-    def not_served(self, refusal: NotServedYet) -> None:
-        self._on_loop(self._tell_once, refusal)
 
     def _on_loop(self, log: Callable[..., None], *args: Any) -> None:
         """Calls ``log(*args)`` on the loop thread."""
@@ -142,11 +134,6 @@ class Pipeline:
             loop.call_soon_threadsafe(log, *args)
         except RuntimeError:  # the loop is gone (shutdown): said plainly instead
             _log.error("%s", " ".join(str(arg) for arg in args[:-1]), exc_info=args[-1])
-
-    def _tell_once(self, refusal: NotServedYet) -> None:
-        if refusal.feature not in self._told:
-            self._told.add(refusal.feature)
-            _log.warning("answered 501: %s (said once per feature)", refusal)
 
 
 def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
