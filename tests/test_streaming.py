@@ -351,18 +351,9 @@ def test_a_cut_off_body_has_no_last_chunk_on_the_wire(server):
     assert not data.endswith(b"0\r\n\r\n")
 
 
-def test_a_generator_failing_right_after_its_first_chunk_still_sends_the_head_and_chunk(server, io_threads, request):
+def test_a_generator_failing_right_after_its_first_chunk_still_sends_the_head_and_chunk(server):
     """The stream's queue keeps what the app sent before it failed, to go out before the body
     is cut off; so should a failure on the same turn of the loop as the first chunk."""
-    request.applymarker(
-        pytest.mark.xfail(
-            # With the network side on the loop thread it always happens; on a thread of its
-            # own, now and then (a few in a hundred).
-            strict=io_threads == "0",
-            reason="server bug: a stream that fails before hyper has flushed the head loses the "
-            "connection without any response (hyper drops its write buffer on the body's error)",
-        )
-    )
     for _ in range(50):
         with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as sock:
             sock.sendall(f"GET /raise-at-once HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
@@ -380,14 +371,7 @@ def test_a_generator_failing_right_after_its_first_chunk_still_sends_the_head_an
     "route",
     [
         "async-hang",
-        pytest.param(
-            "sync-ticks",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="server bug: at shutdown a sync generator is never closed (its finally does not "
-                "run, nothing is logged); a client going away does close it",
-            ),
-        ),
+        "sync-ticks",
     ],
 )
 def test_shutdown_ends_an_open_stream_completely_and_runs_its_finally(start_server, route):

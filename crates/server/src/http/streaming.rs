@@ -28,6 +28,8 @@ pub struct StreamingBody {
     ending: Pin<Box<WaitForCancellationFutureOwned>>,
     /// The body was sent to its end (else, when dropped, the client went away first).
     ended: bool,
+    /// The app failed and the body is to be cut off, once hyper has flushed what it holds.
+    cutting_off: bool,
     _place: StreamPlace,
 }
 
@@ -52,6 +54,7 @@ impl StreamingBody {
             keepalive,
             ending: Box::pin(streams.ending().clone().cancelled_owned()),
             ended: false,
+            cutting_off: false,
             _place: streams.open(),
         }
     }
@@ -81,6 +84,13 @@ impl Body for StreamingBody {
                 Take::End => {
                     this.ended = true;
                     return Poll::Ready(None);
+                }
+                Take::CutOff if !this.cutting_off => {
+                    // hyper drops what it has not written yet along with the connection: one
+                    // Pending first, on which it flushes the head and the chunks before.
+                    this.cutting_off = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
                 }
                 Take::CutOff => {
                     this.ended = true;

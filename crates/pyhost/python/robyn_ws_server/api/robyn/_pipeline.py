@@ -48,11 +48,11 @@ class Pipeline:
         # A strong reference to each running task (the loop keeps only weak ones).
         self.tasks: set[asyncio.Task[None]] = set()
         self._forget = self.tasks.discard
-        self._streamer = Streamer(workers, self.failed)
+        self.streamer = Streamer(workers, self.failed)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._streamer.bind(loop)
+        self.streamer.bind(loop)
         for chain in (*self._chains, self._not_found):
             chain.bind(loop, self)
 
@@ -104,7 +104,7 @@ class Pipeline:
         status, headers, body = wire
         try:
             if isinstance(body, Streamed):
-                self._streamer.start(exchange, status, headers, body)
+                self.streamer.start(exchange, status, headers, body)
             else:
                 exchange.respond(status, headers, body)
         except Exception:

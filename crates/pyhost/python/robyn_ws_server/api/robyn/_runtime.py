@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from robyn._native import Connection, Dispatcher, Driver
 
 _log = logging.getLogger("robyn.server")
+# How long shutdown waits for the streamed responses' generators to be closed.
+STREAM_CLOSE_TIMEOUT = 5.0
 
 
 class Runtime:
@@ -173,6 +175,17 @@ class Runtime:
         if requests:
             _log.warning("%d HTTP request(s) were still running at shutdown and were cancelled", len(requests))
             await asyncio.gather(*requests, return_exceptions=True)
+        # The server ended every stream and told each to stop; a sync generator is closed
+        # after the step it is in, on a worker: waited for (within reason) before they stop.
+        streams = list(self.http.pipeline.streamer.tasks)
+        if streams:
+            _, stuck = await asyncio.wait(streams, timeout=STREAM_CLOSE_TIMEOUT)
+            if stuck:
+                _log.warning(
+                    "%d streamed response(s) did not stop within %.0f s (a sync generator stuck in one step)",
+                    len(stuck),
+                    STREAM_CLOSE_TIMEOUT,
+                )
         try:
             await _run_all(self.app.shutdown_handlers)
         except Exception:

@@ -62,7 +62,8 @@ class Streamer:
         # `failed(what, subject, error)`: the pipeline's report of a failure.
         self._failed = failed
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        # The streams being sent, for shutdown to wait for (their generators closed).
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -76,8 +77,8 @@ class Streamer:
 
     def _start_on_loop(self, exchange: Exchange, status: int, headers: list[tuple[str, str]], body: Streamed) -> None:
         task = asyncio.ensure_future(self._pump(exchange, status, headers, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _pump(self, exchange: Exchange, status: int, headers: list[tuple[str, str]], body: Streamed) -> None:
         task = asyncio.current_task()
@@ -118,7 +119,8 @@ class Streamer:
 
     async def _close(self, content: Any, step: asyncio.Future[Any] | None) -> None:
         """Closes the generator (its ``finally`` runs): an async one here, a sync one on a worker
-        once its current step is over."""
+        once its current step is over (waited for: shutdown waits for this task before it stops
+        the workers)."""
         aclose = getattr(content, "aclose", None)
         if aclose is not None:
             try:
@@ -129,10 +131,12 @@ class Streamer:
         close = getattr(content, "close", None)
         if close is None:
             return
-        if step is not None and not step.done():
-            step.add_done_callback(lambda _: self._workers.submit(close))
-        else:
-            self._workers.submit(close)
+        try:
+            if step is not None and not step.done():
+                await asyncio.wait([step])
+            await self._workers.call(self._loop_now(), contextvars.copy_context(), close)
+        except Exception as error:
+            self._failed("closing the stream's generator", repr(content), error)
 
     def _loop_now(self) -> asyncio.AbstractEventLoop:
         loop = self._loop
