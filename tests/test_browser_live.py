@@ -6,7 +6,7 @@ what the page shows: its DOM, waited for with Playwright's expectations, never w
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import pytest_asyncio
@@ -48,9 +48,13 @@ async def new_page(browser: Browser) -> AsyncIterator[NewPage]:
 
 
 @pytest.fixture(scope="module")
-def server(module_server: Server) -> Server:
-    """One server for the module (per --io-threads mode), on APP."""
-    return module_server
+def server(module_server: Server) -> Iterator[Server]:
+    """One server for the module (per --io-threads mode), on APP; nothing the app did may
+    have failed (warnings are left alone: a loaded machine may have the loop's slow-callback
+    watch speak up)."""
+    yield module_server
+    for trouble in (" ERROR ", "Traceback"):
+        assert trouble not in module_server.output, module_server.output
 
 
 def origin(server: Server) -> str:
@@ -143,6 +147,7 @@ async def test_the_event_stream_carries_the_chat_too(server: Server, new_page: N
     bob = await signed_in(new_page, server, "bob")
 
     await say(bob, "hi ann")
+    await expect(ann.locator("#chat-log li").last).to_have_text("bob: hi ann", timeout=WAIT)
     await say(ann, "hi bob")
     for page, name in ((ann, "ann"), (bob, "bob")):
         await expect(page.locator("#news li")).to_have_text(
@@ -176,3 +181,12 @@ async def test_the_event_source_reconnects_after_the_server_ends_its_stream(serv
     await ann.wait_for_function(f"Number(document.body.dataset.ticks) > {ticks}", timeout=WAIT)
     # The socket was not touched by the stream's drop.
     await expect(body).to_have_attribute("data-chat", "open", timeout=WAIT)
+
+
+async def test_closing_the_page_ends_its_stream(server: Server, new_page: NewPage) -> None:
+    """A page that goes away ends its event stream: the app's generator is closed (its
+    `finally` runs) and the hub forgets the subscriber."""
+    bob = await signed_in(new_page, server, "bob")
+    stream = max(int(match.group(1)) for match in re.finditer(r"stream (\d+) for bob ", server.output))
+    await bob.context.close()
+    await server.until(rf"^stream {stream} ended$")

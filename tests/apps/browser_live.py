@@ -47,6 +47,7 @@ class Hub:
     def __init__(self) -> None:
         self.queues: set[asyncio.Queue] = set()
         self.ids = itertools.count(1)
+        self.streams = itertools.count(1)
 
     def publish(self, event: str, data: str) -> None:
         message = SSEMessage(data, event=event, id=str(next(self.ids)))
@@ -164,7 +165,8 @@ async def events(request: Request):
     async def stream():
         queue: asyncio.Queue = asyncio.Queue()
         hub.queues.add(queue)
-        say(f"events for {user} after {last_id}")
+        number = next(hub.streams)
+        say(f"stream {number} for {user} after {last_id}")
         try:
             resumed = f" (resumed after {last_id})" if last_id else ""
             yield SSEMessage(f"hello {user}{resumed}", event="hello", retry=RETRY_MS)
@@ -172,7 +174,7 @@ async def events(request: Request):
                 yield message
         finally:
             hub.queues.discard(queue)
-            say(f"events for {user} ended")
+            say(f"stream {number} ended")
 
     return SSEResponse(stream())
 
