@@ -124,6 +124,11 @@ fn watch(runtime: &Py<PyAny>, threshold: Duration, stop: &AtomicBool) {
         }
         reported = stretch;
         Python::attach(|py| {
+            // The loop may have gone back to waiting while this thread waited for the GIL:
+            // its stack would show the wait, not what kept it busy.
+            if native::busy().is_none_or(|(_, now)| now != stretch) {
+                return;
+            }
             if let Err(err) = runtime.call_method1(py, "report_blocked", (busy_for.as_secs_f64(),)) {
                 log_python_error(py, "reporting a blocked event loop failed", &err);
             }
