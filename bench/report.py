@@ -516,7 +516,9 @@ def sse_table(sse: dict[str, Any]) -> str:
                 cells.append("no figures")
                 continue
             value = summary[name].get(field)
-            cell = figure(value, unit)
+            # Only the generator can be bound by its own one thread.
+            cell = f"{value:.2f}" if unit == "cores" and value is not None and "generator" not in field else None
+            cell = cell or figure(value, unit)
             if name != OURS and ours and value and unit != "cores":
                 cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
             cells.append(cell)
