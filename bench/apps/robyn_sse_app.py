@@ -53,12 +53,18 @@ async def feed() -> None:
         await asyncio.sleep(0)
 
 
-async def subscription():
+def subscribe() -> asyncio.Queue:
+    """A new subscriber's queue, joined at once: the request's handler calls this, so a server
+    that starts the stream's generator late still counts the subscriber in."""
     queue: asyncio.Queue = asyncio.Queue(QUEUED)
     if not feeder:
         feeder.append(asyncio.get_running_loop().create_task(feed()))
     subscribers.add(queue)
     moved.set()
+    return queue
+
+
+async def subscription(queue: asyncio.Queue):
     try:
         while True:
             sequence, data = await queue.get()
@@ -72,7 +78,7 @@ async def subscription():
 
 @app.get("/events")
 async def events():
-    return SSEResponse(subscription())
+    return SSEResponse(subscription(subscribe()))
 
 
 if __name__ == "__main__":

@@ -48,12 +48,18 @@ async def feed() -> None:
         await asyncio.sleep(0)
 
 
-async def subscription():
+def subscribe() -> asyncio.Queue:
+    """A new subscriber's queue, joined at once: the request's handler calls this, so a server
+    that starts the stream's generator late still counts the subscriber in."""
     queue: asyncio.Queue = asyncio.Queue(QUEUED)
     if not feeder:
         feeder.append(asyncio.get_running_loop().create_task(feed()))
     subscribers.add(queue)
     moved.set()
+    return queue
+
+
+async def subscription(queue: asyncio.Queue):
     try:
         while True:
             sequence, data = await queue.get()
@@ -66,7 +72,7 @@ async def subscription():
 
 
 async def events(request: Request) -> EventSourceResponse:
-    return EventSourceResponse(subscription())
+    return EventSourceResponse(subscription(subscribe()))
 
 
 app = Starlette(routes=[Route("/events", events)])
