@@ -530,10 +530,12 @@ def sse_table(sse: dict[str, Any]) -> str:
             cells.append("no figures")
             continue
         lost = sum(r["sse_lost"] for r in answered)
-        fewest = min(r["sse_fewest_per_subscriber"] for r in answered)
-        most = max(r["sse_most_per_subscriber"] for r in answered)
-        cells.append(f"{lost:,} lost; {fewest:,}-{most:,} per subscriber")
-    rows.append("| events lost, and the fewest and most one subscriber got in a round | " + " | ".join(cells) + " |")
+        uneven = max(r["sse_most_per_subscriber"] / max(r["sse_fewest_per_subscriber"], 1) for r in answered)
+        cells.append(f"{lost:,} lost; {uneven:.2f}{TIMES}")
+    rows.append(
+        "| events lost (all rounds); most events one subscriber got over fewest another did, in the most uneven "
+        "round | " + " | ".join(cells) + " |"
+    )
     return "\n".join(rows)
 
 
