@@ -568,7 +568,7 @@ def sse_conditions(sse: dict[str, Any]) -> str:
         f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores ({made_on['processor']}), Linux "
         f"{made_on['linux']}, shared by the server and the load generator in every figure (neither pinned). "
         f"{scale['sse_subscribers']:,} subscribers (HTTP/1.1 GETs with `Accept: text/event-stream`) of one "
-        'stream that a loop in the app feeds: a small JSON event (`{"seq": n, "pad": ...}`, 55 bytes of data) '
+        'stream that a loop in the app feeds: a small JSON event (`{"seq": n, "pad": ...}`, some 40 bytes of data) '
         "put into a bounded queue (128 events) per subscriber, at most 32 events ahead of the subscriber "
         "furthest along; a subscriber more than 128 events behind the feeder loses the oldest (the client "
         "sees the gap and counts it lost, never delivered). The feeder starts once every subscriber has "
