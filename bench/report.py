@@ -297,6 +297,7 @@ def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
     alone (`--part http`) has no WebSocket part: results.md then holds the HTTP section only."""
     scale, made_on, summary = measured["scale"], measured["machine"], measured["medians"]
     http = http_section(measured["http"]) if measured.get("http") else ""
+    http += sse_section(measured["sse"]) if measured.get("sse") else ""
     if not summary:
         (out / "results.md").write_text(
             f"# Benchmark\n\n{http}Made by `just bench --part http` (bench/run.py); raw rounds in results.json.\n"
@@ -488,6 +489,118 @@ def http_section(http: dict[str, Any]) -> str:
     )
 
 
+# --- the server-sent events load (bench/sse_loads.py) ---------------------------------------
+
+# key, label, unit
+SSE_METRICS = [
+    ("sse", "events delivered", "deliveries/s"),
+    ("sse_server_us_per_event", "server CPU per event delivered", "µs"),
+    ("sse_server_cores", "server CPU", "cores"),
+    ("sse_generator_cores", "generator CPU", "cores"),
+    ("sse_other_cores", "other processes' CPU", "cores"),
+]
+# issue 19's target for our server: this many times every peer's deliveries/s.
+SSE_TARGET = 1.5
+
+
+def sse_table(sse: dict[str, Any]) -> str:
+    summary, rounds = sse["medians"], sse["rounds"]
+    names = list(rounds)
+    subscribers = sse["scale"]["sse_subscribers"]
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for field, label, unit in SSE_METRICS:
+        ours = summary.get(OURS, {}).get(field)
+        cells = []
+        for name in names:
+            if name in sse["missing"]:
+                cells.append("no figures")
+                continue
+            value = summary[name].get(field)
+            # Only the generator can be bound by its own one thread.
+            cell = f"{value:.2f}" if unit == "cores" and value is not None and "generator" not in field else None
+            cell = cell or figure(value, unit)
+            if name != OURS and ours and value and unit != "cores":
+                cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
+            cells.append(cell)
+        rows.append(f"| {subscribers:,} subscribers: {label} ({unit}) | " + " | ".join(cells) + " |")
+    cells = []
+    for name in names:
+        answered = [r for r in rounds[name] if "missing" not in r]
+        if not answered:
+            cells.append("no figures")
+            continue
+        lost = sum(r["sse_lost"] for r in answered)
+        uneven = max(r["sse_most_per_subscriber"] / max(r["sse_fewest_per_subscriber"], 1) for r in answered)
+        cells.append(f"{lost:,} lost; {uneven:.2f}{TIMES}")
+    rows.append(
+        "| events lost (all rounds); most events one subscriber got over fewest another did, in the most uneven "
+        "round | " + " | ".join(cells) + " |"
+    )
+    return "\n".join(rows)
+
+
+def sse_target(sse: dict[str, Any]) -> str:
+    """issue 19's target, judged on the medians: our deliveries/s at least SSE_TARGET x each peer's."""
+    summary, rounds = sse["medians"], sse["rounds"]
+    mine = summary.get(OURS, {}).get("sse")
+    if not mine:
+        why = sse["missing"].get(OURS, "not measured")
+        return f"Target ({SSE_TARGET}{TIMES} every peer's deliveries/s): not measured for {OURS} ({why})."
+    judged = []
+    for name in rounds:
+        theirs = summary.get(name, {}).get("sse")
+        if name == OURS:
+            continue
+        if not theirs:
+            judged.append(f"{name}: no figures, so none to beat")
+            continue
+        ratio = mine / theirs
+        spread = ratio_spread(rounds[OURS], rounds[name], "sse")
+        judged.append(f"{name} {ratio_text(ratio, spread)} ({'met' if ratio >= SSE_TARGET else 'missed'})")
+    return f"Target ({SSE_TARGET}{TIMES} every peer's deliveries/s), on the medians: " + "; ".join(judged) + "."
+
+
+def sse_conditions(sse: dict[str, Any]) -> str:
+    scale, made_on = sse["scale"], sse["machine"]
+    done = max((len(each) for each in sse["rounds"].values()), default=0)
+    extra = done - scale["sse_rounds"]
+    return (
+        f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores ({made_on['processor']}), Linux "
+        f"{made_on['linux']}, shared by the server and the load generator in every figure (neither pinned). "
+        f"{scale['sse_subscribers']:,} subscribers (HTTP/1.1 GETs with `Accept: text/event-stream`) of one "
+        'stream that a loop in the app feeds: a small JSON event (`{"seq": n, "pad": ...}`, some 40 bytes of data) '
+        "put into a bounded queue (128 events) per subscriber, at most 32 events ahead of the subscriber "
+        "furthest along; a subscriber more than 128 events behind the feeder loses the oldest (the client "
+        "sees the gap and counts it lost, never delivered). The feeder starts once every subscriber has "
+        f"joined. Generator: {sse['generator']} (one thread), which checks each answer (200, "
+        "`text/event-stream`), parses each subscriber's first 20 events in full (chunked coding, SSE fields, "
+        "JSON, rising sequence numbers) and then counts the `data:` fields it reads, each read's last sequence "
+        f"number holding the count to account. Medians of {done} interleaved round(s)"
+        + (f" ({scale['sse_rounds']} planned, {extra} more while CPU per event had not settled)" if extra > 0 else "")
+        + f", each on a fresh server: {scale['sse_seconds']:g} s measured after {scale['sse_warmup']:g} s of "
+        "warm-up. Server CPU per event: the CPU time of the server's processes (every thread, user and "
+        "system) over the span measured, divided by the events the clients parsed in it. Ratios in brackets "
+        "are robyn-ws-server over the peer, and the lowest and highest of the per-round ratios. A run's "
+        f"figures stand once every server's CPU per event agrees with another round's within {AGREE - 1:.0%}"
+        + (f"; **not settled in this run**: {', '.join(sse['unsettled'])}" if sse.get("unsettled") else "")
+        + "."
+    )
+
+
+def sse_summary(sse: dict[str, Any]) -> str:
+    """README's server-sent events table: conditions, how each server ran, the table, the target."""
+    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in sse["settings"].items())
+    missing = ""
+    if sse["missing"]:
+        missing = "No figures:\n\n" + "\n".join(f"- **{name}**: {why}" for name, why in sse["missing"].items())
+        missing += "\n\n"
+    return f"{sse_conditions(sse)}\n\n{how}\n\n{missing}{sse_table(sse)}\n\n{sse_target(sse)}"
+
+
+def sse_section(sse: dict[str, Any]) -> str:
+    return f"## Server-sent events\n\n{sse_summary(sse)}\n\n"
+
+
 def chart(summary: Summary, day: str, path: Path) -> None:
     import matplotlib
 
@@ -512,10 +625,15 @@ def chart(summary: Summary, day: str, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def update_readme(headline: str) -> None:
+def update_readme(headline: str, sse: dict[str, Any] | None = None) -> None:
+    """README's WebSocket table, and (given a server-sent events part) its SSE table."""
     readme = ROOT / "README.md"
     text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        readme.write_text(before + start + "\n" + headline + "\n" + end + rest.split(end, 1)[1])
+    blocks = [("<!-- bench:start -->", "<!-- bench:end -->", headline)]
+    if sse:
+        blocks.append(("<!-- bench-sse:start -->", "<!-- bench-sse:end -->", sse_summary(sse)))
+    for start, end, content in blocks:
+        if start in text and end in text:
+            before, rest = text.split(start, 1)
+            text = before + start + "\n" + content + "\n" + end + rest.split(end, 1)[1]
+    readme.write_text(text)

@@ -41,6 +41,9 @@ BUILT = ROOT / "target" / "release"
 BINARIES = ROOT / ".bench" / "bin"
 SERVER = BINARIES / "robyn-ws-server"
 LOADGEN = BINARIES / "ws-loadgen"
+# A folder holding both binaries already built (another worktree's target/release, say): the
+# benchmark copies them from there and runs no cargo build.
+PREBUILT = "ROBYN_WS_BENCH_BUILT"
 # Set once `setup` has run, for the process that re-executes in the benchmark's venv.
 SET_UP = "ROBYN_WS_BENCH_SET_UP"
 
@@ -63,6 +66,13 @@ class Scale:
     # The HTTP loads (comma-separated) whose latency on one connection and wrk's ceiling are
     # measured: every one, or (a smoke run) the JSON GET only.
     http_detailed_loads: str
+    # The server-sent events load (bench/sse_loads.py): subscribers, the span measured after a
+    # warm-up, how long every subscriber may take to get its first events, and rounds.
+    sse_subscribers: int
+    sse_seconds: float
+    sse_warmup: float
+    sse_timeout: float
+    sse_rounds: int
 
 
 FULL = Scale(
@@ -79,6 +89,11 @@ FULL = Scale(
     http_warmup=1,
     http_latency_seconds=1,
     http_detailed_loads="plaintext,json,echo,middleware",
+    sse_subscribers=1000,
+    sse_seconds=3,
+    sse_warmup=1,
+    sse_timeout=20,
+    sse_rounds=3,
 )
 SMOKE = Scale(
     rounds=1,
@@ -94,6 +109,11 @@ SMOKE = Scale(
     http_warmup=0,
     http_latency_seconds=1,
     http_detailed_loads="json",
+    sse_subscribers=50,
+    sse_seconds=0.5,
+    sse_warmup=0.2,
+    sse_timeout=20,
+    sse_rounds=1,
 )
 
 
@@ -199,14 +219,16 @@ def setup() -> None:
     and Debian's wrk for the HTTP loads."""
     install_libuv()
     install_wrk()
-    subprocess.run(
-        ["cargo", "build", "--release", "--locked", "--quiet", "-p", "robyn-ws-server", "-p", "ws-loadgen"],
-        cwd=ROOT,
-        check=True,
-    )
+    built = Path(os.environ.get(PREBUILT, "") or BUILT)
+    if not os.environ.get(PREBUILT):
+        subprocess.run(
+            ["cargo", "build", "--release", "--locked", "--quiet", "-p", "robyn-ws-server", "-p", "ws-loadgen"],
+            cwd=ROOT,
+            check=True,
+        )
     BINARIES.mkdir(parents=True, exist_ok=True)
     for binary in (SERVER, LOADGEN):
-        shutil.copy2(BUILT / binary.name, binary)
+        shutil.copy2(built / binary.name, binary)
     stamp = VENV / "requirements.sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:
@@ -408,11 +430,23 @@ def generate(server: Running, args: list[str], cores: set[int] | None = None) ->
     return generate_against(process_tree(server.process.pid), server.peer.name, args, cores)
 
 
-def generate_against(server_pids: list[int], name: str, args: list[str], cores: set[int] | None = None) -> Generated:
-    """`generate`, for whatever processes serve the load (several servers and a broker, say)."""
+def generate_against(
+    server_pids: list[int],
+    name: str,
+    args: list[str],
+    cores: set[int] | None = None,
+    program: list[str] | None = None,
+) -> Generated:
+    """`generate`, for whatever processes serve the load (several servers and a broker, say);
+    `program`: a generator other than ws-loadgen that prints the same marks and report
+    (bench/sse_client.py)."""
     pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     process = subprocess.Popen(
-        [str(LOADGEN), "--marks", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pin
+        [*(program or [str(LOADGEN)]), "--marks", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=pin,
     )
     marks: list[tuple[float, float, float, float]] = []
     report = None
@@ -428,7 +462,8 @@ def generate_against(server_pids: list[int], name: str, args: list[str], cores: 
             process.stdin.flush()
     process.stdin.close()
     if process.wait() != 0 or report is None or len(marks) != 2:
-        raise RuntimeError(f"ws-loadgen {' '.join(args)} failed against {name}")
+        said = f": {report['error']}" if report and report.get("error") else ""
+        raise RuntimeError(f"{Path((program or [str(LOADGEN)])[-1]).name} {' '.join(args)} failed against {name}{said}")
     (start, *before), (end, *after) = marks
     server, generator, busy = (later - earlier for earlier, later in zip(before, after, strict=True))
     return Generated(report, server, generator, max(0.0, busy - server - generator), end - start)
@@ -600,9 +635,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--part",
-        choices=["all", "ws", "http"],
+        choices=["all", "ws", "http", "sse"],
         default="all",
-        help="the WebSocket loads (with the scale-out and binary-against-package parts), the HTTP loads, or both",
+        help="the WebSocket loads (with the scale-out and binary-against-package parts), the HTTP loads, the "
+        "server-sent events load, or all three",
     )
     parser.add_argument("--out", type=Path, default=report.DOCS, help="where the report goes")
     parser.add_argument(
@@ -656,7 +692,7 @@ def main() -> None:
     # states its own date and machine).
     earlier = options.out / "results.json"
     earlier_run = json.loads(earlier.read_text()) if options.part != "all" and earlier.is_file() else {}
-    if options.part == "http" and earlier_run.get("machine"):
+    if options.part in ("http", "sse") and earlier_run.get("machine"):
         measured = earlier_run
     # The HTTP loads, on their own list of servers (bench/http_loads.py).
     if options.part in ("all", "http"):
@@ -665,10 +701,18 @@ def main() -> None:
         measured["http"] = report.http_results(http_loads.measure(options.only, scale, quiet=not options.smoke))
     elif earlier_run.get("http"):
         measured["http"] = earlier_run["http"]
+    # The server-sent events load (bench/sse_loads.py), on its own list of servers.
+    if options.part in ("all", "sse"):
+        import sse_loads
+
+        measured["sse"] = report.http_results(sse_loads.measure(options.only, scale, quiet=not options.smoke))
+    elif earlier_run.get("sse"):
+        measured["sse"] = earlier_run["sse"]
     headline, cpu = report.write(measured, options.out)
     print(f"\n{headline}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.part != "http" and options.out == report.DOCS:
-        report.update_readme(headline)
+        if measured["medians"]:
+            report.update_readme(headline, measured.get("sse"))
     if OURS in rounds:
         # Our server alone, as several processes and instances (bench/scaleout.py).
         smoke = ["--smoke"] if options.smoke else []
@@ -715,7 +759,7 @@ def report_only(parser: argparse.ArgumentParser, out: Path) -> None:
     headline, cpu = report.render(measured, out)
     print(f"\n{headline}\n\n{cpu}\n")
     if out.resolve() == report.DOCS and is_full_run(measured):
-        report.update_readme(headline)
+        report.update_readme(headline, measured.get("sse"))
 
 
 def is_full_run(measured: dict) -> bool:

@@ -45,6 +45,9 @@ HTTP_FIGURES = [
     for load in HTTP_LOADS
     for figure in ("", "_server_us_per_request", "_server_cores", "_generator_cores")
 ] + [f"json_{figure}" for figure in ("p50_us", "p99_us", "p50_us_unpinned", "p99_us_unpinned")]
+# The server-sent events load (bench/sse_loads.py), on its own list of servers.
+SSE_SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "Starlette/granian"]
+SSE_FIGURES = ["sse", "sse_server_us_per_event", "sse_server_cores", "sse_generator_cores"]
 
 
 @pytest.mark.bench
@@ -103,3 +106,13 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
         assert not missing, f"{server}: no HTTP figure for {missing}"
     assert set(http["generator_ceiling"]) == {"json"}, "wrk's ceiling must be measured"
     assert "| JSON GET with a path parameter: 50 connections (req/s) | " in report
+    # The server-sent events part: every server's streams checked and counted.
+    sse = results["sse"]
+    assert list(sse["rounds"]) == SSE_SERVERS
+    assert list(sse["settings"]) == SSE_SERVERS, "the report must say how each server ran the SSE load"
+    for server in SSE_SERVERS:
+        assert server not in sse["missing"], f"{server}: {sse['missing'].get(server)}"
+        medians = sse["medians"][server]
+        missing = [figure for figure in SSE_FIGURES if not medians.get(figure)]
+        assert not missing, f"{server}: no SSE figure for {missing}"
+    assert "subscribers: events delivered (deliveries/s) | " in report
