@@ -79,9 +79,10 @@ def test_the_installed_command_serves_the_seed_examples_and_shuts_down(version: 
 
 def test_the_whole_suite_passes_against_the_installed_command(wheel: Path, tmp_path: Path) -> None:
     """Once, in the default mode (`--io-threads 0`): everything but the benchmark (which runs
-    its own copy of the binary) and this module. The test apps' own dependency (jinja2, for
-    their templates) is installed beside the package, as an app's would be."""
-    script = install(wheel, Path(sys.executable), tmp_path / "venv", "jinja2")
+    its own copy of the binary) and this module. The test apps' own dependencies (jinja2 for
+    their templates, pydantic for their request bodies) are installed beside the package, as
+    an app's would be."""
+    script = install(wheel, Path(sys.executable), tmp_path / "venv", "jinja2", "pydantic")
     run = suite(script, "-m", "not bench and not wheel", "-k", "not io-thread")
     assert run.returncode == 0, f"{run.stdout[-8000:]}\n{run.stderr[-2000:]}"
     summary = run.stdout.strip().splitlines()[-1]
