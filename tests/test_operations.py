@@ -22,14 +22,14 @@ async def test_the_access_line_says_who_what_how_it_ended_and_how_much(start_ser
     assert line.groups() == ("1000", "0", "1")
 
 
-async def test_without_the_flag_the_access_line_is_at_debug(start_server):
+async def test_without_the_flag_the_access_line_is_at_debug_after_the_opening(start_server):
     quiet = start_server(APP)
     async with quiet.connect("/graphql"):
         pass
     loud = start_server(APP, "--log-level", "DEBUG")
     async with loud.connect("/graphql"):
-        pass
-    await loud.until(r"DEBUG robyn_ws_server::access: .* /graphql ")
+        await loud.until(r"DEBUG robyn_ws_server::access: 127\.0\.0\.1:\d+ /graphql opened$")
+    await loud.until(r"DEBUG robyn_ws_server::access: .* /graphql subprotocol=- closed ")
     assert quiet.count("robyn_ws_server::access") == 0
 
 

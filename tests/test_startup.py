@@ -62,7 +62,17 @@ def free_port() -> int:
             r"name one with --app startup.two_apps:NAME",
             None,
         ),
-        ("startup.two_apps:third", r"error: module 'startup.two_apps' has no attribute 'third'", None),
+        (
+            "startup.two_apps:third",
+            r"error: module 'startup.two_apps' has no attribute 'third' \(its Robyn apps: first, second\)",
+            None,
+        ),
+        # The module calls app.start() itself: the wrong name is still an error, not that app served.
+        (
+            "startup/run_as_main.py:application",
+            r"error: module 'run_as_main' has no attribute 'application' \(its Robyn apps: app\)",
+            None,
+        ),
         ("startup.no_app:VALUE", r"error: startup.no_app:VALUE is an int, not a Robyn app", None),
         ("startup/nothing_here.py", r"error: no such file: .*nothing_here\.py", None),
         (

@@ -91,6 +91,8 @@ impl Opened {
                 sent: 0,
             })
         });
+        // At debug, the opening too (the access line says the rest when the connection ends).
+        tracing::debug!(target: "robyn_ws_server::access", "{} {} opened", request.client, request.path);
         let opening = Opening { endpoint, id, request: Box::new(request), decides, link: link.clone() };
         state.bridge.push(Event::Conn(key, Inbound::Open(Box::new(opening))));
         Self { parts: Some(Parts { state, link, place, access }), decision }

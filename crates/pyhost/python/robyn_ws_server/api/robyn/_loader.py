@@ -50,7 +50,7 @@ def run(target: str, app_dir: str, serve: Callable[[Runtime], None]) -> None:
     sys.path.insert(0, os.path.abspath(app_dir))
     if path is None:
         path = _locate(module_name, app_dir)
-    handover = _Handover(serve)
+    handover = _Handover(serve, module_name, attr)
     _app.on_start = handover
     try:
         namespace = _execute(module_name, path)
@@ -61,15 +61,22 @@ def run(target: str, app_dir: str, serve: Callable[[Runtime], None]) -> None:
 
 
 class _Handover:
-    """What ``app.start()`` does while the module runs: serve that app, once."""
+    """What ``app.start()`` does while the module runs: serve that app, once; or, when
+    ``--app module:attr`` names one, the app of that name (an error if there is none)."""
 
-    def __init__(self, serve: Callable[[Runtime], None]) -> None:
+    def __init__(self, serve: Callable[[Runtime], None], module_name: str, attr: str) -> None:
         self._serve = serve
+        self._module_name = module_name
+        self._attr = attr
         self.served = False
 
     def __call__(self, app: Robyn) -> None:
         if self.served:
             return
+        if self._attr:
+            # The module as it has run so far (runpy puts it in sys.modules while it runs).
+            running = sys.modules.get("__main__")
+            app = _find_app(running, self._module_name, self._attr)
         self.served = True
         self._serve(_runtime(app))
 
@@ -108,7 +115,7 @@ def _execute(module_name: str, path: str) -> dict[str, Any]:
         if os.path.basename(path) == "__init__.py" or "." in module_name:
             return runpy.run_module(module_name, run_name="__main__", alter_sys=True)
         return runpy.run_path(path, run_name="__main__")
-    except ServeFailed:
+    except (ServeFailed, AppLoadError):
         raise
     except SyntaxError as error:
         where = f"{error.filename}, line {error.lineno}" if error.filename else module_name
@@ -121,7 +128,9 @@ def _find_app(module: object, module_name: str, attr: str) -> Robyn:
     if attr:
         app = getattr(module, attr, None)
         if app is None:
-            raise AppLoadError(f"module {module_name!r} has no attribute {attr!r}")
+            apps = sorted(name for name, value in vars(module).items() if isinstance(value, Robyn))
+            found = f"its Robyn apps: {', '.join(apps)}" if apps else "it defines no Robyn app"
+            raise AppLoadError(f"module {module_name!r} has no attribute {attr!r} ({found})")
         if not isinstance(app, Robyn):
             raise AppLoadError(f"{module_name}:{attr} is {_article(type(app).__name__)}, not a Robyn app")
         return app
