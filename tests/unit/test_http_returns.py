@@ -228,8 +228,9 @@ def test_headers_populate_is_empty_and_equality() -> None:
 
 
 def test_status_code_names_include_robyns_older_ones() -> None:
-    assert status_codes.HTTP_404_NOT_FOUND == 404  # type: ignore[attr-defined]
-    assert status_codes.HTTP_422_UNPROCESSABLE_ENTITY == 422  # type: ignore[attr-defined]
+    assert status_codes.HTTP_404_NOT_FOUND == 404
+    assert status_codes.HTTP_422_UNPROCESSABLE_ENTITY == 422
+    assert status_codes.HTTP_422_UNPROCESSABLE_CONTENT == 422
     assert status_codes.HTTP_306_RESERVED == 306
 
 

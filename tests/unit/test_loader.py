@@ -127,7 +127,13 @@ def test_a_file_path_imports_from_its_own_folder(tmp_path: Path) -> None:
 def test_an_attribute_that_is_not_there(tmp_path: Path) -> None:
     write(tmp_path, "loader_test_attr.py", "from robyn import Robyn\n\napp = Robyn(__file__)\n")
     error = load_error("loader_test_attr:application", tmp_path)
-    assert str(error) == "module 'loader_test_attr' has no attribute 'application'"
+    assert str(error) == "module 'loader_test_attr' has no attribute 'application' (its Robyn apps: app)"
+
+
+def test_an_attribute_that_is_not_there_when_the_module_starts_its_app(tmp_path: Path) -> None:
+    write(tmp_path, "loader_test_starts.py", "from robyn import Robyn\n\napp = Robyn(__file__)\napp.start()\n")
+    error = load_error("loader_test_starts:application", tmp_path)
+    assert str(error) == "module 'loader_test_starts' has no attribute 'application' (its Robyn apps: app)"
 
 
 @pytest.mark.parametrize(("value", "described"), [("3", "an int"), ("'app'", "a str"), ("{}", "a dict")])
