@@ -73,7 +73,7 @@ def record(line: str) -> None:
 
 async def test_instances_and_processes_reach_each_other_once_in_order(start_server, redis):
     instances = [start_server("cluster", "--broker", redis.url) for _ in range(3)]
-    multi = start_server("cluster", "--broker", redis.url, "--processes", "4")
+    multi = start_server("cluster", "--broker", redis.url, "--processes", "4", "--expose-metrics")
     group = []
     for instance in instances:
         group += await clients([instance.url("/chat")] * 2)
@@ -144,7 +144,7 @@ async def test_instances_and_processes_reach_each_other_once_in_order(start_serv
 
 
 async def test_a_redis_restart_is_survived_and_counted(start_server, redis):
-    first, second = (start_server("cluster", "--broker", redis.url) for _ in range(2))
+    first, second = (start_server("cluster", "--broker", redis.url, "--expose-metrics") for _ in range(2))
     a1, a2 = await clients([first.url("/chat")] * 2)
     b1 = await Client.open(second.url("/chat"))
     await until_subscribers(redis, CHAT, 2)
@@ -178,7 +178,7 @@ async def test_a_redis_restart_is_survived_and_counted(start_server, redis):
 
 
 async def test_killed_subscriptions_come_back(start_server, redis):
-    first, second = (start_server("cluster", "--broker", redis.url) for _ in range(2))
+    first, second = (start_server("cluster", "--broker", redis.url, "--expose-metrics") for _ in range(2))
     a = await Client.open(first.url("/chat"))
     b = await Client.open(second.url("/chat"))
     await until_subscribers(redis, CHAT, 2)
@@ -218,7 +218,7 @@ async def test_a_slow_client_on_another_node_is_closed_without_slowing_the_rest(
     # overflows it long before the 200th, while a busy machine pausing the fast one for a few
     # frames does not (with 8 it did, now and then).
     first = start_server("cluster", "--broker", redis.url, "--send-queue", "32")
-    second = start_server("cluster", "--broker", redis.url, "--send-queue", "32")
+    second = start_server("cluster", "--broker", redis.url, "--send-queue", "32", "--expose-metrics")
     sender = await Client.open(first.url("/chat"))
     fast = await Client.open(second.url("/chat"))
     # Reads its greeting, then nothing: the client library stops reading the socket, whose

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import urllib.error
+import urllib.request
 
 from conftest import messages_until_close, receive, run_to_exit
 
@@ -80,3 +83,41 @@ def test_the_log_level_is_read_in_any_case(binary):
         result = run_to_exit(binary, "--app", "startup.no_app", "--log-level", level, "--port", "0")
         assert "invalid value" not in result.stderr, result.stderr
         assert "defines no Robyn app" in result.stderr
+
+
+def probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.headers.get("content-type", "")
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers.get("content-type", "")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_the_main_port_keeps_metrics_to_itself_unless_asked(start_server):
+    server = start_server(APP)
+    assert probe(server.port, "/health")[0] == 200
+    assert probe(server.port, "/ready")[0] == 200
+    assert probe(server.port, "/metrics")[0] == 404
+    exposed = start_server(APP, "--expose-metrics")
+    status, content_type = probe(exposed.port, "/metrics")
+    assert (status, content_type.split(";")[0]) == (200, "application/openmetrics-text")
+
+
+async def test_a_metrics_port_takes_every_probe_off_the_main_port(start_server):
+    port = free_port()
+    server = start_server(APP, "--metrics-port", str(port))
+    for path in ("/health", "/ready", "/metrics"):
+        assert probe(server.port, path)[0] == 404
+        assert probe(port, path)[0] == 200
+
+
+def test_expose_metrics_beside_a_metrics_port_is_a_usage_error(binary):
+    result = run_to_exit(binary, "--app", APP, "--metrics-port", "0", "--expose-metrics")
+    assert result.returncode == 2
+    assert "--expose-metrics" in result.stderr and "--metrics-port" in result.stderr

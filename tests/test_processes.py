@@ -67,7 +67,7 @@ async def test_broadcasts_rooms_and_send_to_reach_every_process_once_in_order(st
 
 
 async def test_metrics_are_summed_over_the_workers(start_server):
-    server = start_server("cluster", "--processes", str(PROCESSES))
+    server = start_server("cluster", "--processes", str(PROCESSES), "--expose-metrics")
     group = await spread_over(server.url("/chat"), PROCESSES, at_least=8)
     values = await until_metric(metrics_url(server), 'robyn_ws_connections{path="/chat"}', len(group))
     assert values['robyn_ws_handshakes_total{status="101"}'] >= len(group)
@@ -144,6 +144,6 @@ def test_a_worker_that_cannot_start_fails_the_start(binary):
 
 
 def test_scrape_parses_a_single_process_too(start_server):
-    server = start_server("cluster")
+    server = start_server("cluster", "--expose-metrics")
     values = scrape(metrics_url(server))
     assert values['robyn_ws_connections{path="/chat"}'] == 0

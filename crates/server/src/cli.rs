@@ -14,6 +14,7 @@ use clap::{Parser, ValueEnum};
     // (the port it resolved): the last value given wins.
     args_override_self = true
 )]
+#[allow(clippy::struct_excessive_bools, reason = "each is a command-line switch of its own, independent of the others")]
 pub struct Cli {
     /// The app to serve: `module`, `module:attr` (naming the Robyn instance), or a path to a
     /// .py file (optionally `:attr`).
@@ -178,6 +179,11 @@ pub struct Cli {
     /// Serve /health, /ready and /metrics on this port (at --host) instead of the main port.
     #[arg(long, value_name = "PORT", env = "ROBYN_METRICS_PORT")]
     pub metrics_port: Option<u16>,
+
+    /// Serve /metrics on the main port too. Off by default: it tells anyone who asks the app's
+    /// per-route counts and close codes (/health and /ready are on the main port either way).
+    #[arg(long, env = "ROBYN_EXPOSE_METRICS", conflicts_with = "metrics_port")]
+    pub expose_metrics: bool,
 
     /// (Set by the supervisor of --processes.) The supervisor's bus, which makes this process
     /// one of its workers.

@@ -49,6 +49,7 @@ use crate::http::app::AppRoutes;
 use crate::http::listener::{self, Accepting, Answerer};
 use crate::http::routing::{HttpMatch, WebSocketRoutes};
 pub use crate::invocation::Invocation;
+use crate::ops::probes::{OnMainPort, Probe};
 use crate::ops::{memory, probes};
 use crate::proxies::Proxies;
 use crate::ws::Shared;
@@ -109,7 +110,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let patterns: Vec<String> = app.endpoints.iter().map(|endpoint| endpoint.path.clone()).collect();
     let (websocket_routes, duplicates) = WebSocketRoutes::new(&patterns).map_err(failure)?;
     let app_routes = AppRoutes::new(&app.http)?;
-    announce(&app, &duplicates, &app_routes, cli.metrics_port.is_none());
+    announce(&app, &duplicates, &app_routes, on_main_port(cli));
     let proxies = match cli.proxy_headers {
         true => Some(
             Proxies::parse(&cli.forwarded_allow_ips).map_err(|why| failure(format!("--forwarded-allow-ips: {why}")))?,
@@ -193,7 +194,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         app: app_routes,
         stats_path: cli.stats_path.clone(),
         proxies,
-        probes_here: cli.metrics_port.is_none(),
+        probes_here: on_main_port(cli),
         bus: bus.clone(),
     };
     let answerer = Answerer::Site(Arc::new(site));
@@ -348,7 +349,15 @@ fn websocket_origins(cli: &Cli, app: &LoadedApp) -> Vec<String> {
     if origins.iter().any(|origin| origin == "*") { Vec::new() } else { origins.clone() }
 }
 
-fn announce(app: &LoadedApp, duplicates: &[String], app_routes: &AppRoutes, probes_here: bool) {
+fn on_main_port(cli: &Cli) -> OnMainPort {
+    match (cli.metrics_port, cli.expose_metrics) {
+        (Some(_), _) => OnMainPort::Nothing,
+        (None, false) => OnMainPort::HealthAndReady,
+        (None, true) => OnMainPort::All,
+    }
+}
+
+fn announce(app: &LoadedApp, duplicates: &[String], app_routes: &AppRoutes, probes_here: OnMainPort) {
     if app.endpoints.is_empty() && app.http.routes.is_empty() && app.http.static_mounts.is_empty() {
         tracing::warn!("the app has no routes: every request will get 404");
     }
@@ -362,9 +371,10 @@ fn announce(app: &LoadedApp, duplicates: &[String], app_routes: &AppRoutes, prob
     for path in duplicates {
         tracing::warn!("{path} has several handlers: the last one registered serves it");
     }
-    if probes_here {
+    if probes_here != OnMainPort::Nothing {
         let taken: Vec<&str> = ["/health", "/ready", "/metrics"]
             .into_iter()
+            .filter(|path| Probe::at(path).is_some_and(|probe| probes_here.serves(&probe)))
             .filter(|path| matches!(app_routes.routes.lookup(&axum::http::Method::GET, path), HttpMatch::Route(_)))
             .collect();
         if !taken.is_empty() {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use pyhost::EndpointSpec;
 
 use crate::cluster::bus::Bus;
+use crate::ops::probes::OnMainPort;
 use crate::proxies::Proxies;
 use crate::ws::Shared;
 
@@ -32,7 +33,7 @@ pub struct Site {
     /// Whose forwarding headers are believed (`--proxy-headers`).
     pub proxies: Option<Proxies>,
     /// `/health`, `/ready` and `/metrics` on the main port (no `--metrics-port`).
-    pub probes_here: bool,
+    pub probes_here: OnMainPort,
     /// The local bus to the other processes of `--processes`, whose sums `/metrics` shows.
     pub bus: Option<Arc<Bus>>,
 }

@@ -71,8 +71,8 @@ async fn without_route(site: &Site, request: Request, remote: SocketAddr) -> Res
     if site.stats_path.as_deref() == Some(path.as_str()) {
         return stats::respond(&site.server, request.uri().query()).await;
     }
-    if site.probes_here
-        && let Some(probe) = probes::Probe::at(&path)
+    if let Some(probe) = probes::Probe::at(&path)
+        && site.probes_here.serves(&probe)
     {
         return probes::respond(&site.server, site.bus.as_deref(), probe);
     }

@@ -23,6 +23,28 @@ pub enum Probe {
     Metrics,
 }
 
+/// Which of the server's own paths the main port answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnMainPort {
+    /// `--metrics-port`: they all have a port of their own.
+    Nothing,
+    /// The default: `/health` and `/ready`, which load balancers ask; not `/metrics`, which
+    /// would tell anyone the app's per-route counts.
+    HealthAndReady,
+    /// `--expose-metrics`: all three.
+    All,
+}
+
+impl OnMainPort {
+    pub fn serves(self, probe: &Probe) -> bool {
+        match self {
+            Self::Nothing => false,
+            Self::HealthAndReady => !matches!(probe, Probe::Metrics),
+            Self::All => true,
+        }
+    }
+}
+
 impl Probe {
     pub fn at(path: &str) -> Option<Self> {
         match path {
@@ -62,5 +84,20 @@ pub fn handle(probes: &ProbesOnly, request: &Request) -> Response {
     match Probe::at(request.uri().path()) {
         Some(probe) => respond(&probes.state, probes.bus.as_deref(), probe),
         None => (StatusCode::NOT_FOUND, "here: /health, /ready and /metrics\n").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_main_port_serves_metrics_only_when_asked() {
+        let probes = ["/health", "/ready", "/metrics"].map(|path| Probe::at(path).unwrap());
+        let served = |on: OnMainPort| probes.iter().filter(|probe| on.serves(probe)).count();
+        assert_eq!(served(OnMainPort::Nothing), 0);
+        assert_eq!(served(OnMainPort::HealthAndReady), 2);
+        assert!(!OnMainPort::HealthAndReady.serves(&Probe::Metrics));
+        assert_eq!(served(OnMainPort::All), 3);
     }
 }
