@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
+use crate::close_code::Departure;
 use crate::locks::lock;
 use crate::stream::{ResponseStream, StreamSignal};
 
@@ -28,8 +29,9 @@ pub type ConnKey = u64;
 pub enum Event {
     /// Something happened on one connection.
     Conn(ConnKey, Inbound),
-    /// The server is shutting down: every open connection is going away (1001).
-    ShuttingDown,
+    /// The server is shutting down, or (`--reload`) restarting: every open connection is
+    /// going away (1001, or 1012).
+    ShuttingDown(Departure),
     /// Every connection is gone (or the grace period is over): run the shutdown handlers and
     /// stop the loop.
     Stop,

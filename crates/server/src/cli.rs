@@ -34,8 +34,9 @@ pub struct Cli {
     pub port: Option<u16>,
 
     /// Least severe log messages shown, for the server and for Python's `logging` (any case).
-    #[arg(long, value_enum, ignore_case = true, env = "ROBYN_LOG_LEVEL", default_value_t = LogLevel::Info)]
-    pub log_level: LogLevel,
+    /// [default: info; debug with --dev]
+    #[arg(long, value_enum, ignore_case = true, env = "ROBYN_LOG_LEVEL")]
+    pub log_level: Option<LogLevel>,
 
     /// Log one line per connection when it ends (client, path, subprotocol, close code,
     /// duration, messages in and out) at info; without it, at debug.
@@ -185,6 +186,34 @@ pub struct Cli {
     #[arg(long, env = "ROBYN_EXPOSE_METRICS", conflicts_with = "metrics_port")]
     pub expose_metrics: bool,
 
+    /// Restart the workers when a file of the app changes (for development): a worker with
+    /// the new code starts beside the old one, which hands over once it serves (its
+    /// WebSockets get Close 1012, its event streams end); code that does not import leaves
+    /// the old one serving. One worker unless --processes says more.
+    #[arg(long)]
+    pub reload: bool,
+
+    /// Robyn's name for development mode: --reload, and debug logging unless --log-level is
+    /// given.
+    #[arg(long)]
+    pub dev: bool,
+
+    /// Directory to watch for --reload (repeatable). [default: --app-dir, and the directory of
+    /// an --app given as a file path]
+    #[arg(long = "reload-dir", value_name = "DIR")]
+    pub reload_dirs: Vec<PathBuf>,
+
+    /// Glob of the files whose changes restart the workers (repeatable, e.g. '*.html' or
+    /// 'templates/*.j2'); *.py always counts. Naming one of the excluded patterns (say
+    /// '.env') watches it again.
+    #[arg(long = "reload-include", value_name = "GLOB")]
+    pub reload_includes: Vec<String>,
+
+    /// Glob of files or directories whose changes are ignored (repeatable), besides hidden
+    /// files and folders, __pycache__, venv, node_modules, target, editors' *~ and *.swp.
+    #[arg(long = "reload-exclude", value_name = "GLOB")]
+    pub reload_excludes: Vec<String>,
+
     /// (Set by the supervisor of --processes.) The supervisor's bus, which makes this process
     /// one of its workers.
     #[arg(long, value_name = "PATH", hide = true)]
@@ -201,8 +230,21 @@ impl Cli {
     pub fn role(&self) -> Role<'_> {
         match (&self.bus, self.processes) {
             (Some(bus), _) => Role::Worker { bus, number: self.worker },
-            (None, 1) => Role::Alone,
+            (None, 1) if !self.reloads() => Role::Alone,
             (None, processes) => Role::Supervisor { processes },
+        }
+    }
+
+    /// Whether the workers restart on a change (`--reload`, or Robyn's `--dev`).
+    pub fn reloads(&self) -> bool {
+        self.reload || self.dev
+    }
+
+    pub fn log_level(&self) -> LogLevel {
+        match (self.log_level, self.dev) {
+            (Some(level), _) => level,
+            (None, true) => LogLevel::Debug,
+            (None, false) => LogLevel::Info,
         }
     }
 }
@@ -318,6 +360,26 @@ mod tests {
         assert_eq!(worker.role(), Role::Worker { bus: std::path::Path::new("/tmp/b"), number: 2 });
         assert_eq!(worker.port, Some(8123), "the supervisor's --port wins over the user's");
         assert!(Cli::try_parse_from(["robyn-ws-server", "--app", "m", "--processes", "0"]).is_err());
+    }
+
+    #[test]
+    fn reload_needs_a_supervisor_even_for_one_process() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["robyn-ws-server", "--app", "m"], args].concat()).unwrap();
+        assert_eq!(parse(&["--reload"]).role(), Role::Supervisor { processes: 1 });
+        assert_eq!(parse(&["--dev", "--processes", "2"]).role(), Role::Supervisor { processes: 2 });
+        assert!(matches!(parse(&["--reload", "--bus", "/tmp/b"]).role(), Role::Worker { .. }));
+    }
+
+    #[test]
+    fn dev_is_reload_with_debug_logging_unless_told_otherwise() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["robyn-ws-server", "--app", "m"], args].concat()).unwrap();
+        assert!(matches!(parse(&[]).log_level(), LogLevel::Info));
+        assert!(!parse(&[]).reloads());
+        let dev = parse(&["--dev"]);
+        assert!(dev.reloads());
+        assert!(matches!(dev.log_level(), LogLevel::Debug));
+        assert!(matches!(parse(&["--dev", "--log-level", "warn"]).log_level(), LogLevel::Warn));
+        assert!(matches!(parse(&["--reload"]).log_level(), LogLevel::Info));
     }
 
     #[test]

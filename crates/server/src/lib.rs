@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use pyhost::bridge::Bridge;
+use pyhost::close_code::Departure;
 use pyhost::{LoadedApp, Network, Settings, StartupError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -76,7 +77,7 @@ pub fn main(invocation: &Invocation) -> u8 {
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_max_level(cli.log_level.tracing())
+        .with_max_level(cli.log_level().tracing())
         .try_init();
     if let Role::Supervisor { processes } = cli.role() {
         return supervisor::run(&cli, invocation, processes);
@@ -101,7 +102,7 @@ fn failure(message: String) -> StartupError {
 /// has run), until SIGINT or SIGTERM.
 fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings =
-        Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
+        Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level().python() };
     let cli = cli.clone();
     pyhost::run(&settings, move |app| serve_app(&cli, app))
 }
@@ -209,12 +210,19 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let stop = {
         let bus = bus.clone();
         async move {
-            let Some(bus) = bus else { return signals.received().await };
+            let Some(bus) = bus else {
+                signals.received().await;
+                return Departure::Shutdown;
+            };
             tokio::select! {
-                signal = signals.received() => signal,
+                _ = signals.received() => Departure::Shutdown,
                 () = bus.lost() => {
                     tracing::warn!("the supervisor is gone: shutting down");
-                    libc::SIGTERM
+                    Departure::Shutdown
+                }
+                () = bus.restart_asked() => {
+                    tracing::debug!("a worker with the new code serves: this one hands over");
+                    Departure::Restart
                 }
             }
         }
@@ -254,22 +262,23 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     Ok(())
 }
 
-/// Accepts until SIGINT or SIGTERM, then closes every connection and stops the interpreter
-/// side (see `shutdown`).
+/// Accepts until SIGINT or SIGTERM (or, under `--reload`, until the supervisor says a worker
+/// with new code took over), then closes every connection and stops the interpreter side
+/// (see `shutdown`).
 async fn serve(
     listener: TcpListener,
     accepting: Accepting,
-    stop_when: impl Future<Output = libc::c_int>,
+    stop_when: impl Future<Output = Departure>,
     state: Arc<Shared>,
     grace: Duration,
 ) {
     let stop = CancellationToken::new();
     let accepting = tokio::spawn(listener::accept_until(listener, accepting, stop.clone()));
-    stop_when.await;
+    let departure = stop_when.await;
     stop.cancel();
     let _ = accepting.await;
     tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
-    shutdown::close_all(&state, grace).await;
+    shutdown::close_all(&state, grace, departure).await;
 }
 
 /// Joins the supervisor's bus as worker `number`: from here on this worker's numbers go into

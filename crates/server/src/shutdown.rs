@@ -1,20 +1,21 @@
-//! Graceful shutdown: on SIGINT or SIGTERM, stop accepting, let every handler see
-//! `WebSocketDisconnect` (1001) and finish, then stop the interpreter side.
+//! Graceful shutdown: on SIGINT or SIGTERM (or, under `--reload`, when a worker with new code
+//! has taken over), stop accepting, let every handler see `WebSocketDisconnect` (1001, or 1012
+//! for a restart) and finish, then stop the interpreter side.
 
 use std::time::Duration;
 
 use pyhost::bridge::Event;
-use pyhost::close_code::{self, reason};
+use pyhost::close_code::Departure;
 
 use crate::config::CLOSE_TIMEOUT;
 use crate::ws::Shared;
 
-/// Closes every connection with 1001 and ends every streamed response (after what its app
-/// queued), and waits for them, at most `grace` (then the rest are closed without waiting
-/// for their handlers), then tells the interpreter side to stop.
-pub async fn close_all(state: &Shared, grace: Duration) {
+/// Closes every connection with the departure's code (1001, 1012) and ends every streamed
+/// response (after what its app queued), and waits for them, at most `grace` (then the rest
+/// are closed without waiting for their handlers), then tells the interpreter side to stop.
+pub async fn close_all(state: &Shared, grace: Duration, departure: Departure) {
     state.begin_shutdown();
-    state.bridge.push(Event::ShuttingDown);
+    state.bridge.push(Event::ShuttingDown(departure));
     state.streams.end_all();
     let both = async { tokio::join!(state.registry.until_empty(), state.streams.until_none()) };
     if tokio::time::timeout(grace, both).await.is_err() {
@@ -27,7 +28,7 @@ pub async fn close_all(state: &Shared, grace: Duration) {
         let stuck = state.registry.all();
         tracing::warn!("{} connection(s) still open after {grace:?}: closing them now", stuck.len());
         for link in stuck {
-            link.force_close(close_code::GOING_AWAY, reason::SHUTTING_DOWN);
+            link.force_close(departure.code(), departure.reason());
         }
         // Each gets the usual few seconds to answer our Close frame (and its task a moment to
         // notice the timeout).

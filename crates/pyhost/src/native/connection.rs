@@ -14,7 +14,7 @@ use super::frames::{binary_of, frame_of, type_name};
 use super::hooks::{create_future, disconnect, fail, resolve};
 use super::phase::{Ender, Finish, HandlerPhase};
 use crate::bridge::{Decision, Frame, NetworkLink, Opening, Refusal, Request, SendError};
-use crate::close_code::{self, reason};
+use crate::close_code::{self, Departure};
 
 /// A message received and not yet handed to the handler.
 #[derive(Clone)]
@@ -97,9 +97,9 @@ impl Connection {
     }
 
     /// The server is going away: the handler's pending and later receives raise
-    /// `WebSocketDisconnect(1001)`, and `finish` closes with 1001.
-    pub(super) fn going_away(&mut self, py: Python<'_>) {
-        self.end(py, Ender::Shutdown, close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned());
+    /// `WebSocketDisconnect(1001)` (1012 when it restarts), and `finish` closes with that code.
+    pub(super) fn going_away(&mut self, py: Python<'_>, departure: Departure) {
+        self.end(py, Ender::Shutdown, departure.code(), departure.reason().to_owned());
     }
 
     /// The network side is done with the connection (the client closed it, vanished, or the

@@ -14,6 +14,7 @@ use super::hooks::{self, Hooks, fail, hooks, resolve};
 use super::hub;
 use super::log::log_python_error;
 use crate::bridge::{Bridge, ConnKey, Event, Hub, Inbound};
+use crate::close_code::Departure;
 use crate::stream::StreamSignal;
 
 /// Connections the dispatcher still routes events to; back to zero when all are gone.
@@ -44,12 +45,12 @@ pub struct Dispatcher {
     connections: HashMap<ConnKey, Py<Connection>>,
     batch: Vec<Event>,
     /// Set by `Event::ShuttingDown`: connections opened later are going away from the start.
-    shutting_down: bool,
+    shutting_down: Option<Departure>,
 }
 
 impl Dispatcher {
     pub fn new(bridge: Arc<Bridge>, hub: Arc<dyn Hub>) -> Self {
-        Self { bridge, hub, connections: HashMap::new(), batch: Vec::new(), shutting_down: false }
+        Self { bridge, hub, connections: HashMap::new(), batch: Vec::new(), shutting_down: None }
     }
 
     fn dispatch(&mut self, py: Python<'_>, event: Event) -> PyResult<()> {
@@ -57,9 +58,9 @@ impl Dispatcher {
             Event::Conn(key, Inbound::Open(opening)) => {
                 let endpoint = opening.endpoint;
                 let mut opened = Connection::open(*opening);
-                if self.shutting_down {
+                if let Some(departure) = self.shutting_down {
                     // Its handshake finished just as shutdown began.
-                    opened.going_away(py);
+                    opened.going_away(py, departure);
                 }
                 let conn = Py::new(py, opened)?;
                 self.connections.insert(key, conn.clone_ref(py));
@@ -86,10 +87,10 @@ impl Dispatcher {
                     }
                 }
             }
-            Event::ShuttingDown => {
-                self.shutting_down = true;
+            Event::ShuttingDown(departure) => {
+                self.shutting_down = Some(departure);
                 for conn in self.connections.values() {
-                    conn.borrow_mut(py).going_away(py);
+                    conn.borrow_mut(py).going_away(py, departure);
                 }
             }
             Event::Stop => {

@@ -103,7 +103,7 @@ impl HandlerPhase {
 
     /// The Close frame the connection's last call asks for: 1008 for a rejected connection,
     /// else the handler's own `close()` code, 1011 after a failure, 1001 when the server is
-    /// going away, 1000 for a handler that returned. None once finished, or when the network
+    /// going away (1012 when it restarts), 1000 for a handler that returned. None once finished, or when the network
     /// side ended the connection itself.
     pub fn closing(&self, how: Finish) -> Option<(u16, String)> {
         match (self, how) {
@@ -111,8 +111,9 @@ impl HandlerPhase {
             (_, Finish::Rejected) => Some((close_code::POLICY_VIOLATION, reason::INVALID_PARAMETERS.to_owned())),
             (HandlerPhase::Over(Ending { by: Ender::Handler, code, reason }), _) => Some((*code, reason.clone())),
             (_, Finish::Failed) => Some((close_code::INTERNAL_ERROR, reason::INTERNAL_ERROR.to_owned())),
-            (HandlerPhase::Over(Ending { by: Ender::Shutdown, .. }), Finish::Returned) => {
-                Some((close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned()))
+            // 1001, or 1012 when the server restarts: what the handler was told.
+            (HandlerPhase::Over(Ending { by: Ender::Shutdown, code, reason }), Finish::Returned) => {
+                Some((*code, reason.clone()))
             }
             (HandlerPhase::Open { .. }, Finish::Returned) => Some((close_code::NORMAL, String::new())),
         }
@@ -159,6 +160,12 @@ mod tests {
         assert_eq!(phase.closing(Finish::Returned), Some((close_code::GOING_AWAY, reason::SHUTTING_DOWN.to_owned())));
         assert_eq!(phase.closing(Finish::Failed).map(|(code, _)| code), Some(close_code::INTERNAL_ERROR));
         assert!(!phase.drops_messages(), "messages that arrived before still reach the handler");
+    }
+
+    #[test]
+    fn a_restart_closes_with_1012() {
+        let phase = over(Ender::Shutdown, close_code::SERVICE_RESTART, reason::RESTARTING);
+        assert_eq!(phase.closing(Finish::Returned), Some((close_code::SERVICE_RESTART, reason::RESTARTING.to_owned())));
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! `--processes N`: this process runs no Python. It starts N workers (this binary again, with
 //! the same flags, the bus's path and its number), carries the bus between them
 //! ([`Switchboard`]), restarts a worker that dies, and on SIGINT or SIGTERM passes the signal
-//! on, waits for every worker to have closed its clients, and exits 0.
+//! on, waits for every worker to have closed its clients, and exits 0. Under `--reload` (even
+//! with one process) it also starts a new generation of workers when the app's files change
+//! and has the old one hand over once the new one serves (`reload`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::cli::Cli;
 use crate::cluster::bus::{Heard, Switchboard};
+use crate::cluster::reload::glob::Filter;
+use crate::cluster::reload::watch::Watch;
+use crate::cluster::reload::{Generation, Generations, Step};
 use crate::invocation::Invocation;
 use crate::reuseport;
 use crate::signals::Signals;
@@ -43,7 +49,8 @@ fn fail(message: &str) -> u8 {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
-    /// Not every worker has served yet: one that exits now fails the start.
+    /// No generation has served yet: without `--reload`, a worker that exits now fails the
+    /// start; with it, the supervisor waits for a change.
     Starting,
     Serving,
     /// A signal came: the workers are closing their clients.
@@ -52,8 +59,12 @@ enum Stage {
 
 /// One running worker process.
 struct Running {
-    pid: u32,
+    number: u32,
+    /// Which version of the code it runs (always 0 without `--reload`).
+    generation: Generation,
     started: Instant,
+    /// It has reported that it serves (since its last start).
+    served: bool,
 }
 
 /// What the supervisor needs to start workers.
@@ -66,7 +77,8 @@ struct Launcher {
 }
 
 impl Launcher {
-    fn start(&self, number: u32) -> Result<Running, String> {
+    /// Starts worker `number`; answers its pid.
+    fn start(&self, number: u32) -> Result<u32, String> {
         let Invocation { program, prefix, flags } = &self.invocation;
         let mut child = tokio::process::Command::new(program)
             .args(prefix)
@@ -83,14 +95,66 @@ impl Launcher {
                 let _ = exits.send((number, pid, status));
             }
         });
-        Ok(Running { pid, started: Instant::now() })
+        Ok(pid)
+    }
+}
+
+/// The worker processes, by pid: under `--reload` two generations run side by side while the
+/// new one takes over.
+struct Workers {
+    launcher: Launcher,
+    running: HashMap<u32, Running>,
+    board: Arc<Switchboard>,
+    /// Told the pid of a worker asked to hand over that may not have exited yet.
+    overdue: mpsc::UnboundedSender<u32>,
+    /// How long a worker asked to hand over gets to exit before it is killed.
+    handover_grace: Duration,
+}
+
+impl Workers {
+    fn start(&mut self, number: u32, generation: Generation) -> Result<(), String> {
+        let pid = self.launcher.start(number)?;
+        self.running.insert(pid, Running { number, generation, started: Instant::now(), served: false });
+        Ok(())
+    }
+
+    fn start_generation(&mut self, generation: Generation, processes: u32) -> Result<(), String> {
+        (0..processes).try_for_each(|number| self.start(number, generation))
+    }
+
+    /// Asks every worker of `generation` to hand over (close its clients with 1012, end its
+    /// streams, exit), and kills any that has not exited once its grace is over.
+    fn retire(&self, generation: Generation) {
+        for (&pid, _) in self.running.iter().filter(|(_, worker)| worker.generation == generation) {
+            if !self.board.restart(pid) {
+                // Not on the bus (it was just restarting): it stops as for SIGTERM, with 1001.
+                send_signal(pid, libc::SIGTERM);
+            }
+            let (overdue, grace) = (self.overdue.clone(), self.handover_grace);
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let _ = overdue.send(pid);
+            });
+        }
+    }
+
+    fn signal_generation(&self, generation: Generation, signal: libc::c_int) {
+        for (&pid, _) in self.running.iter().filter(|(_, worker)| worker.generation == generation) {
+            send_signal(pid, signal);
+        }
+    }
+
+    fn signal_all(&self, signal: libc::c_int) {
+        for &pid in self.running.keys() {
+            send_signal(pid, signal);
+        }
     }
 }
 
 async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result<(), String> {
     let signals = Signals::install().map_err(|error| format!("cannot install signal handlers: {error}"))?;
     let bus_dir = BusDir::create()?;
-    let (_board, mut heard) = Switchboard::listen(&bus_dir.socket())
+    let (board, mut heard) = Switchboard::listen(&bus_dir.socket())
         .map_err(|error| format!("cannot create the bus between the processes at {}: {error}", bus_dir.0.display()))?;
 
     // A port 0 (any free port) is chosen here, once, so that every worker shares it.
@@ -106,86 +170,196 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
             added.extend([flag.into(), port.to_string().into()]);
         }
     }
+    let mut watch = match cli.reloads() {
+        true => {
+            let watch = Watch::start(&reload_roots(cli), Filter::new(&cli.reload_includes, &cli.reload_excludes))?;
+            tracing::info!("--reload: watching {}", watch.roots());
+            Some(watch)
+        }
+        false => None,
+    };
     let (exits, mut exited) = mpsc::unbounded_channel();
-    let launcher = Launcher { invocation: invocation.clone(), added, exits };
-    let mut running = HashMap::new();
-    for number in 0..processes {
-        running.insert(number, launcher.start(number)?);
-    }
+    let (overdue, mut overdue_pids) = mpsc::unbounded_channel();
+    let shutdown_grace = Duration::try_from_secs_f64(cli.shutdown_timeout).unwrap_or_default() + EXIT_GRACE;
+    let mut workers = Workers {
+        launcher: Launcher { invocation: invocation.clone(), added, exits },
+        running: HashMap::new(),
+        board,
+        overdue,
+        handover_grace: shutdown_grace,
+    };
+    let mut generations = Generations::new(processes);
+    workers.start_generation(0, processes)?;
 
-    let (restart, mut restarts) = mpsc::unbounded_channel::<u32>();
+    let (restart, mut restarts) = mpsc::unbounded_channel::<(u32, Generation)>();
     let mut backoff: HashMap<u32, Duration> = HashMap::new();
-    let mut served: HashSet<u32> = HashSet::new();
     let mut stage = Stage::Starting;
     let mut outcome = Ok(());
+    // When the last burst of changes was seen, to say how long the new code took to serve.
+    let mut changed_at = Instant::now();
     let stop = signals.received();
     tokio::pin!(stop);
     let deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(deadline);
     loop {
+        let mut steps = Vec::new();
         tokio::select! {
-            Some(Heard::Ready { worker, address }) = heard.recv() => {
-                let first = served.insert(worker);
-                if stage == Stage::Starting && served.len() == processes as usize {
-                    stage = Stage::Serving;
-                    reserved.clear();
-                    tracing::info!("serving {} on ws://{address} with {processes} processes", cli.app);
-                } else if !first {
+            Some(Heard::Ready { worker, pid, address }) = heard.recv() => {
+                let Some(running) = workers.running.get_mut(&pid) else { continue };
+                running.served = true;
+                let generation = running.generation;
+                steps = generations.ready(generation, worker);
+                if steps.is_empty() && generations.serving() == Some(generation) {
                     tracing::info!("worker {worker} serves again");
+                }
+                for step in &steps {
+                    if let Step::Serve { retired: None, .. } = step {
+                        stage = Stage::Serving;
+                        reserved.clear();
+                        let processes = match processes {
+                            1 => String::new(),
+                            _ => format!(" with {processes} processes"),
+                        };
+                        tracing::info!("serving {} on ws://{address}{processes}", cli.app);
+                    }
                 }
             }
             Some((number, pid, status)) = exited.recv() => {
-                if running.get(&number).is_some_and(|worker| worker.pid == pid) {
-                    let worker = running.remove(&number);
-                    match stage {
-                        Stage::Stopping => {}
-                        Stage::Starting if !served.contains(&number) => {
+                if let Some(worker) = workers.running.remove(&pid) {
+                    let serving = generations.serving();
+                    let retired = serving.is_some_and(|serving| worker.generation < serving);
+                    let on_its_way_in = !worker.served && serving != Some(worker.generation);
+                    if stage == Stage::Stopping {
+                    } else if retired {
+                        tracing::debug!("worker {number} (pid {pid}) of the old code exited ({status})");
+                    } else if on_its_way_in {
+                        steps = generations.exited_early(worker.generation);
+                        if watch.is_none() && !steps.is_empty() {
                             outcome = Err(format!("worker {number} exited ({status}) before it served: see its output above"));
                             stage = Stage::Stopping;
-                            signal_all(&running, libc::SIGTERM);
+                            workers.signal_all(libc::SIGTERM);
+                            steps.clear();
                         }
-                        Stage::Starting | Stage::Serving => {
-                            let lived = worker.map_or(Duration::ZERO, |worker| worker.started.elapsed());
-                            let wait = next_backoff(backoff.get(&number).copied(), lived);
-                            backoff.insert(number, wait);
-                            tracing::warn!("worker {number} (pid {pid}) exited ({status}): starting it again in {wait:?}");
-                            let restart = restart.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(wait).await;
-                                let _ = restart.send(number);
-                            });
-                        }
+                    } else {
+                        let wait = next_backoff(backoff.get(&number).copied(), worker.started.elapsed());
+                        backoff.insert(number, wait);
+                        tracing::warn!("worker {number} (pid {pid}) exited ({status}): starting it again in {wait:?}");
+                        let (restart, generation) = (restart.clone(), worker.generation);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            let _ = restart.send((number, generation));
+                        });
                     }
                 }
-                if stage == Stage::Stopping && running.is_empty() {
+                if stage == Stage::Stopping && workers.running.is_empty() {
                     break;
                 }
             }
-            Some(number) = restarts.recv(), if stage != Stage::Stopping => {
-                match launcher.start(number) {
-                    Ok(worker) => {
-                        running.insert(number, worker);
-                    }
-                    Err(error) => tracing::error!("{error}"),
+            Some((number, generation)) = restarts.recv(), if stage != Stage::Stopping => {
+                // Unless new code took over meanwhile.
+                if generations.serving().is_none_or(|serving| generation >= serving)
+                    && let Err(error) = workers.start(number, generation)
+                {
+                    tracing::error!("{error}");
+                }
+            }
+            Some(files) = next_change(&mut watch), if stage != Stage::Stopping => {
+                changed_at = Instant::now();
+                tracing::info!("{} changed: starting workers with the new code", describe(&files));
+                steps = generations.changed();
+            }
+            Some(pid) = overdue_pids.recv() => {
+                if let Some(worker) = workers.running.get(&pid) {
+                    tracing::warn!(
+                        "worker {} (pid {pid}) of the old code has not exited {:?} after it was asked to: killing it",
+                        worker.number,
+                        workers.handover_grace
+                    );
+                    send_signal(pid, libc::SIGKILL);
                 }
             }
             signal = &mut stop, if stage != Stage::Stopping => {
                 stage = Stage::Stopping;
-                signal_all(&running, signal);
-                let grace = Duration::try_from_secs_f64(cli.shutdown_timeout).unwrap_or_default() + EXIT_GRACE;
-                deadline.as_mut().reset(tokio::time::Instant::now() + grace);
-                if running.is_empty() {
+                workers.signal_all(signal);
+                deadline.as_mut().reset(tokio::time::Instant::now() + shutdown_grace);
+                if workers.running.is_empty() {
                     break;
                 }
             }
             () = &mut deadline => {
-                tracing::warn!("{} worker(s) did not exit in time: killing them", running.len());
-                signal_all(&running, libc::SIGKILL);
+                tracing::warn!("{} worker(s) did not exit in time: killing them", workers.running.len());
+                workers.signal_all(libc::SIGKILL);
                 deadline.as_mut().reset(tokio::time::Instant::now() + EXIT_GRACE);
+            }
+        }
+        // What the generations decided, carried out in order (a start that cannot even spawn
+        // counts as a failed start).
+        let mut steps = std::collections::VecDeque::from(steps);
+        while let Some(step) = steps.pop_front() {
+            match step {
+                Step::Start(generation) => {
+                    if let Err(error) = workers.start_generation(generation, processes) {
+                        tracing::error!("{error}");
+                        steps.extend(generations.exited_early(generation));
+                    }
+                }
+                Step::Serve { retired: None, .. } => {}
+                Step::Serve { generation, retired: Some(old) } => {
+                    tracing::info!(
+                        "reloaded: the new code serves ({} ms after the change); the old workers hand over",
+                        changed_at.elapsed().as_millis()
+                    );
+                    tracing::debug!("generation {generation} replaces {old}");
+                    workers.retire(old);
+                }
+                Step::Abandon { generation, serving } => {
+                    workers.signal_generation(generation, libc::SIGTERM);
+                    match serving {
+                        Some(_) => tracing::error!(
+                            "the new code did not start (the error is above): the old code still serves; save a fix to try again"
+                        ),
+                        None => tracing::error!("the app did not start (the error is above): save a fix to try again"),
+                    }
+                }
             }
         }
     }
     outcome
+}
+
+/// The next burst of changes, or never without `--reload`.
+async fn next_change(watch: &mut Option<Watch>) -> Option<Vec<PathBuf>> {
+    match watch {
+        Some(watch) => watch.changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `a.py`, `a.py and b.py`, `a.py and 4 more files`.
+fn describe(files: &[PathBuf]) -> String {
+    let name = |path: &PathBuf| path.display().to_string();
+    match files {
+        [] => "nothing".into(),
+        [one] => name(one),
+        [one, two] => format!("{} and {}", name(one), name(two)),
+        [one, rest @ ..] => format!("{} and {} more files", name(one), rest.len()),
+    }
+}
+
+/// The directories `--reload` watches: `--reload-dir`'s, else the app's directory and, for an
+/// `--app` given as a path to a file, that file's directory.
+fn reload_roots(cli: &Cli) -> Vec<PathBuf> {
+    if !cli.reload_dirs.is_empty() {
+        return cli.reload_dirs.clone();
+    }
+    let mut roots = vec![cli.app_dir.clone()];
+    let file =
+        cli.app.rsplit_once(':').filter(|(path, _)| path.ends_with(".py")).map_or(cli.app.as_str(), |(path, _)| path);
+    if file.ends_with(".py") {
+        let parent = Path::new(file).parent().filter(|parent| !parent.as_os_str().is_empty());
+        roots.push(parent.map_or_else(|| PathBuf::from("."), Path::to_path_buf));
+    }
+    roots
 }
 
 /// How long to wait before starting a worker again that lived `lived` after its last start.
@@ -193,12 +367,6 @@ fn next_backoff(last: Option<Duration>, lived: Duration) -> Duration {
     match last {
         Some(last) if lived < STABLE_AFTER => (last * 2).min(LONGEST_BACKOFF),
         _ => FIRST_BACKOFF,
-    }
-}
-
-fn signal_all(running: &HashMap<u32, Running>, signal: libc::c_int) {
-    for worker in running.values() {
-        send_signal(worker.pid, signal);
     }
 }
 

@@ -9,10 +9,12 @@ use crate::metrics::Snapshot;
 
 #[derive(Debug, PartialEq)]
 pub enum Note {
-    /// The first note of a worker: its number, and the node tag its connection ids carry.
+    /// The first note of a worker: its number, the node tag its connection ids carry, and its
+    /// process id (under `--reload` two processes have the same number while one takes over).
     Hello {
         worker: u32,
         node: u32,
+        pid: u32,
     },
     /// The worker serves, at this address.
     Ready {
@@ -34,6 +36,9 @@ pub enum Note {
     /// A worker's own numbers (every second), and (from the supervisor) everyone's sum.
     Metrics(Snapshot),
     Totals(Snapshot),
+    /// (From the supervisor, under `--reload`) a worker with new code serves in this one's
+    /// place: close every client with 1012 and exit.
+    Restart,
 }
 
 const HELLO: u8 = 1;
@@ -43,6 +48,7 @@ const SEND_TO: u8 = 4;
 const PEERS: u8 = 5;
 const METRICS: u8 = 6;
 const TOTALS: u8 = 7;
+const RESTART: u8 = 8;
 
 const TEXT: u8 = 1;
 const BINARY: u8 = 2;
@@ -51,10 +57,11 @@ impl Note {
     pub fn encode(&self) -> Bytes {
         let mut out = BytesMut::new();
         match self {
-            Note::Hello { worker, node } => {
+            Note::Hello { worker, node, pid } => {
                 out.put_u8(HELLO);
                 out.put_u32(*worker);
                 out.put_u32(*node);
+                out.put_u32(*pid);
             }
             Note::Ready { worker, address } => {
                 out.put_u8(READY);
@@ -84,6 +91,7 @@ impl Note {
                 // A snapshot is small and goes once a second: JSON is plenty.
                 out.put_slice(&serde_json::to_vec(snapshot).unwrap_or_default());
             }
+            Note::Restart => out.put_u8(RESTART),
         }
         out.freeze()
     }
@@ -94,7 +102,9 @@ impl Note {
             return None;
         }
         let note = match frame.get_u8() {
-            HELLO => Note::Hello { worker: get_u32(&mut frame)?, node: get_u32(&mut frame)? },
+            HELLO => {
+                Note::Hello { worker: get_u32(&mut frame)?, node: get_u32(&mut frame)?, pid: get_u32(&mut frame)? }
+            }
             READY => Note::Ready { worker: get_u32(&mut frame)?, address: get_str(&mut frame)? },
             BROADCAST => {
                 let endpoint = get_str(&mut frame)?;
@@ -112,6 +122,7 @@ impl Note {
             }
             METRICS => Note::Metrics(serde_json::from_slice(&frame).ok()?),
             TOTALS => Note::Totals(serde_json::from_slice(&frame).ok()?),
+            RESTART => Note::Restart,
             _ => return None,
         };
         Some(note)
@@ -192,7 +203,7 @@ mod tests {
     fn every_note_comes_back_as_it_went() {
         let totals = Snapshot { messages_in: 7, ..Snapshot::default() };
         for note in [
-            Note::Hello { worker: 3, node: 0xdead_beef },
+            Note::Hello { worker: 3, node: 0xdead_beef, pid: 4242 },
             Note::Ready { worker: 1, address: "127.0.0.1:8080".into() },
             Note::Broadcast {
                 endpoint: "/chat".into(), room: Some("red".into()), message: Message::Text("hé".into())
@@ -207,6 +218,7 @@ mod tests {
             Note::Peers(Vec::new()),
             Note::Metrics(totals.clone()),
             Note::Totals(totals),
+            Note::Restart,
         ] {
             assert_eq!(Note::decode(note.encode()), Some(note));
         }

@@ -25,11 +25,13 @@ const TOTALS_EVERY: Duration = Duration::from_secs(1);
 /// What the supervisor hears from the bus.
 #[derive(Debug)]
 pub enum Heard {
-    /// Worker `worker` serves, at `address`.
-    Ready { worker: u32, address: String },
+    /// Worker `worker` (process `pid`) serves, at `address`.
+    Ready { worker: u32, pid: u32, address: String },
 }
 
 pub struct Switchboard {
+    /// By node tag: under `--reload` the old and the new process of one worker number are
+    /// both members while the new one takes over.
     members: Mutex<HashMap<u32, Member>>,
     /// Counters of workers that have exited, so the totals never go backwards.
     retired: Mutex<Snapshot>,
@@ -40,7 +42,7 @@ pub struct Switchboard {
 
 /// One connected worker.
 struct Member {
-    node: u32,
+    pid: u32,
     outbox: mpsc::Sender<Bytes>,
     /// Its numbers as it last reported them.
     last: Snapshot,
@@ -77,30 +79,25 @@ impl Switchboard {
     async fn serve(self: Arc<Self>, stream: UnixStream) {
         let (sink, mut notes) = Framed::new(stream, codec()).split();
         let Some(Ok(hello)) = notes.next().await else { return };
-        let Some(Note::Hello { worker, node }) = Note::decode(hello.freeze()) else {
+        let Some(Note::Hello { worker, node, pid }) = Note::decode(hello.freeze()) else {
             tracing::warn!("a process joined the bus without saying which worker it is: ignored");
             return;
         };
         let (outbox, pending) = mpsc::channel(OUTBOX);
         tokio::spawn(write_batches(sink, pending));
-        lock(&self.members).insert(worker, Member { node, outbox, last: Snapshot::default() });
+        lock(&self.members).insert(node, Member { pid, outbox, last: Snapshot::default() });
         self.send_peers();
         // The worker waits for its first totals before it serves.
         self.send_totals();
         while let Some(Ok(frame)) = notes.next().await {
             let frame = frame.freeze();
             match route(&frame) {
-                Route::Others => self.pass(&frame, |id, _| id != worker),
-                Route::Node(tag) => self.pass(&frame, |_, member| member.node == tag),
-                Route::Supervisor => self.read(worker, frame),
+                Route::Others => self.pass(&frame, |member| member != node),
+                Route::Node(tag) => self.pass(&frame, |member| member == tag),
+                Route::Supervisor => self.read(worker, node, pid, frame),
             }
         }
-        let gone = {
-            let mut members = lock(&self.members);
-            // A restarted worker takes its number again: only this connection's entry goes.
-            let this_one = members.get(&worker).is_some_and(|member| member.node == node);
-            if this_one { members.remove(&worker) } else { None }
-        };
+        let gone = lock(&self.members).remove(&node);
         if let Some(mut gone) = gone {
             // Its connections are gone with it; what it counted stays counted.
             gone.last.connections.clear();
@@ -109,21 +106,21 @@ impl Switchboard {
         self.send_peers();
     }
 
-    fn pass(&self, frame: &Bytes, to: impl Fn(u32, &Member) -> bool) {
-        for (id, member) in lock(&self.members).iter() {
-            if to(*id, member) && member.outbox.try_send(frame.clone()).is_err() {
+    fn pass(&self, frame: &Bytes, to: impl Fn(u32) -> bool) {
+        for (node, member) in lock(&self.members).iter() {
+            if to(*node) && member.outbox.try_send(frame.clone()).is_err() {
                 self.drops.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
-    fn read(&self, worker: u32, frame: Bytes) {
+    fn read(&self, worker: u32, node: u32, pid: u32, frame: Bytes) {
         match Note::decode(frame) {
             Some(Note::Ready { worker, address }) => {
-                let _ = self.heard.send(Heard::Ready { worker, address });
+                let _ = self.heard.send(Heard::Ready { worker, pid, address });
             }
             Some(Note::Metrics(snapshot)) => {
-                if let Some(member) = lock(&self.members).get_mut(&worker) {
+                if let Some(member) = lock(&self.members).get_mut(&node) {
                     member.last = snapshot;
                 }
             }
@@ -131,9 +128,17 @@ impl Switchboard {
         }
     }
 
+    /// Asks worker process `pid` to hand over to the new one (`--reload`): it closes its
+    /// clients with 1012 and exits. False when no such process is on the bus.
+    pub fn restart(&self, pid: u32) -> bool {
+        let members = lock(&self.members);
+        let Some(member) = members.values().find(|member| member.pid == pid) else { return false };
+        member.outbox.try_send(Note::Restart.encode()).is_ok()
+    }
+
     fn send_peers(&self) {
         let members = lock(&self.members);
-        let note = Note::Peers(members.values().map(|member| member.node).collect()).encode();
+        let note = Note::Peers(members.keys().copied().collect()).encode();
         for member in members.values() {
             let _ = member.outbox.try_send(note.clone());
         }

@@ -39,6 +39,8 @@ pub struct Bus {
     counted: Notify,
     /// Cancelled when the supervisor is gone: the worker then shuts down.
     lost: CancellationToken,
+    /// Cancelled when the supervisor asks this worker to hand over (`--reload`).
+    restart: CancellationToken,
 }
 
 impl Bus {
@@ -48,7 +50,7 @@ impl Bus {
     pub async fn join(path: &Path, worker: u32, registry: Arc<Registry>) -> std::io::Result<Arc<Self>> {
         let stream = UnixStream::connect(path).await?;
         let (mut sink, mut stream) = Framed::new(stream, codec()).split();
-        sink.send(Note::Hello { worker, node: registry.node.tag() }.encode()).await?;
+        sink.send(Note::Hello { worker, node: registry.node.tag(), pid: std::process::id() }.encode()).await?;
         let (outbox, pending) = mpsc::channel::<Bytes>(OUTBOX);
         let bus = Arc::new(Self {
             outbox,
@@ -57,6 +59,7 @@ impl Bus {
             totals: Mutex::new(None),
             counted: Notify::new(),
             lost: CancellationToken::new(),
+            restart: CancellationToken::new(),
         });
         tokio::spawn(write_batches(sink, pending));
         let reader = bus.clone();
@@ -87,6 +90,7 @@ impl Bus {
                 *lock(&self.totals) = Some(totals);
                 self.counted.notify_one();
             }
+            Some(Note::Restart) => self.restart.cancel(),
             Some(Note::Hello { .. } | Note::Ready { .. } | Note::Metrics(_)) | None => {}
         }
     }
@@ -122,6 +126,11 @@ impl Bus {
     /// Returns when the supervisor is gone.
     pub async fn lost(&self) {
         self.lost.cancelled().await;
+    }
+
+    /// Returns when the supervisor asks this worker to hand over to one with new code.
+    pub async fn restart_asked(&self) {
+        self.restart.cancelled().await;
     }
 }
 

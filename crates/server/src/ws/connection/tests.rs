@@ -314,7 +314,7 @@ fn events(state: &Shared) -> Vec<String> {
             Event::Conn(_, Inbound::Binary(_)) => "binary".to_owned(),
             Event::Conn(_, Inbound::Writable) => "writable".to_owned(),
             Event::Conn(_, Inbound::Disconnected { code, reason }) => format!("disconnected {code} {reason:?}"),
-            Event::ShuttingDown
+            Event::ShuttingDown(_)
             | Event::Stop
             | Event::BrokerReconnected { .. }
             | Event::Http(_)

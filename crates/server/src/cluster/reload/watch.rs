@@ -1,0 +1,190 @@
+//! Watches the app's directories (notify: inotify on Linux) and reports each burst of changes
+//! that count (see [`Filter`]) once: an editor's save is often several writes and a rename,
+//! and a `git checkout` hundreds of files, each of which would otherwise start new workers.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::event::{AccessKind, EventKind, MetadataKind, ModifyKind};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::glob::Filter;
+
+/// A burst ends after this long without another counted event.
+const QUIET: Duration = Duration::from_millis(50);
+/// A burst that never goes quiet (a build writing all along) is reported after this long.
+const LONGEST_BURST: Duration = Duration::from_millis(500);
+
+/// The watcher and the bursts of changes it reports; watching stops when this is dropped.
+pub struct Watch {
+    _watcher: RecommendedWatcher,
+    roots: Vec<PathBuf>,
+    /// One entry per burst: the files that changed in it.
+    pub changes: mpsc::UnboundedReceiver<Vec<PathBuf>>,
+}
+
+impl Watch {
+    /// Watches `roots` recursively; must be called inside the tokio runtime.
+    pub fn start(roots: &[PathBuf], filter: Filter) -> Result<Self, String> {
+        let mut roots: Vec<PathBuf> = roots
+            .iter()
+            .map(|root| {
+                root.canonicalize().map_err(|error| format!("cannot watch {} for --reload: {error}", root.display()))
+            })
+            .collect::<Result<_, _>>()?;
+        // A directory inside another is watched already (and would report each change twice).
+        roots.sort();
+        roots.dedup_by(|inner, outer| inner.starts_with(outer));
+        let (raw, events) = mpsc::unbounded_channel();
+        // Called on notify's own thread: nothing here may wait.
+        let mut watcher = notify::recommended_watcher(move |event| {
+            let _ = raw.send(event);
+        })
+        .map_err(|error| format!("cannot watch files for --reload: {error}"))?;
+        for root in &roots {
+            watcher
+                .watch(root, RecursiveMode::Recursive)
+                .map_err(|error| format!("cannot watch {} for --reload: {error}", root.display()))?;
+        }
+        let (changed, changes) = mpsc::unbounded_channel();
+        tokio::spawn(debounce(events, Relevance { roots: roots.clone(), filter }, changed));
+        Ok(Self { _watcher: watcher, roots, changes })
+    }
+
+    /// The directories watched, for the log.
+    pub fn roots(&self) -> String {
+        let roots: Vec<String> = self.roots.iter().map(|root| root.display().to_string()).collect();
+        roots.join(", ")
+    }
+}
+
+/// Which of notify's events are changes the app's code may see.
+struct Relevance {
+    roots: Vec<PathBuf>,
+    filter: Filter,
+}
+
+impl Relevance {
+    /// The files of `event` that count; empty for events that change nothing (a file read
+    /// or opened: the new workers' own imports must not restart them).
+    fn of(&self, event: notify::Result<notify::Event>) -> Vec<PathBuf> {
+        let event = match event {
+            Ok(event) => event,
+            Err(error) => {
+                tracing::warn!("watching files for --reload: {error}");
+                return Vec::new();
+            }
+        };
+        let changes = match event.kind {
+            EventKind::Access(AccessKind::Close(notify::event::AccessMode::Write)) => true,
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => {
+                true
+            }
+        };
+        if !changes {
+            return Vec::new();
+        }
+        event.paths.into_iter().filter(|path| self.counts(path)).collect()
+    }
+
+    fn counts(&self, path: &Path) -> bool {
+        self.roots.iter().filter_map(|root| path.strip_prefix(root).ok()).any(|relative| self.filter.counts(relative))
+    }
+}
+
+/// Reports a burst once it goes quiet for [`QUIET`] (or has lasted [`LONGEST_BURST`]).
+async fn debounce(
+    mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    relevance: Relevance,
+    changed: mpsc::UnboundedSender<Vec<PathBuf>>,
+) {
+    loop {
+        let mut burst: Vec<PathBuf> = Vec::new();
+        while burst.is_empty() {
+            let Some(event) = events.recv().await else { return };
+            burst = relevance.of(event);
+        }
+        let longest = Instant::now() + LONGEST_BURST;
+        loop {
+            let quiet = (Instant::now() + QUIET).min(longest);
+            match tokio::time::timeout_at(quiet, events.recv()).await {
+                Ok(Some(event)) => {
+                    for path in relevance.of(event) {
+                        if !burst.contains(&path) {
+                            burst.push(path);
+                        }
+                    }
+                }
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        if changed.send(burst).is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessMode, CreateKind, DataChange};
+
+    fn event(kind: EventKind, path: &str) -> notify::Result<notify::Event> {
+        Ok(notify::Event::new(kind).add_path(PathBuf::from(path)))
+    }
+
+    fn relevance() -> Relevance {
+        Relevance { roots: vec![PathBuf::from("/app")], filter: Filter::new(&[], &[]) }
+    }
+
+    #[test]
+    fn writes_count_and_reads_do_not() {
+        let relevance = relevance();
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        assert_eq!(relevance.of(event(write, "/app/main.py")), [PathBuf::from("/app/main.py")]);
+        assert_eq!(relevance.of(event(EventKind::Create(CreateKind::File), "/app/new.py")).len(), 1);
+        assert!(relevance.of(event(EventKind::Access(AccessKind::Open(AccessMode::Read)), "/app/main.py")).is_empty());
+        assert!(relevance.of(event(write, "/app/__pycache__/main.cpython-313.pyc")).is_empty());
+        assert!(relevance.of(event(write, "/elsewhere/main.py")).is_empty());
+        assert!(relevance.of(Err(notify::Error::generic("queue overflow"))).is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_writes_is_reported_once() {
+        let (raw, events) = mpsc::unbounded_channel();
+        let (changed, mut changes) = mpsc::unbounded_channel();
+        tokio::spawn(debounce(events, relevance(), changed));
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        for path in ["/app/a.py", "/app/b.py", "/app/a.py", "/app/notes.txt"] {
+            raw.send(event(write, path)).unwrap();
+            tokio::time::sleep(QUIET / 2).await;
+        }
+        assert_eq!(changes.recv().await.unwrap(), [PathBuf::from("/app/a.py"), PathBuf::from("/app/b.py")]);
+        raw.send(event(write, "/app/c.py")).unwrap();
+        assert_eq!(changes.recv().await.unwrap(), [PathBuf::from("/app/c.py")], "a later save is a burst of its own");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_that_never_goes_quiet_is_reported_all_the_same() {
+        let (raw, events) = mpsc::unbounded_channel();
+        let (changed, mut changes) = mpsc::unbounded_channel();
+        tokio::spawn(debounce(events, relevance(), changed));
+        let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
+        let started = Instant::now();
+        let writer = tokio::spawn(async move {
+            loop {
+                if raw.send(event(write, "/app/a.py")).is_err() {
+                    return;
+                }
+                tokio::time::sleep(QUIET / 2).await;
+            }
+        });
+        changes.recv().await.unwrap();
+        assert!(started.elapsed() <= LONGEST_BURST + QUIET);
+        writer.abort();
+    }
+}
