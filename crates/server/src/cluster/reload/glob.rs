@@ -53,20 +53,9 @@ impl Filter {
     /// excludes win over the user's includes, which win over the default excludes (so
     /// `--reload-include .env` watches `.env`), which win over the default `*.py`.
     pub fn counts(&self, relative: &Path) -> bool {
-        let parts: Vec<&str> = relative
-            .components()
-            .filter_map(|part| match part {
-                Component::Normal(name) => name.to_str(),
-                _ => None,
-            })
-            .collect();
+        let parts = parts(relative);
         let Some(last) = parts.len().checked_sub(1) else { return false };
-        let any = |globs: &[Glob], parts: &[&str]| globs.iter().any(|glob| glob.matches(parts));
-        let excluded_directory = (1..=last).any(|end| {
-            let directory = &parts[..end];
-            any(&self.excludes, directory) || any(&self.default_excludes, directory)
-        });
-        if excluded_directory || any(&self.excludes, &parts) {
+        if (1..=last).any(|end| self.excludes_directory_parts(&parts[..end])) || any(&self.excludes, &parts) {
             return false;
         }
         if any(&self.includes, &parts) {
@@ -74,6 +63,30 @@ impl Filter {
         }
         !any(&self.default_excludes, &parts) && any(&self.default_includes, &parts)
     }
+
+    /// Whether nothing inside the directory `relative` counts.
+    pub fn excludes_directory(&self, relative: &Path) -> bool {
+        let parts = parts(relative);
+        (1..=parts.len()).any(|end| self.excludes_directory_parts(&parts[..end]))
+    }
+
+    fn excludes_directory_parts(&self, directory: &[&str]) -> bool {
+        any(&self.excludes, directory) || any(&self.default_excludes, directory)
+    }
+}
+
+fn parts(relative: &Path) -> Vec<&str> {
+    relative
+        .components()
+        .filter_map(|part| match part {
+            Component::Normal(name) => name.to_str(),
+            _ => None,
+        })
+        .collect()
+}
+
+fn any(globs: &[Glob], parts: &[&str]) -> bool {
+    globs.iter().any(|glob| glob.matches(parts))
 }
 
 /// fnmatch for one part of a path: `*` any run of characters, `?` one, `[...]` one of a set
@@ -210,5 +223,8 @@ mod tests {
         assert!(!counts("gen/models.py"), "an excluded directory");
         assert!(!counts(".venv/x.html"), "a default-excluded directory still is");
         assert!(counts("app.py"));
+        assert!(filter.excludes_directory(Path::new("gen")));
+        assert!(filter.excludes_directory(Path::new("pkg/.venv/lib")));
+        assert!(!filter.excludes_directory(Path::new("templates")));
     }
 }

@@ -67,14 +67,14 @@ struct Relevance {
 }
 
 impl Relevance {
-    /// The files of `event` that count; empty for events that change nothing (a file read
-    /// or opened: the new workers' own imports must not restart them).
-    fn of(&self, event: notify::Result<notify::Event>) -> Vec<PathBuf> {
+    /// Adds what of `event` counts to `burst`: nothing for events that change nothing (a file
+    /// read or opened: the new workers' own imports must not restart them).
+    fn add(&self, event: notify::Result<notify::Event>, burst: &mut Burst) {
         let event = match event {
             Ok(event) => event,
             Err(error) => {
                 tracing::warn!("watching files for --reload: {error}");
-                return Vec::new();
+                return;
             }
         };
         let changes = match event.kind {
@@ -85,13 +85,67 @@ impl Relevance {
             }
         };
         if !changes {
-            return Vec::new();
+            return;
         }
-        event.paths.into_iter().filter(|path| self.counts(path)).collect()
+        for path in event.paths {
+            if matches!(event.kind, EventKind::Create(_)) && path.is_dir() {
+                if !self.relative(&path).all(|relative| self.filter.excludes_directory(relative)) {
+                    burst.directories.push(path);
+                }
+            } else if self.counts(&path) && !burst.files.contains(&path) {
+                burst.files.push(path);
+            }
+        }
+    }
+
+    /// The files of a burst that ended. inotify watches a new directory only after it has
+    /// reported it created, so what was written into it before (`mkdir -p pkg && cp ...`, a
+    /// checkout) came unseen: the directory is read now, once the watch is surely there.
+    fn files(&self, burst: Burst) -> Vec<PathBuf> {
+        let mut files = burst.files;
+        for directory in &burst.directories {
+            self.walk(directory, &mut files);
+        }
+        files
     }
 
     fn counts(&self, path: &Path) -> bool {
-        self.roots.iter().filter_map(|root| path.strip_prefix(root).ok()).any(|relative| self.filter.counts(relative))
+        self.relative(path).any(|relative| self.filter.counts(relative))
+    }
+
+    fn relative<'a>(&'a self, path: &'a Path) -> impl Iterator<Item = &'a Path> {
+        self.roots.iter().filter_map(move |root| path.strip_prefix(root).ok())
+    }
+
+    /// The files under `directory` that count, but not inside excluded directories (a new
+    /// virtualenv is thousands of files that never do).
+    fn walk(&self, directory: &Path, files: &mut Vec<PathBuf>) {
+        if self.relative(directory).all(|relative| self.filter.excludes_directory(relative)) {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(directory) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => self.walk(&path, files),
+                Ok(_) if self.counts(&path) && !files.contains(&path) => files.push(path),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// What one burst changed so far.
+#[derive(Default)]
+struct Burst {
+    files: Vec<PathBuf>,
+    /// Directories created, read when the burst ends.
+    directories: Vec<PathBuf>,
+}
+
+impl Burst {
+    fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.directories.is_empty()
     }
 }
 
@@ -102,27 +156,23 @@ async fn debounce(
     changed: mpsc::UnboundedSender<Vec<PathBuf>>,
 ) {
     loop {
-        let mut burst: Vec<PathBuf> = Vec::new();
+        let mut burst = Burst::default();
         while burst.is_empty() {
             let Some(event) = events.recv().await else { return };
-            burst = relevance.of(event);
+            relevance.add(event, &mut burst);
         }
         let longest = Instant::now() + LONGEST_BURST;
         loop {
             let quiet = (Instant::now() + QUIET).min(longest);
             match tokio::time::timeout_at(quiet, events.recv()).await {
-                Ok(Some(event)) => {
-                    for path in relevance.of(event) {
-                        if !burst.contains(&path) {
-                            burst.push(path);
-                        }
-                    }
-                }
+                Ok(Some(event)) => relevance.add(event, &mut burst),
                 Ok(None) => return,
                 Err(_) => break,
             }
         }
-        if changed.send(burst).is_err() {
+        let files = relevance.files(burst);
+        // (Only new directories with nothing in them that counts.)
+        if !files.is_empty() && changed.send(files).is_err() {
             return;
         }
     }
@@ -135,6 +185,15 @@ mod tests {
 
     fn event(kind: EventKind, path: &str) -> notify::Result<notify::Event> {
         Ok(notify::Event::new(kind).add_path(PathBuf::from(path)))
+    }
+
+    /// What one event alone adds up to.
+    impl Relevance {
+        fn of(&self, event: notify::Result<notify::Event>) -> Vec<PathBuf> {
+            let mut burst = Burst::default();
+            self.add(event, &mut burst);
+            self.files(burst)
+        }
     }
 
     fn relevance() -> Relevance {
@@ -151,6 +210,21 @@ mod tests {
         assert!(relevance.of(event(write, "/app/__pycache__/main.cpython-313.pyc")).is_empty());
         assert!(relevance.of(event(write, "/elsewhere/main.py")).is_empty());
         assert!(relevance.of(Err(notify::Error::generic("queue overflow"))).is_empty());
+    }
+
+    #[test]
+    fn what_a_new_directory_holds_already_counts() {
+        let root = std::env::temp_dir().join(format!("robyn-ws-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("pkg/sub")).unwrap();
+        std::fs::create_dir_all(root.join("pkg/__pycache__")).unwrap();
+        std::fs::write(root.join("pkg/sub/mod.py"), "").unwrap();
+        std::fs::write(root.join("pkg/readme.txt"), "").unwrap();
+        std::fs::write(root.join("pkg/__pycache__/mod.py"), "").unwrap();
+        let relevance = Relevance { roots: vec![root.clone()], filter: Filter::new(&[], &[]) };
+        let created = Ok(notify::Event::new(EventKind::Create(CreateKind::Folder)).add_path(root.join("pkg")));
+        assert_eq!(relevance.of(created), [root.join("pkg/sub/mod.py")]);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[tokio::test(start_paused = true)]
