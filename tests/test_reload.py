@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -213,3 +214,38 @@ async def test_sigterm_while_new_code_starts_with_sockets_open_exits_promptly(st
             stream.close()
     assert await asyncio.to_thread(server.stop, signal.SIGTERM, 20) == 0, server.output
     assert time.monotonic() - began < 5, f"took {time.monotonic() - began:.1f} s:\n{server.output}"
+
+
+def test_no_request_fails_while_new_code_takes_over(start_server, app_dir):
+    """Clients connecting all along, a new connection per request, through three reloads: the
+    port never refuses (the workers of every generation inherit one listening socket) and no
+    request the old worker had accepted is dropped unanswered."""
+    server = start(start_server, app_dir, "--port", "0")
+    versions = ["one", "two", "three", "four"]
+    seen = {version: threading.Event() for version in versions}
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def client() -> None:
+        while not stop.is_set():
+            try:
+                seen[get(server, "/version")].set()
+            except OSError as error:
+                failures.append(repr(error))
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    try:
+        assert seen["one"].wait(TIMEOUT)
+        for version in versions[1:]:
+            set_version(app_dir, version)
+            # Each swap is over once a client got the new code's answer.
+            assert seen[version].wait(TIMEOUT), server.output
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert failures == [], failures[:5]
+    server.wait_for(RELOADED, count=3)
+    assert server.stop() == 0, server.output

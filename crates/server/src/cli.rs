@@ -219,6 +219,15 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", hide = true)]
     pub bus: Option<PathBuf>,
 
+    /// (Set by the supervisor of --reload.) The listening socket this worker inherits, by
+    /// descriptor number, rather than binding --port itself.
+    #[arg(long, value_name = "FD", hide = true)]
+    pub listen_fd: Option<i32>,
+
+    /// (Set by the supervisor of --reload.) As --listen-fd, for --metrics-port.
+    #[arg(long, value_name = "FD", hide = true)]
+    pub metrics_fd: Option<i32>,
+
     /// (Set by the supervisor of --processes.) This worker's number.
     #[arg(long, value_name = "N", hide = true, default_value_t = 0)]
     pub worker: u32,

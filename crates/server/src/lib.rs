@@ -17,9 +17,9 @@ mod cli;
 mod cluster;
 mod config;
 mod http;
+mod in_flight;
 mod invocation;
 mod metrics;
-mod open_streams;
 mod ops;
 mod proxies;
 mod reuseport;
@@ -130,10 +130,19 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         Role::Worker { .. } => runtime.block_on(reuseport::bind_shared(&host, port)),
         _ => runtime.block_on(TcpListener::bind((host.as_str(), port))),
     };
-    let listener = bind(port).map_err(|error| bind_failure(&host, port, &error))?;
-    let probes_listener = match cli.metrics_port {
-        Some(port) => Some(bind(port).map_err(|error| bind_failure(&host, port, &error))?),
-        None => None,
+    let adopt = |fd: i32| {
+        let _runtime = runtime.enter();
+        reuseport::adopt_inherited(fd)
+            .map_err(|error| failure(format!("cannot take the listening socket from the supervisor: {error}")))
+    };
+    let listener = match cli.listen_fd {
+        Some(fd) => adopt(fd)?,
+        None => bind(port).map_err(|error| bind_failure(&host, port, &error))?,
+    };
+    let probes_listener = match (cli.metrics_fd, cli.metrics_port) {
+        (Some(fd), _) => Some(adopt(fd)?),
+        (None, Some(port)) => Some(bind(port).map_err(|error| bind_failure(&host, port, &error))?),
+        (None, None) => None,
     };
     let address =
         listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
@@ -204,7 +213,13 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         let probes_answerer = Answerer::Probes(Arc::new(probes_only));
         let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
         tracing::info!("/health, /ready and /metrics on http://{address}");
-        let accepting = Accepting { answerer: probes_answerer, limits: state.limits.http, admission: None };
+        let accepting = Accepting {
+            answerer: probes_answerer,
+            limits: state.limits.http,
+            admission: None,
+            // Answers from Rust alone, at once: nothing for shutdown to wait for.
+            connections: Arc::default(),
+        };
         runtime.spawn(listener::accept_until(probes, accepting, CancellationToken::new()));
     }
     let stop = {
@@ -235,7 +250,12 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         _ => tracing::info!("serving {} on ws://{address}", cli.app),
     }
 
-    let accepting = Accepting { answerer, limits: state.limits.http, admission: Some(state.admission.clone()) };
+    let accepting = Accepting {
+        answerer,
+        limits: state.limits.http,
+        admission: Some(state.admission.clone()),
+        connections: state.http_connections.clone(),
+    };
     let serving = serve(
         listener,
         accepting,

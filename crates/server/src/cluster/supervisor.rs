@@ -161,13 +161,29 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
     let host = cli.host.clone().unwrap_or_else(|| "127.0.0.1".into());
     let mut added: Vec<OsString> = vec!["--bus".into(), bus_dir.socket().into()];
     let mut reserved = Vec::new();
-    for (flag, port) in [("--port", cli.port), ("--metrics-port", cli.metrics_port)] {
-        if port == Some(0) {
-            let (socket, port) = reuseport::reserve_shared(&host)
-                .await
-                .map_err(|error| format!("cannot find a free port on {host}: {error}"))?;
-            reserved.push(socket);
-            added.extend([flag.into(), port.to_string().into()]);
+    // Under --reload, the sockets every generation of workers inherits (held to the end).
+    let mut inherited = Vec::new();
+    for (flag, fd_flag, port) in
+        [("--port", "--listen-fd", cli.port), ("--metrics-port", "--metrics-fd", cli.metrics_port)]
+    {
+        match port {
+            // Only for a port the flags name: one the app's `app.start(port=...)` names is
+            // known in the workers alone, which then share it with SO_REUSEPORT.
+            Some(port) if cli.reloads() => {
+                let socket = reuseport::listen_inherited(&host, port)
+                    .await
+                    .map_err(|error| format!("cannot listen on {host}:{port}: {error}"))?;
+                added.extend([fd_flag.into(), reuseport::inherited_number(&socket).to_string().into()]);
+                inherited.push(socket);
+            }
+            Some(0) => {
+                let (socket, port) = reuseport::reserve_shared(&host)
+                    .await
+                    .map_err(|error| format!("cannot find a free port on {host}: {error}"))?;
+                reserved.push(socket);
+                added.extend([flag.into(), port.to_string().into()]);
+            }
+            _ => {}
         }
     }
     let mut watch = match cli.reloads() {
@@ -324,6 +340,7 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
             }
         }
     }
+    drop(inherited);
     outcome
 }
 

@@ -11,11 +11,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Site, service};
 use crate::admission::{Admission, Admitted};
 use crate::config::HttpLimits;
+use crate::in_flight::InFlight;
 use crate::ops::probes::{self, ProbesOnly};
 use crate::throttle::{Report, Throttle};
 
@@ -51,6 +53,8 @@ pub struct Accepting {
     pub limits: HttpLimits,
     /// The places its sockets take (`--max-connections`); none for the probes' own port.
     pub admission: Option<Arc<Admission>>,
+    /// Its HTTP connections, which shutdown ends after their current request and waits for.
+    pub connections: Arc<InFlight>,
 }
 
 /// The first wait after a failed accept; each failure in a row doubles it, up to the longest.
@@ -62,7 +66,7 @@ const LONGEST_BACKOFF: Duration = Duration::from_secs(1);
 /// its whole HTTP request; one that sends nothing, half a request or too large a one is
 /// disconnected (431 for too large).
 pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: CancellationToken) {
-    let Accepting { answerer, limits, admission } = accepting;
+    let Accepting { answerer, limits, admission, connections } = accepting;
     let mut failures = Throttle::default();
     let mut backoff = BACKOFF;
     loop {
@@ -111,10 +115,16 @@ pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: Can
         // A WebSocket handshake takes the socket's place for the connection.
         let answering = answerer.clone();
         let place = admitted.clone();
+        // Told of each request, so that shutdown knows whether one has begun (a permit stays).
+        let requested = Arc::new(Notify::new());
+        let request_begun = requested.clone();
         let service = hyper::service::service_fn(move |request| {
+            request_begun.notify_one();
             let (answerer, admitted) = (answering.clone(), place.clone());
             async move { Ok::<_, Infallible>(answerer.answer(request, remote, admitted).await) }
         });
+        let place = connections.open();
+        let ending = connections.ending().clone();
         tokio::spawn(async move {
             let mut http = http1::Builder::new();
             http.timer(TokioTimer::new())
@@ -125,14 +135,37 @@ pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: Can
                 http.max_headers(limits.max_headers);
             }
             let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
-            if let Err(error) = connection.await {
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = ending.cancelled() => {
+                    // Shutdown: the request begun is answered, then the connection closes; an
+                    // idle keep-alive connection closes at once. hyper also closes at once a
+                    // connection that has read nothing yet, but one accepted just before the
+                    // listener closed has its request on the way: it gets a moment to arrive
+                    // (a browser's preconnection, which sends nothing, does not hold shutdown).
+                    let arrived = tokio::time::timeout(FIRST_REQUEST_AT_SHUTDOWN, requested.notified());
+                    tokio::select! {
+                        ended = connection.as_mut() => ended,
+                        _ = arrived => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    }
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
+            drop(place);
             // Upgraded or closed: the handshake is over (an upgraded connection keeps its place).
             drop(admitted);
         });
     }
 }
+
+/// How long a connection that has sent nothing yet when shutdown begins is waited for.
+const FIRST_REQUEST_AT_SHUTDOWN: Duration = Duration::from_millis(500);
 
 /// hyper's own limit on header lines.
 const DEFAULT_MAX_HEADERS: usize = 100;

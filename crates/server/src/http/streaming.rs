@@ -15,7 +15,7 @@ use pyhost::stream::{ResponseStream, StreamSignal, Take};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use crate::open_streams::{OpenStreams, StreamPlace};
+use crate::in_flight::{InFlight, Place};
 
 /// What an idle event stream gets: a comment line, which EventSource ignores.
 const KEEPALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
@@ -30,7 +30,7 @@ pub struct StreamingBody {
     ended: bool,
     /// The app failed and the body is to be cut off, once hyper has flushed what it holds.
     cutting_off: bool,
-    _place: StreamPlace,
+    _place: Place,
 }
 
 struct Keepalive {
@@ -42,7 +42,7 @@ impl StreamingBody {
     pub fn new(
         stream: Arc<ResponseStream>,
         bridge: Arc<Bridge>,
-        streams: &Arc<OpenStreams>,
+        streams: &Arc<InFlight>,
         keepalive: Option<Duration>,
     ) -> Self {
         let keepalive = keepalive

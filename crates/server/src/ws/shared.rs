@@ -8,7 +8,7 @@ use pyhost::bridge::{Bridge, ConnKey};
 
 use crate::admission::Admission;
 use crate::config::Limits;
-use crate::open_streams::OpenStreams;
+use crate::in_flight::InFlight;
 use crate::ws::registry::Registry;
 
 pub struct Shared {
@@ -22,7 +22,9 @@ pub struct Shared {
     /// The places sockets take, from accept to close (`--max-connections`).
     pub admission: Arc<Admission>,
     /// The streamed HTTP responses being sent.
-    pub streams: Arc<OpenStreams>,
+    pub streams: Arc<InFlight>,
+    /// The HTTP connections open (until they are upgraded or closed).
+    pub http_connections: Arc<InFlight>,
     next_key: AtomicU64,
     shutting_down: AtomicBool,
 }
@@ -44,6 +46,7 @@ impl Shared {
             access_log,
             admission,
             streams: Arc::default(),
+            http_connections: Arc::default(),
             next_key: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
         }

@@ -1,5 +1,8 @@
-//! The streamed HTTP responses being sent now, so that shutdown can end them and wait for
-//! their last bytes to go out, as it waits for WebSocket connections.
+//! Work that shutdown ends and then waits for, as it waits for WebSocket connections: the
+//! streamed HTTP responses being sent (each ends after what its app queued), and the HTTP
+//! connections open (each answers the request it has begun, then closes), so that neither a
+//! stream nor a request a worker had already accepted is cut off when it stops (SIGTERM, or
+//! `--reload` handing over to new code).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,22 +11,23 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Default)]
-pub struct OpenStreams {
+pub struct InFlight {
     open: AtomicUsize,
     changed: Notify,
-    /// Cancelled when shutdown begins: every stream ends after what the app queued.
+    /// Cancelled when shutdown begins: every stream ends after what the app queued, every
+    /// connection after its current request.
     ending: CancellationToken,
 }
 
-/// One stream's place among the open ones, given back when it is dropped.
-pub struct StreamPlace {
-    streams: Arc<OpenStreams>,
+/// One stream's (or connection's) place among the open ones, given back when it is dropped.
+pub struct Place {
+    streams: Arc<InFlight>,
 }
 
-impl OpenStreams {
-    pub fn open(self: &Arc<Self>) -> StreamPlace {
+impl InFlight {
+    pub fn open(self: &Arc<Self>) -> Place {
         self.open.fetch_add(1, Ordering::AcqRel);
-        StreamPlace { streams: self.clone() }
+        Place { streams: self.clone() }
     }
 
     pub fn count(&self) -> usize {
@@ -53,7 +57,7 @@ impl OpenStreams {
     }
 }
 
-impl Drop for StreamPlace {
+impl Drop for Place {
     fn drop(&mut self) {
         self.streams.open.fetch_sub(1, Ordering::AcqRel);
         self.streams.changed.notify_waiters();
@@ -66,7 +70,7 @@ mod tests {
 
     #[tokio::test]
     async fn until_none_waits_for_the_last_place() {
-        let streams = Arc::new(OpenStreams::default());
+        let streams = Arc::new(InFlight::default());
         let first = streams.open();
         let second = streams.open();
         assert_eq!(streams.count(), 2);
