@@ -167,13 +167,13 @@ mod tests {
             "generation 1 may have read the files before the second save"
         );
         generations.changed();
-        assert_eq!(generations.exited_early(3), [Step::Abandon { generation: 3, serving: Some(1) }]);
-        generations.changed();
         assert_eq!(
-            generations.exited_early(3),
-            [Step::Abandon { generation: 3, serving: Some(1) }, Step::Start(4)],
+            generations.exited_early(2),
+            [Step::Abandon { generation: 2, serving: Some(1) }, Step::Start(3)],
             "a failed start with a save since is tried again at once"
         );
+        assert_eq!(generations.exited_early(3), [Step::Abandon { generation: 3, serving: Some(1) }]);
+        assert_eq!(generations.serving(), Some(1));
     }
 
     #[test]
