@@ -50,3 +50,8 @@ bench *flags:
 # `just bench-memory --before path/to/older/robyn-ws-server` adds an earlier build.
 bench-memory *flags:
     python3 bench/memory.py {{flags}}
+
+# How long --reload takes: save -> new code serving, open WebSockets and event streams closed,
+# old worker gone (100 WebSockets and 10 streams open; `--processes 2`, `--saves 20`...).
+bench-reload *flags: build venv
+    .venv/bin/python bench/reload.py {{flags}}

@@ -249,3 +249,15 @@ def test_no_request_fails_while_new_code_takes_over(start_server, app_dir):
     assert failures == [], failures[:5]
     server.wait_for(RELOADED, count=3)
     assert server.stop() == 0, server.output
+
+
+async def test_an_app_that_does_not_start_is_served_once_a_save_fixes_it(start_server, app_dir):
+    good = (app_dir / "app.py").read_text()
+    save(app_dir / "app.py", good.replace("from robyn import Robyn", "from robyn import Robyn, NoSuchThing"))
+    server = start_server("app", "--reload", cwd=app_dir, ready=False)
+    server.wait_for(r"the app did not start \(the error is above\): save a fix to try again")
+    assert "ImportError" in server.output and server.process.poll() is None
+    save(app_dir / "app.py", good)
+    server.started()
+    assert await version_of_a_new_client(server) == "one"
+    assert server.stop() == 0, server.output
