@@ -261,3 +261,20 @@ async def test_an_app_that_does_not_start_is_served_once_a_save_fixes_it(start_s
     server.started()
     assert await version_of_a_new_client(server) == "one"
     assert server.stop() == 0, server.output
+
+
+async def test_a_handler_that_never_ends_holds_up_neither_the_new_code_nor_the_exit(start_server, app_dir):
+    server = start_server("app", "--reload", "--shutdown-timeout", "1", cwd=app_dir)
+    async with server.connect("/stubborn") as stubborn:
+        assert await receive(stubborn) == "one"
+        set_version(app_dir, "two")
+        # The new code serves while the old handler still sits on its connection.
+        await server.until(RELOADED)
+        await server.until(r"one ignores the disconnect \(1012\)")
+        assert await version_of_a_new_client(server) == "two"
+        # Its worker closes it anyway once --shutdown-timeout is over, with the same code.
+        assert (await closed_with(stubborn))[0] == 1012
+    await server.until(r"connection\(s\) still open after 1s: closing them now")
+    began = time.monotonic()
+    assert await asyncio.to_thread(server.stop) == 0, server.output
+    assert time.monotonic() - began < 5

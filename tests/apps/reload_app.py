@@ -3,7 +3,7 @@ started with --reload: what it answers says which version of the code serves."""
 
 import asyncio
 
-from robyn import Robyn
+from robyn import Robyn, WebSocketDisconnect
 from robyn.responses import SSEMessage, SSEResponse
 
 VERSION = "one"
@@ -31,3 +31,14 @@ async def echo(websocket):
     while True:
         message = await websocket.receive_text()
         await websocket.send_text(f"{VERSION}:{message}")
+
+
+@app.websocket("/stubborn")
+async def stubborn(websocket):
+    await websocket.send_text(VERSION)
+    try:
+        await websocket.receive_text()
+    except WebSocketDisconnect as gone:
+        # A handler that will not end: the old code must not keep the new one waiting.
+        print(f"{VERSION} ignores the disconnect ({gone.code})", flush=True)
+        await asyncio.sleep(3600)
