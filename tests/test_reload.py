@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 RELOADED = r"reloaded: the new code serves"
 CHANGED = r"changed: starting workers with the new code"
 DID_NOT_START = r"the new code did not start"
+OLD_GONE = r"the old workers have exited: only the new code serves"
 
 
 @pytest.fixture
@@ -278,3 +279,20 @@ async def test_a_handler_that_never_ends_holds_up_neither_the_new_code_nor_the_e
     began = time.monotonic()
     assert await asyncio.to_thread(server.stop) == 0, server.output
     assert time.monotonic() - began < 5
+
+
+async def test_every_worker_of_processes_is_replaced_and_a_broken_save_replaces_none(start_server, app_dir):
+    server = start(start_server, app_dir, "--processes", "2")
+    assert server.count(r"serving app on ws://\S+ with 2 processes") == 1
+    good = (app_dir / "app.py").read_text()
+    save(app_dir / "app.py", good.replace('VERSION = "one"', 'VERSION = "two"\nraise RuntimeError("not today")'))
+    await server.until(DID_NOT_START)
+    assert "RuntimeError: not today" in server.output
+    assert {await version_of_a_new_client(server) for _ in range(6)} == {"one"}
+
+    set_version(app_dir, "three")
+    save(app_dir / "app.py", good.replace('VERSION = "one"', 'VERSION = "three"'))
+    await server.until(RELOADED)
+    await server.until(OLD_GONE)
+    assert {await version_of_a_new_client(server) for _ in range(6)} == {"three"}
+    assert server.stop() == 0, server.output

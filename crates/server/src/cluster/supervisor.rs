@@ -242,12 +242,15 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
             }
             Some((number, pid, status)) = exited.recv() => {
                 if let Some(worker) = workers.running.remove(&pid) {
-                    let serving = generations.serving();
-                    let retired = serving.is_some_and(|serving| worker.generation < serving);
-                    let on_its_way_in = !worker.served && serving != Some(worker.generation);
+                    let on_its_way_in = !worker.served && generations.serving() != Some(worker.generation);
                     if stage == Stage::Stopping {
-                    } else if retired {
+                    } else if !generations.wants(worker.generation) {
+                        // Replaced by new code, or of new code given up.
                         tracing::debug!("worker {number} (pid {pid}) of the old code exited ({status})");
+                        let replaced = |other: &Running| other.served && !generations.wants(other.generation);
+                        if replaced(&worker) && !workers.running.values().any(replaced) {
+                            tracing::info!("the old workers have exited: only the new code serves");
+                        }
                     } else if on_its_way_in {
                         steps = generations.exited_early(worker.generation);
                         if watch.is_none() && !steps.is_empty() {
@@ -273,7 +276,7 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
             }
             Some((number, generation)) = restarts.recv(), if stage != Stage::Stopping => {
                 // Unless new code took over meanwhile.
-                if generations.serving().is_none_or(|serving| generation >= serving)
+                if generations.wants(generation)
                     && let Err(error) = workers.start(number, generation)
                 {
                     tracing::error!("{error}");

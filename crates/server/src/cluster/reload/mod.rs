@@ -66,6 +66,12 @@ impl Generations {
         self.serving
     }
 
+    /// Whether workers of `generation` are wanted: it serves, or is on its way in. A worker of
+    /// any other (replaced, or given up) is not started again when it dies.
+    pub fn wants(&self, generation: Generation) -> bool {
+        self.serving == Some(generation) || matches!(&self.swap, Swap::Starting { next, .. } if *next == generation)
+    }
+
     /// The app's files changed.
     pub fn changed(&mut self) -> Vec<Step> {
         match &mut self.swap {
@@ -183,6 +189,23 @@ mod tests {
         assert_eq!(generations.serving(), None);
         assert_eq!(generations.changed(), [Step::Start(1)]);
         assert_eq!(generations.ready(1, 0), [Step::Serve { generation: 1, retired: None }]);
+    }
+
+    #[test]
+    fn only_the_serving_and_the_starting_generation_are_wanted() {
+        let mut generations = Generations::new(2);
+        assert!(generations.wants(0));
+        generations.ready(0, 0);
+        generations.ready(0, 1);
+        generations.changed();
+        assert!(generations.wants(0) && generations.wants(1));
+        generations.exited_early(1);
+        assert!(!generations.wants(1), "given up: its other worker is not restarted");
+        generations.changed();
+        generations.ready(2, 0);
+        generations.ready(2, 1);
+        assert!(!generations.wants(0), "replaced");
+        assert!(generations.wants(2));
     }
 
     #[test]
