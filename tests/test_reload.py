@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import APPS, TIMEOUT, Server, closed_with, receive
+from conftest import APPS, TIMEOUT, Server, closed_with, receive, run_to_exit
 from websockets.asyncio.client import ClientConnection
 
 RELOADED = r"reloaded: the new code serves"
@@ -296,3 +296,11 @@ async def test_every_worker_of_processes_is_replaced_and_a_broken_save_replaces_
     await server.until(OLD_GONE)
     assert {await version_of_a_new_client(server) for _ in range(6)} == {"three"}
     assert server.stop() == 0, server.output
+
+
+def test_help_documents_the_reload_flags_and_hides_the_workers_own(binary):
+    result = run_to_exit(binary, "--help")
+    assert result.returncode == 0
+    for flag in ("--reload", "--dev", "--reload-dir", "--reload-include", "--reload-exclude"):
+        assert flag in result.stdout
+    assert "--listen-fd" not in result.stdout and "--metrics-fd" not in result.stdout
