@@ -123,6 +123,35 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub handshake_timeout: f64,
 
+    /// Serve HTTPS and wss:// with this certificate (PEM: the server's own first, then its
+    /// intermediates), read again on SIGHUP.
+    #[arg(long, value_name = "PATH", env = "ROBYN_SSL_CERTFILE", requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, RSA or EC; encrypted PKCS#8 with
+    /// --ssl-keyfile-password), read again on SIGHUP.
+    #[arg(long, value_name = "PATH", env = "ROBYN_SSL_KEYFILE", requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<PathBuf>,
+
+    /// The password of an encrypted --ssl-keyfile.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "ROBYN_SSL_KEYFILE_PASSWORD",
+        requires = "ssl_keyfile",
+        hide_env_values = true
+    )]
+    pub ssl_keyfile_password: Option<String>,
+
+    /// CA certificates (PEM) that client certificates must come from (with --ssl-cert-reqs).
+    #[arg(long, value_name = "PATH", env = "ROBYN_SSL_CA_CERTS", requires = "ssl_certfile")]
+    pub ssl_ca_certs: Option<PathBuf>,
+
+    /// Client certificates: not asked for (none, 0), checked when given (optional, 1), or
+    /// required (required, 2); uvicorn's numbers.
+    #[arg(long, value_enum, value_name = "WHICH", default_value_t = ClientCerts::None, requires = "ssl_certfile")]
+    pub ssl_cert_reqs: ClientCerts,
+
     /// Seconds of silence from a client after which the server pings it; 0 turns keep-alive
     /// pings off.
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = parse_seconds)]
@@ -212,6 +241,20 @@ pub enum Role<'a> {
     Alone,
     Supervisor { processes: u32 },
     Worker { bus: &'a std::path::Path, number: u32 },
+}
+
+/// Whether TLS clients present a certificate of their own (`--ssl-cert-reqs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClientCerts {
+    /// Not asked for.
+    #[value(alias = "0")]
+    None,
+    /// Asked for and checked against --ssl-ca-certs; a client without one is served.
+    #[value(alias = "1")]
+    Optional,
+    /// A client without a certificate from --ssl-ca-certs is refused during the handshake.
+    #[value(alias = "2")]
+    Required,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
