@@ -197,8 +197,16 @@ pub struct Cli {
 
     /// A Redis server (redis://host:port/db) joining this server to others, on any host, that
     /// name the same one: broadcasts, rooms and send_to reach their clients too.
-    #[arg(long, value_name = "URL", env = "ROBYN_BROKER")]
+    /// rediss:// connects over TLS; a password goes in the URL (redis://:password@host/db, or
+    /// user:password for an ACL user), and is never logged: give it in ROBYN_BROKER rather than
+    /// on the command line to keep it out of `ps` too.
+    #[arg(long, value_name = "URL", env = "ROBYN_BROKER", hide_env_values = true)]
     pub broker: Option<String>,
+
+    /// CA certificates (PEM) that a rediss:// broker's certificate must come from.
+    /// [default: the system's CAs]
+    #[arg(long, value_name = "PATH", env = "ROBYN_BROKER_CA", requires = "broker")]
+    pub broker_ca: Option<PathBuf>,
 
     /// Largest broadcast a handler may make (suffixes K, M, KiB, MiB accepted); a bigger one
     /// raises ValueError in the handler. Between processes and hosts a broadcast travels whole.

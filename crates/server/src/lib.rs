@@ -41,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Role};
-use crate::cluster::broker::Broker;
+use crate::cluster::broker::{Broker, BrokerLink};
 use crate::cluster::bus::Bus;
 use crate::cluster::supervisor;
 use crate::config::{HttpLimits, Keepalive, Limits};
@@ -179,9 +179,9 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         memory::give_back_every(Duration::from_secs_f64(cli.memory_trim_interval));
     }
     let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
-    if let Some(url) = &cli.broker {
+    if let Some(link) = broker_link(cli)? {
         let _runtime = runtime.enter();
-        registry.join_fabric(Broker::start(url, registry.clone(), bridge.clone()).map_err(failure)?);
+        registry.join_fabric(Broker::start(&link, registry.clone(), bridge.clone()).map_err(failure)?);
     }
     let bus = match role {
         Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
@@ -264,6 +264,23 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         );
     }
     Ok(())
+}
+
+/// `--broker` and `--broker-ca`, with the CA file read now.
+fn broker_link(cli: &Cli) -> Result<Option<BrokerLink>, StartupError> {
+    let Some(url) = &cli.broker else { return Ok(None) };
+    let mut link = BrokerLink { url: url.clone(), ca_certs: None };
+    if let Some(path) = &cli.broker_ca {
+        if !url.starts_with("rediss://") {
+            return Err(failure(format!(
+                "--broker-ca is for a TLS broker: the --broker URL {} would start with rediss://",
+                link.redacted()
+            )));
+        }
+        link.ca_certs =
+            Some(std::fs::read(path).map_err(|error| failure(format!("--broker-ca {}: {error}", path.display())))?);
+    }
+    Ok(Some(link))
 }
 
 /// TLS settings from `--ssl-certfile` and the rest, read now: a file that does not load stops
