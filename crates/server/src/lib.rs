@@ -36,13 +36,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use pyhost::bridge::Bridge;
-use pyhost::{LoadedApp, Network, Settings, StartupError};
+use pyhost::{LoadedApp, Network, Settings, StartupError, WorkerPlace};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Role};
 use crate::cluster::broker::{Broker, BrokerLink};
 use crate::cluster::bus::Bus;
+use crate::cluster::lease::Leases;
 use crate::cluster::supervisor;
 use crate::config::{HttpLimits, Keepalive, Limits};
 use crate::http::Site;
@@ -179,17 +180,36 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         memory::give_back_every(Duration::from_secs_f64(cli.memory_trim_interval));
     }
     let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
-    if let Some(link) = broker_link(cli)? {
+    let broker = broker_link(cli)?;
+    if let Some(link) = &broker {
         let _runtime = runtime.enter();
-        registry.join_fabric(Broker::start(&link, registry.clone(), bridge.clone()).map_err(failure)?);
+        registry.join_fabric(Broker::start(link, registry.clone(), bridge.clone()).map_err(failure)?);
     }
     let bus = match role {
         Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
         Role::Alone | Role::Supervisor { .. } => None,
     };
     app.set_sync_workers(usize::from(cli.sync_threads))?;
+    let node = format!("{:08x}", registry.node.tag());
+    let index = match role {
+        Role::Worker { number, .. } => number,
+        Role::Alone | Role::Supervisor { .. } => 0,
+    };
+    app.set_worker(&WorkerPlace { index, count: cli.processes, node: node.clone() })?;
     let endpoints = app.endpoints.clone();
+    let once_tasks = app.once_tasks.clone();
     let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
+    // Cancelled when shutdown begins: the cluster leases are handed over then.
+    let leaving = CancellationToken::new();
+    if !once_tasks.is_empty() {
+        let _runtime = runtime.enter();
+        let host_dir = match role {
+            Role::Worker { bus, .. } => bus.parent(),
+            Role::Alone | Role::Supervisor { .. } => None,
+        };
+        let leases = Leases { host_dir, broker: broker.as_ref(), node };
+        leases.contend(&once_tasks, &bridge, &leaving).map_err(failure)?;
+    }
     let state = Arc::new(Shared::new(registry, bridge, limits, deflate::pool(), cli.access_log));
     let site = Site {
         server: state.clone(),
@@ -213,14 +233,18 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let stop = {
         let bus = bus.clone();
         async move {
-            let Some(bus) = bus else { return signals.received().await };
-            tokio::select! {
-                signal = signals.received() => signal,
-                () = bus.lost() => {
-                    tracing::warn!("the supervisor is gone: shutting down");
-                    libc::SIGTERM
-                }
-            }
+            let signal = match bus {
+                None => signals.received().await,
+                Some(bus) => tokio::select! {
+                    signal = signals.received() => signal,
+                    () = bus.lost() => {
+                        tracing::warn!("the supervisor is gone: shutting down");
+                        libc::SIGTERM
+                    }
+                },
+            };
+            leaving.cancel();
+            signal
         }
     };
     let scheme = if tls.is_some() { "wss" } else { "ws" };

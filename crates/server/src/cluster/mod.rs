@@ -1,7 +1,9 @@
 //! Many processes and hosts as one server: the supervisor of `--processes` and its local bus
 //! between workers (`supervisor`, `bus`), and Redis between hosts (`broker`). Both carry what
-//! the registry cannot deliver itself, through its `Fabric`.
+//! the registry cannot deliver itself, through its `Fabric`; and which process runs the app's
+//! once handlers (`lease`).
 
 pub mod broker;
 pub mod bus;
+pub mod lease;
 pub mod supervisor;

@@ -64,7 +64,7 @@ impl BrokerLink {
         }
     }
 
-    fn client(&self, info: impl redis::IntoConnectionInfo) -> Result<redis::Client, String> {
+    pub(crate) fn client(&self, info: impl redis::IntoConnectionInfo) -> Result<redis::Client, String> {
         let client = match &self.ca_certs {
             None => redis::Client::open(info),
             Some(ca_certs) => redis::Client::build_with_tls(
