@@ -6,13 +6,15 @@ HTTP:
   POST /logout                   forgets it
   GET  /me                       {"user": "ann"}, or {"user": null} before a login
 
-WebSocket /rooms, refused (401) without a login, JSON both ways. The client sends
+WebSocket /rooms, refused without a login (401) or from another site's page (403), JSON both
+ways. The client sends
   {"type": "say", "room": "lobby", "text": "hi"}      to a room it is in
   {"type": "join", "room": "rust"} / {"type": "leave", "room": "rust"}
   {"type": "private", "to": "bob", "text": "psst"}    to every open page of bob's
-and gets {"type": "welcome", "user"} first, then "rooms" (its rooms, after each change),
-"message", "private" (also a copy of its own), "joined" / "left" (system lines of its rooms)
-and "notice" (what went wrong: bob is not online, say). Every connection starts in "lobby".
+(text is cut at 2,000 characters), and gets {"type": "welcome", "user"} first, then "rooms"
+(its rooms, after each change), "message", "private" (also a copy of its own), "joined" /
+"left" (system lines of its rooms) and "notice" (what went wrong: bob is not online, say).
+Every connection starts in "lobby".
 
 There are no passwords: anyone may take any name, which is all a demo needs.
 """
@@ -26,8 +28,9 @@ from typing import Any, Optional
 from robyn import Request, Response, SubRouter, WebSocket
 
 router = SubRouter(__file__)
-# Signed, not secret (the browser can read it). One key for every worker process and every
-# restart, so a login outlives both; a real deployment sets its own.
+# The session cookie is signed, not encrypted: the browser can read the name, not change it.
+# One key for every worker process and every restart, so a login outlives both; the default
+# is in this repository, so anything facing other people sets its own.
 SECRET = os.environ.get("PYAPP_SESSION_SECRET", "pyapp demo key: set PYAPP_SESSION_SECRET")
 router.configure_sessions(secret_key=SECRET)
 router.serve_directory("/", os.path.join(os.path.dirname(__file__), "static"), index_file="index.html")
@@ -155,9 +158,11 @@ async def rooms(websocket: WebSocket) -> None:
     if user is None:  # on_connect has refused the handshake already; this is for the checker
         return
     member = Member(websocket, user)
-    await member.join(LOBBY)
-    await member.tell({"type": "rooms", "rooms": sorted(member.rooms)})
+    # Online from here (the socket is open) to the end of the handler, which always comes.
+    online.setdefault(user, set()).add(websocket.id)
     try:
+        await member.join(LOBBY)
+        await member.tell({"type": "rooms", "rooms": sorted(member.rooms)})
         async for message in websocket:
             try:
                 request = json.loads(message)
@@ -168,6 +173,10 @@ async def rooms(websocket: WebSocket) -> None:
             else:
                 await member.tell(notice("not understood: send a JSON object"))
     finally:
+        pages = online[user]
+        pages.discard(websocket.id)
+        if not pages:
+            del online[user]
         # Gone (or failed): its rooms hear it left, once no other page of the user is there.
         for room in sorted(member.rooms):
             await member.leave(room, gone=True)
@@ -184,14 +193,4 @@ def log_in(websocket: WebSocket) -> Any:
     origin = websocket.headers.get("origin")
     if origin is not None and origin.split("://", 1)[-1] != websocket.headers.get("host"):
         return Response(403, {}, "not from this site")
-    online.setdefault(user, set()).add(websocket.id)
     return {"type": "welcome", "user": user}
-
-
-@rooms.on_close
-def log_out(websocket: WebSocket) -> None:
-    user = user_of(websocket)
-    connections = online.get(user or "", set())
-    connections.discard(websocket.id)
-    if not connections:
-        online.pop(user or "", None)
