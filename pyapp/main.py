@@ -8,7 +8,10 @@ http://127.0.0.1:8080/ in a browser, or connect to ws://127.0.0.1:8080/<path>.
 
 from robyn import Robyn, WebSocketDisconnect
 
-from pyapp import demo
+try:
+    from pyapp import demo
+except ModuleNotFoundError:  # served as a file (`--app pyapp/main.py`): its own folder is importable
+    import demo  # type: ignore[no-redef]
 
 app = Robyn(__file__)
 

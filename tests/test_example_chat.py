@@ -195,3 +195,16 @@ async def test_the_page_and_health_come_from_the_same_app(chat):
         assert (await receive(ws)).startswith("Welcome, ")
         status, _, health = await asyncio.to_thread(http, chat, "/health")
     assert json.loads(health) == {"status": "ok", "chatting": 1}
+
+
+async def test_served_as_a_file_from_another_folder_the_demo_is_there_too(start_server, tmp_path):
+    """`--app path/to/pyapp/main.py` from elsewhere: `pyapp` is no package on the path then,
+    and main.py finds the demo beside itself."""
+    server = start_server(str(ROOT / "pyapp" / "main.py"), cwd=tmp_path)
+    status, _, page = await asyncio.to_thread(http, server, "/")
+    assert status == 200
+    assert '<script src="/demo.js" defer></script>' in page
+    with pytest.raises(InvalidStatus) as refused:
+        async with server.connect("/rooms"):
+            pass
+    assert refused.value.response.status_code == 401
