@@ -11,7 +11,7 @@ from robyn import Robyn, WebSocketDisconnect
 try:
     from pyapp import demo
 except ModuleNotFoundError:  # served as a file (`--app pyapp/main.py`): its own folder is importable
-    import demo  # type: ignore[no-redef]
+    import demo  # type: ignore[import-not-found,no-redef]
 
 app = Robyn(__file__)
 
