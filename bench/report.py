@@ -292,8 +292,8 @@ def write(measured: dict[str, Any], out: Path) -> tuple[str, str]:
 
 
 def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
-    """Writes results.md and chart.png into `out`; returns README's headline (conditions, how
-    each server ran, the table) and the CPU table, for the terminal. A run of the HTTP loads
+    """Writes results.md and chart.png into `out`; returns its headline (conditions, how each
+    server ran, the table) and the CPU table, for the terminal (README's is `readme_table`). A run of the HTTP loads
     alone (`--part http`) has no WebSocket part: results.md then holds the HTTP section only."""
     scale, made_on, summary = measured["scale"], measured["machine"], measured["medians"]
     http = http_section(measured["http"]) if measured.get("http") else ""
@@ -588,7 +588,7 @@ def sse_conditions(sse: dict[str, Any]) -> str:
 
 
 def sse_summary(sse: dict[str, Any]) -> str:
-    """README's server-sent events table: conditions, how each server ran, the table, the target."""
+    """results.md's server-sent events section: conditions, how each server ran, the table, the target."""
     how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in sse["settings"].items())
     missing = ""
     if sse["missing"]:
