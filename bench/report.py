@@ -1,5 +1,5 @@
 """The benchmark's report, from the rounds bench/run.py measured: medians, the tables,
-docs/bench/ (results.json, results.md, chart.png) and the headline table in README.md.
+docs/bench/ (results.json, results.md, chart.png) and README's short headline table (`readme_table`).
 
 Everything the report says is in results.json (the loads' scale, the machine, every round), so
 `bench/run.py --report-only` renders the same report again from it.
@@ -292,8 +292,8 @@ def write(measured: dict[str, Any], out: Path) -> tuple[str, str]:
 
 
 def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
-    """Writes results.md and chart.png into `out`; returns README's headline (conditions, how
-    each server ran, the table) and the CPU table, for the terminal. A run of the HTTP loads
+    """Writes results.md and chart.png into `out`; returns its headline (conditions, how each
+    server ran, the table) and the CPU table, for the terminal (README's is `readme_table`). A run of the HTTP loads
     alone (`--part http`) has no WebSocket part: results.md then holds the HTTP section only."""
     scale, made_on, summary = measured["scale"], measured["machine"], measured["medians"]
     http = http_section(measured["http"]) if measured.get("http") else ""
@@ -588,7 +588,7 @@ def sse_conditions(sse: dict[str, Any]) -> str:
 
 
 def sse_summary(sse: dict[str, Any]) -> str:
-    """README's server-sent events table: conditions, how each server ran, the table, the target."""
+    """results.md's server-sent events section: conditions, how each server ran, the table, the target."""
     how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in sse["settings"].items())
     missing = ""
     if sse["missing"]:
@@ -625,15 +625,74 @@ def chart(summary: Summary, day: str, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def update_readme(headline: str, sse: dict[str, Any] | None = None) -> None:
-    """README's WebSocket table, and (given a server-sent events part) its SSE table."""
+# README's headline: (part, key, label, unit, higher is better); the rest is in results.md.
+HEADLINE = [
+    ("ws", "echo", "WebSocket echo, 50 connections", "msg/s", True),
+    ("ws", "echo_server_us_per_message", "WebSocket echo: server CPU per message", "µs", False),
+    ("ws", "p50_us", "WebSocket latency, 1 connection, p50 (one core)", "µs", False),
+    ("ws", "fanout", "WebSocket fan-out to {subscribers:,} subscribers", "deliveries/s", True),
+    ("ws", "idle_kib_per_connection", "idle memory per WebSocket ({idle_connections:,} open)", "KiB", False),
+    ("http", "plaintext", "HTTP plaintext GET, 50 connections", "req/s", True),
+    ("http", "json", "HTTP JSON GET with a path parameter, 50 connections", "req/s", True),
+    ("sse", "sse", "server-sent events to {sse_subscribers:,} subscribers", "deliveries/s", True),
+]
+
+
+def better(ours: float, theirs: float, higher: bool) -> str:
+    """How many times better ours is than the peer's figure (below 1: the peer's is better)."""
+    times = ours / theirs if higher else theirs / ours
+    return f"{times:,.0f}{TIMES}" if times >= 10 else f"{times:.2g}{TIMES}"
+
+
+def readme_table(measured: dict[str, Any]) -> str:
+    """README's headline: a line on when and where, then one row per headline figure, our
+    server's (one process, its defaults) against each peer's, with how many times better ours
+    is. Conditions, how each ran, the spreads and every other figure: results.md."""
+    parts = {"ws": measured.get("medians") or {}}
+    for part in ("http", "sse"):
+        if measured.get(part):
+            missing = measured[part].get("missing", {})
+            parts[part] = {name: each for name, each in measured[part]["medians"].items() if name not in missing}
+    others = (OURS_THREADED, OURS_PROCESSES, ROBYN_FAST)
+    names = [OURS]
+    for summary in parts.values():
+        names += [name for name in summary if name not in names and name not in others]
+    scale = {**(measured.get("sse") or {}).get("scale", {}), **measured.get("scale", {})}
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for part, key, label, unit, higher in HEADLINE:
+        summary = parts.get(part, {})
+        ours = summary.get(OURS, {}).get(key)
+        if not ours:
+            continue
+        cells = [figure(ours, unit)]
+        for name in names[1:]:
+            theirs = summary.get(name, {}).get(key)
+            cells.append(f"{figure(theirs, unit)} ({better(ours, theirs, higher)})" if theirs else "n/a")
+        rows.append(f"| {label.format(**scale)} ({unit}) | " + " | ".join(cells) + " |")
+    made_on = measured.get("machine") or (measured.get("sse") or {}).get("machine", {})
+    counted = []
+    for part, what in (("ws", "WebSocket"), ("http", "HTTP"), ("sse", "server-sent events")):
+        source = measured if part == "ws" else measured.get(part) or {}
+        done = max((len(each) for each in source.get("rounds", {}).values()), default=0)
+        day = (source.get("machine") or {}).get("date", "")
+        if done:
+            counted.append(f"{what} {done}" + (f" ({day})" if day and day != made_on.get("date") else ""))
+    stated = (
+        f"{made_on.get('date', 'undated')}, one {made_on.get('cores', '?')}-core {made_on.get('processor', '')} "
+        f"machine shared by each server and its load generator; medians of interleaved rounds ("
+        f"{', '.join(counted)}). In brackets: how many times better ours is (higher throughput, less CPU, "
+        f"lower latency, less memory; below 1{TIMES}, the peer's figure is better); n/a: not measured on that "
+        "peer."
+    )
+    return f"{stated}\n\n" + "\n".join(rows)
+
+
+def update_readme(measured: dict[str, Any]) -> None:
+    """README's headline table (`readme_table`), between its bench markers."""
     readme = ROOT / "README.md"
     text = readme.read_text()
-    blocks = [("<!-- bench:start -->", "<!-- bench:end -->", headline)]
-    if sse:
-        blocks.append(("<!-- bench-sse:start -->", "<!-- bench-sse:end -->", sse_summary(sse)))
-    for start, end, content in blocks:
-        if start in text and end in text:
-            before, rest = text.split(start, 1)
-            text = before + start + "\n" + content + "\n" + end + rest.split(end, 1)[1]
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + start + "\n" + readme_table(measured) + "\n" + end + rest.split(end, 1)[1]
     readme.write_text(text)

@@ -712,7 +712,7 @@ def main() -> None:
     print(f"\n{headline}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.part != "http" and options.out == report.DOCS:
         if measured["medians"]:
-            report.update_readme(headline, measured.get("sse"))
+            report.update_readme(measured)
     if OURS in rounds:
         # Our server alone, as several processes and instances (bench/scaleout.py).
         smoke = ["--smoke"] if options.smoke else []
@@ -759,7 +759,7 @@ def report_only(parser: argparse.ArgumentParser, out: Path) -> None:
     headline, cpu = report.render(measured, out)
     print(f"\n{headline}\n\n{cpu}\n")
     if out.resolve() == report.DOCS and is_full_run(measured):
-        report.update_readme(headline, measured.get("sse"))
+        report.update_readme(measured)
 
 
 def is_full_run(measured: dict) -> bool:
