@@ -7,8 +7,9 @@
 //! The modules depend on each other top down, without cycles. Leaves first: `cli`, `config`,
 //! `invocation`, `throttle`, `signals`, `reuseport`, `proxies` (who the client is),
 //! `admission` (the `--max-connections` places) and `metrics` (what every part counts). Then
-//! the subsystems, each a folder: `ws` (handshake, socket layers, connections, registry),
-//! `cluster` (processes and hosts, over the registry), `ops` (probes, stats, memory), and
+//! the subsystems, each a folder: `tls` (the certificates, reloaded on SIGHUP), `ws`
+//! (handshake, socket layers, connections, registry), `cluster` (processes and hosts, over the
+//! registry; the once handlers' leases), `ops` (probes, stats, memory), and
 //! `http` (listener, routing, the app's routes and folders, handing WebSocket handshakes to
 //! `ws`); `shutdown` over them all, and this file, which assembles them.
 
