@@ -718,7 +718,10 @@ def main() -> None:
     elif earlier_run.get("tls"):
         measured["tls"] = earlier_run["tls"]
     headline, cpu = report.write(measured, options.out)
-    print(f"\n{headline}\n\n{cpu}\n")
+    if options.part == "tls":
+        print(f"\n{report.tls_summary(measured['tls'])}\n")
+    else:
+        print(f"\n{headline}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.part != "http" and options.out == report.DOCS:
         if measured["medians"]:
             report.update_readme(headline, measured.get("sse"), measured.get("tls"))
