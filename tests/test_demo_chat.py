@@ -187,3 +187,32 @@ async def test_the_login_outlives_a_reload_until_logout(server: Server, new_page
     await ann.reload(timeout=WAIT)
     await expect(ann.locator("#login")).to_be_visible(timeout=WAIT)
     await expect(ann.locator("#chat")).to_be_hidden(timeout=WAIT)
+
+
+async def test_the_demo_over_https_and_wss(start_server: Callable[..., Server], tmp_path) -> None:
+    """The same page served with --ssl-certfile: Chromium (the certificate's key pinned, as a
+    browser that trusts its CA would take it) logs in over https, its socket is wss:// on the
+    same port with the session cookie, and a second user hears the first."""
+    import trustme
+    from test_tls import issue, spki_hash
+
+    certfile, keyfile = issue(trustme.CA(), tmp_path, "server")
+    server = start_server("pyapp.main", "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile), cwd=ROOT)
+    flags = [*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={spki_hash(certfile)}"]
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        try:
+            pages = []
+            for name in ("ann", "bob"):
+                page = await (await chromium.new_context()).new_page()
+                await page.goto(f"https://127.0.0.1:{server.port}/", timeout=WAIT)
+                await log_in(page, name)
+                await expect(page.locator("body")).to_have_attribute("data-socket", "open", timeout=WAIT)
+                pages.append(page)
+            ann, bob = pages
+            assert await ann.evaluate("location.protocol") == "https:"
+            await expect(log(ann).last).to_have_text("bob joined #lobby", timeout=WAIT)
+            await say(ann, "hello over TLS")
+            await expect(log(bob).last).to_have_text("#lobby ann: hello over TLS", timeout=WAIT)
+        finally:
+            await chromium.close()
