@@ -7,42 +7,15 @@ tests/test_example_chat.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 
 import pytest
-import pytest_asyncio
+from chromium import CHROMIUM, CHROMIUM_FLAGS, WAIT, NewPage
 from conftest import ROOT, Server
-from playwright.async_api import Browser, Page, async_playwright, expect
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, TRY_SOCKET
-from test_browser_live import WAIT
+from playwright.async_api import Page, async_playwright, expect
+from test_browser import TRY_SOCKET
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
-
-NewPage = Callable[[], Awaitable[Page]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the whole module."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def new_page(browser: Browser) -> AsyncIterator[NewPage]:
-    """new_page(): a page in a context of its own, another user's browser."""
-    contexts = []
-
-    async def make() -> Page:
-        context = await browser.new_context()
-        contexts.append(context)
-        return await context.new_page()
-
-    yield make
-    for context in contexts:
-        await context.close()
 
 
 @pytest.fixture

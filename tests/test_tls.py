@@ -340,8 +340,8 @@ PAGE_SOCKET = """
 
 @pytest.mark.browser
 async def test_chromium_reaches_the_page_and_its_socket_over_https_and_wss(tls_server, tmp_path):
+    from chromium import CHROMIUM, CHROMIUM_FLAGS
     from playwright.async_api import async_playwright
-    from test_browser import CHROMIUM, CHROMIUM_FLAGS
 
     certfile = tmp_path / "server.pem"
     flags = [*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={spki_hash(certfile)}"]
