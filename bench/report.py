@@ -593,14 +593,18 @@ def sse_conditions(sse: dict[str, Any]) -> str:
     )
 
 
+def how_each_ran(part: dict[str, Any]) -> str:
+    """A part's list of how each server ran, then the servers without figures and why."""
+    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in part["settings"].items())
+    if not part["missing"]:
+        return how + "\n\n"
+    missing = "\n".join(f"- **{name}**: {why}" for name, why in part["missing"].items())
+    return f"{how}\n\nNo figures:\n\n{missing}\n\n"
+
+
 def sse_summary(sse: dict[str, Any]) -> str:
     """results.md's server-sent events section: conditions, how each server ran, the table, the target."""
-    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in sse["settings"].items())
-    missing = ""
-    if sse["missing"]:
-        missing = "No figures:\n\n" + "\n".join(f"- **{name}**: {why}" for name, why in sse["missing"].items())
-        missing += "\n\n"
-    return f"{sse_conditions(sse)}\n\n{how}\n\n{missing}{sse_table(sse)}\n\n{sse_target(sse)}"
+    return f"{sse_conditions(sse)}\n\n{how_each_ran(sse)}{sse_table(sse)}\n\n{sse_target(sse)}"
 
 
 def sse_section(sse: dict[str, Any]) -> str:
@@ -744,11 +748,6 @@ def tls_conditions(tls: dict[str, Any]) -> str:
 
 def tls_summary(tls: dict[str, Any]) -> str:
     """README's TLS table: conditions, how each server ran, the servers over TLS, the cost of TLS."""
-    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in tls["settings"].items())
-    missing = ""
-    if tls["missing"]:
-        missing = "No figures:\n\n" + "\n".join(f"- **{name}**: {why}" for name, why in tls["missing"].items())
-        missing += "\n\n"
     cost = tls_cost_table(tls)
     if cost:
         cost = (
@@ -757,7 +756,7 @@ def tls_summary(tls: dict[str, Any]) -> str:
             "plain for CPU per message or request (how many times the CPU TLS takes): above 1, TLS costs that "
             f"much; lowest and highest of the per-round ratios in brackets.\n\n{cost}"
         )
-    return f"{tls_conditions(tls)}\n\n{how}\n\n{missing}{tls_table(tls)}{cost}"
+    return f"{tls_conditions(tls)}\n\n{how_each_ran(tls)}{tls_table(tls)}{cost}"
 
 
 def tls_document(tls: dict[str, Any]) -> str:
