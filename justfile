@@ -38,8 +38,9 @@ lint: venv
 # The benchmark against Robyn, Starlette on uvicorn and on granian, socketify.py and picows
 # (installed into .bench/venv; socketify needs Debian's libuv1, which it installs with apt if missing),
 # WebSocket loads, then HTTP loads driven by Debian's wrk (installed with apt if missing), then
-# 1,000 server-sent events subscribers: writes docs/bench/ and README's tables. `just bench --smoke`
-# is a minute-and-a-half check; `just bench --part http` (or ws, or sse) measures one part;
+# 1,000 server-sent events subscribers, then wss:// echo and an HTTPS GET with one certificate for
+# all (and ours over plain, for the cost of TLS): writes docs/bench/ and README's tables. `just bench
+# --smoke` is a two-minute check; `just bench --part http` (or ws, sse, tls) measures one part;
 # `just bench --report-only` renders docs/bench/ and the tables again from results.json.
 # ROBYN_WS_BENCH_BUILT=path/to/target/release takes binaries built there instead of running cargo.
 bench *flags:

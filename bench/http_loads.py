@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 
 import report
 from report import OURS, OURS_PROCESSES
+from rounds import interleaved
 from run import (
     ROOT,
     SERVER,
@@ -295,23 +296,16 @@ def measure(chosen_names: list[str] | None, scale: Scale, quiet: bool) -> dict:
     BODY.write_bytes(echo_body())
     wrk_binary()
     chosen = [peer for peer in peers() if not chosen_names or peer.name in chosen_names]
-    rounds: dict[str, list[dict]] = {peer.name: [] for peer in chosen}
-    planned, index = scale.rounds, 0
-    while index < planned:
-        order = chosen[index % len(chosen) :] + chosen[: index % len(chosen)]
-        for peer in order:
-            print(f"HTTP round {index + 1}/{planned}: {peer.name}", flush=True)
-            if quiet:
-                wait_for_quiet()
-            result = http_round(peer, scale)
-            print(f"  {json.dumps(result)}", flush=True)
-            rounds[peer.name].append(result)
-        index += 1
-        if index == planned and planned < scale.rounds + report.MOST_EXTRA_ROUNDS and scale.rounds > 1:
-            pending = report.unsettled(rounds, SETTLING)
-            if pending:
-                print(f"CPU per request not yet within {report.AGREE:.2f}x of another round: {', '.join(pending)}")
-                planned += 1
+    rounds = interleaved(
+        chosen,
+        scale.rounds,
+        lambda peer, _index: http_round(peer, scale),
+        SETTLING,
+        "HTTP ",
+        quiet,
+        what="CPU per request",
+        retry_failed=True,
+    )
     ceiling = wrk_ceiling(chosen, rounds, scale, quiet)
     return {
         "machine": report.machine(),

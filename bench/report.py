@@ -1,5 +1,5 @@
 """The benchmark's report, from the rounds bench/run.py measured: medians, the tables,
-docs/bench/ (results.json, results.md, chart.png) and the headline table in README.md.
+docs/bench/ (results.json, results.md, chart.png) and README's short headline table (`readme_table`).
 
 Everything the report says is in results.json (the loads' scale, the machine, every round), so
 `bench/run.py --report-only` renders the same report again from it.
@@ -292,12 +292,18 @@ def write(measured: dict[str, Any], out: Path) -> tuple[str, str]:
 
 
 def render(measured: dict[str, Any], out: Path) -> tuple[str, str]:
-    """Writes results.md and chart.png into `out`; returns README's headline (conditions, how
-    each server ran, the table) and the CPU table, for the terminal. A run of the HTTP loads
+    """Writes results.md and chart.png into `out`; returns its headline (conditions, how each
+    server ran, the table) and the CPU table, for the terminal (README's is `readme_table`). A run of the HTTP loads
     alone (`--part http`) has no WebSocket part: results.md then holds the HTTP section only."""
     scale, made_on, summary = measured["scale"], measured["machine"], measured["medians"]
     http = http_section(measured["http"]) if measured.get("http") else ""
     http += sse_section(measured["sse"]) if measured.get("sse") else ""
+    if measured.get("tls"):
+        (out / "tls.md").write_text(tls_document(measured["tls"]))
+        http += (
+            "## TLS\n\nwss:// echo and an HTTPS GET against uvicorn and granian with the same certificate, and "
+            "what TLS costs us: [tls.md](tls.md).\n\n"
+        )
     if not summary:
         (out / "results.md").write_text(
             f"# Benchmark\n\n{http}Made by `just bench --part http` (bench/run.py); raw rounds in results.json.\n"
@@ -587,18 +593,179 @@ def sse_conditions(sse: dict[str, Any]) -> str:
     )
 
 
+def how_each_ran(part: dict[str, Any]) -> str:
+    """A part's list of how each server ran, then the servers without figures and why."""
+    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in part["settings"].items())
+    if not part["missing"]:
+        return how + "\n\n"
+    missing = "\n".join(f"- **{name}**: {why}" for name, why in part["missing"].items())
+    return f"{how}\n\nNo figures:\n\n{missing}\n\n"
+
+
 def sse_summary(sse: dict[str, Any]) -> str:
-    """README's server-sent events table: conditions, how each server ran, the table, the target."""
-    how = "How each server ran:\n\n" + "\n".join(f"- **{name}**: {text}." for name, text in sse["settings"].items())
-    missing = ""
-    if sse["missing"]:
-        missing = "No figures:\n\n" + "\n".join(f"- **{name}**: {why}" for name, why in sse["missing"].items())
-        missing += "\n\n"
-    return f"{sse_conditions(sse)}\n\n{how}\n\n{missing}{sse_table(sse)}\n\n{sse_target(sse)}"
+    """results.md's server-sent events section: conditions, how each server ran, the table, the target."""
+    return f"{sse_conditions(sse)}\n\n{how_each_ran(sse)}{sse_table(sse)}\n\n{sse_target(sse)}"
 
 
 def sse_section(sse: dict[str, Any]) -> str:
     return f"## Server-sent events\n\n{sse_summary(sse)}\n\n"
+
+
+# --- the TLS loads (bench/tls_loads.py) -----------------------------------------------------
+
+# A column of ours over plain TCP (tls_loads.PLAIN).
+PLAIN = " (plain)"
+# key, label, unit; each label follows the protocol's name (wss:// or HTTPS).
+TLS_METRICS = [
+    ("echo", "echo, 50 connections", "msg/s"),
+    ("echo_server_us_per_message", "echo, 50 connections: server CPU per message", "µs"),
+    ("echo_generator_cores", "echo, 50 connections: generator CPU", "cores"),
+    ("echo_in_flight_10", f"echo, 50 connections {TIMES} 10 in flight", "msg/s"),
+    ("echo_in_flight_10_server_us_per_message", f"echo {TIMES} 10 in flight: server CPU per message", "µs"),
+    ("echo_in_flight_10_generator_cores", f"echo {TIMES} 10 in flight: generator CPU", "cores"),
+    ("get", "GET /plaintext, 50 connections", "req/s"),
+    ("get_server_us_per_request", "GET /plaintext: server CPU per request", "µs"),
+    ("get_generator_cores", "GET /plaintext: wrk's CPU", "cores"),
+]
+TLS_LOADS = [("echo", "echo"), ("echo_in_flight_10", f"echo {TIMES} 10"), ("get", "GET")]
+
+
+def tls_protocol(key: str, tls: bool) -> str:
+    if key.startswith("get"):
+        return "HTTPS" if tls else "HTTP"
+    return "wss://" if tls else "ws://"
+
+
+def negotiated(rounds: list[Round], key: str) -> str:
+    """What a load's handshakes negotiated over the rounds (one text unless they differed)."""
+    seen = list(dict.fromkeys(r[key] for r in rounds if r.get(key)))
+    return " / ".join(seen) if seen else "not checked"
+
+
+def tls_table(tls: dict[str, Any]) -> str:
+    """The servers over TLS, ratios ours/peer, and what each one's handshakes negotiated."""
+    summary, rounds = tls["medians"], tls["rounds"]
+    names = [name for name in rounds if not name.endswith(PLAIN)]
+    rows = ["| over TLS | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for field, label, unit in TLS_METRICS:
+        ours = summary.get(OURS, {}).get(field)
+        cells = []
+        for name in names:
+            if name in tls["missing"]:
+                cells.append("no figures")
+                continue
+            value = summary[name].get(field)
+            cell = figure(value, unit)
+            if name != OURS and ours and value and unit != "cores":
+                cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
+            cells.append(cell)
+        rows.append(f"| {tls_protocol(field, True)} {label} ({unit}) | " + " | ".join(cells) + " |")
+    for key, what in (("echo_negotiated", "wss://, ws-loadgen"), ("get_negotiated", "HTTPS, OpenSSL's client")):
+        cells = [negotiated(rounds[name], key) for name in names]
+        rows.append(f"| negotiated ({what}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def tls_cost_table(tls: dict[str, Any]) -> str:
+    """Ours over plain TCP and over TLS, in the same rounds: what TLS costs, as plain/TLS for
+    throughput and TLS/plain for CPU (above 1: TLS costs that much), with the per-round spread."""
+    summary, rounds = tls["medians"], tls["rounds"]
+    pairs = [(name.removesuffix(PLAIN), name) for name in rounds if name.endswith(PLAIN)]
+    pairs = [(secure, plain) for secure, plain in pairs if secure in rounds]
+    if not pairs:
+        return ""
+    header, rule = ["| the cost of TLS"], ["|---"]
+    for secure, _ in pairs:
+        header += [f"{secure}: plain", "TLS", "cost"]
+        rule += ["---", "---", "---"]
+    rows = [" | ".join(header) + " |", "|".join(rule) + "|"]
+    for field, label, unit in TLS_METRICS:
+        cells = []
+        for secure, plain in pairs:
+            if secure in tls["missing"] or plain in tls["missing"]:
+                cells += ["no figures", "no figures", ""]
+                continue
+            clear, encrypted = summary[plain].get(field), summary[secure].get(field)
+            cells += [figure(clear, unit), figure(encrypted, unit)]
+            if unit == "cores" or not clear or not encrypted:
+                cells.append("")
+            elif unit == "µs":
+                spread = ratio_spread(rounds[secure], rounds[plain], field)
+                cells.append(ratio_text(encrypted / clear, spread))
+            else:
+                spread = ratio_spread(rounds[plain], rounds[secure], field)
+                cells.append(ratio_text(clear / encrypted, spread))
+        rows.append(f"| {label} ({unit}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def tls_cpu_table(tls: dict[str, Any]) -> str:
+    summary = tls["medians"]
+    names = [name for name in tls["rounds"] if summary.get(name)]
+    sides = (
+        ("server", "server"),
+        ("generator", "generator (ws-loadgen, or wrk for GET)"),
+        ("other", "other processes"),
+    )
+    return cores_table(summary, names, "cores used (of 2)", TLS_LOADS, sides)
+
+
+def tls_conditions(tls: dict[str, Any]) -> str:
+    scale, made_on = tls["scale"], tls["machine"]
+    done = max((len(each) for each in tls["rounds"].values()), default=0)
+    extra = done - scale["rounds"]
+    warmup = f" after a {scale['http_warmup']} s warm-up" if scale["http_warmup"] else ""
+    return (
+        f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores ({made_on['processor']}), Linux "
+        f"{made_on['linux']}, shared by the server and the load generator in every figure (neither pinned: "
+        f"both may run on cores {', '.join(map(str, made_on['affinity']))}). Every server gets the same "
+        "certificate: an ECDSA P-256 leaf for 127.0.0.1 and localhost from a CA made for the run (trustme), its "
+        "key in PKCS#8, and is otherwise at its own TLS defaults; the generators trust that CA and verify the "
+        "certificate. The WebSocket generator is "
+        f"{tls['generator']['websocket']}, offering TLS 1.3 and 1.2, ALPN `http/1.1` and X25519 alone for the "
+        "key exchange; the HTTP one is "
+        f"{tls['generator']['http']} (one thread, `-t1`), at OpenSSL's defaults. The *negotiated* rows say what "
+        "each server's handshakes chose: ws-loadgen's own, and those of OpenSSL's `s_client` at its defaults "
+        "(the library wrk uses, without its certificate check). Loads: ws-loadgen's echo as in the WebSocket "
+        f"part, 50 connections with one 32-byte text message in flight, then ten, {scale['echo_seconds']:g} s "
+        f"measured after {scale['warmup']:g} s of warm-up; and `GET /plaintext` (a 13-byte text) by wrk over 50 "
+        f"keep-alive connections for {scale['http_seconds']} s{warmup}, as the HTTP part's plaintext load. Every "
+        "connection's handshake comes before what is measured: these figures are TLS's record layer "
+        "(encryption and decryption on both sides), not handshakes. Each server's WebSocket and HTTP loads run "
+        "on a fresh server of the part's own app; ours runs both loads over plain TCP too, in the same rounds, "
+        "for the cost of TLS. Server CPU per message (per request): the CPU time of the server's processes "
+        "(every thread, user and system) over the span measured, divided by the echoes (requests) in it; "
+        f"generator CPU in cores, from {BOUND:.2f} on marked generator-bound (TLS costs the generator too). "
+        f"Medians of {done} interleaved round(s)"
+        + (f" ({scale['rounds']} planned, {extra} more while CPU had not settled)" if extra > 0 else "")
+        + ". Ratios in brackets are robyn-ws-server (its defaults) over the peer, with the lowest and highest "
+        "of the per-round ratios. A run's figures stand once every server's CPU per message and per request "
+        f"agrees with another round's within {AGREE - 1:.0%}"
+        + (f"; **not settled in this run**: {', '.join(tls['unsettled'])}" if tls.get("unsettled") else "")
+        + "."
+    )
+
+
+def tls_summary(tls: dict[str, Any]) -> str:
+    """README's TLS table: conditions, how each server ran, the servers over TLS, the cost of TLS."""
+    cost = tls_cost_table(tls)
+    if cost:
+        cost = (
+            "\n\nThe cost of TLS for robyn-ws-server: the same loads over plain TCP (`ws://`, `http://`) in the "
+            "same rounds. Its cost is plain over TLS for throughput (how many times faster plain is), TLS over "
+            "plain for CPU per message or request (how many times the CPU TLS takes): above 1, TLS costs that "
+            f"much; lowest and highest of the per-round ratios in brackets.\n\n{cost}"
+        )
+    return f"{tls_conditions(tls)}\n\n{how_each_ran(tls)}{tls_table(tls)}{cost}"
+
+
+def tls_document(tls: dict[str, Any]) -> str:
+    """docs/bench/tls.md."""
+    return (
+        f"# TLS\n\n{tls_summary(tls)}\n\n## Who set the pace (TLS)\n\nCores used over what each load measured, "
+        f"medians:\n\n{tls_cpu_table(tls)}\n\nMade by `just bench --part tls` (bench/run.py, bench/tls_loads.py); "
+        "raw rounds in results.json (under `tls`).\n"
+    )
 
 
 def chart(summary: Summary, day: str, path: Path) -> None:
@@ -625,15 +792,76 @@ def chart(summary: Summary, day: str, path: Path) -> None:
     fig.savefig(path, dpi=90)
 
 
-def update_readme(headline: str, sse: dict[str, Any] | None = None) -> None:
-    """README's WebSocket table, and (given a server-sent events part) its SSE table."""
+# README's headline: (part, key, label, unit, higher is better); the rest is in results.md.
+HEADLINE = [
+    ("ws", "echo", "WebSocket echo, 50 connections", "msg/s", True),
+    ("ws", "echo_server_us_per_message", "WebSocket echo: server CPU per message", "µs", False),
+    ("ws", "p50_us", "WebSocket latency, 1 connection, p50 (one core)", "µs", False),
+    ("ws", "fanout", "WebSocket fan-out to {subscribers:,} subscribers", "deliveries/s", True),
+    ("ws", "idle_kib_per_connection", "idle memory per WebSocket ({idle_connections:,} open)", "KiB", False),
+    ("http", "plaintext", "HTTP plaintext GET, 50 connections", "req/s", True),
+    ("http", "json", "HTTP JSON GET with a path parameter, 50 connections", "req/s", True),
+    ("sse", "sse", "server-sent events to {sse_subscribers:,} subscribers", "deliveries/s", True),
+    ("tls", "echo", "wss:// echo, 50 connections", "msg/s", True),
+    ("tls", "get", "HTTPS plaintext GET, 50 connections", "req/s", True),
+]
+
+
+def better(ours: float, theirs: float, higher: bool) -> str:
+    """How many times better ours is than the peer's figure (below 1: the peer's is better)."""
+    times = ours / theirs if higher else theirs / ours
+    return f"{times:,.0f}{TIMES}" if times >= 10 else f"{times:.2g}{TIMES}"
+
+
+def readme_table(measured: dict[str, Any]) -> str:
+    """README's headline: a line on when and where, then one row per headline figure, our
+    server's (one process, its defaults) against each peer's, with how many times better ours
+    is. Conditions, how each ran, the spreads and every other figure: results.md."""
+    parts = {"ws": measured.get("medians") or {}}
+    for part in ("http", "sse", "tls"):
+        if measured.get(part):
+            missing = measured[part].get("missing", {})
+            parts[part] = {name: each for name, each in measured[part]["medians"].items() if name not in missing}
+    others = (OURS_THREADED, OURS_PROCESSES, ROBYN_FAST)
+    names = [OURS]
+    for summary in parts.values():
+        names += [name for name in summary if name not in names and name not in others]
+    scale = {**(measured.get("sse") or {}).get("scale", {}), **measured.get("scale", {})}
+    rows = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for part, key, label, unit, higher in HEADLINE:
+        summary = parts.get(part, {})
+        ours = summary.get(OURS, {}).get(key)
+        if not ours:
+            continue
+        cells = [figure(ours, unit)]
+        for name in names[1:]:
+            theirs = summary.get(name, {}).get(key)
+            cells.append(f"{figure(theirs, unit)} ({better(ours, theirs, higher)})" if theirs else "n/a")
+        rows.append(f"| {label.format(**scale)} ({unit}) | " + " | ".join(cells) + " |")
+    made_on = measured.get("machine") or (measured.get("sse") or {}).get("machine", {})
+    counted = []
+    for part, what in (("ws", "WebSocket"), ("http", "HTTP"), ("sse", "server-sent events"), ("tls", "TLS")):
+        source = measured if part == "ws" else measured.get(part) or {}
+        done = max((len(each) for each in source.get("rounds", {}).values()), default=0)
+        day = (source.get("machine") or {}).get("date", "")
+        if done:
+            counted.append(f"{what} {done}" + (f" ({day})" if day and day != made_on.get("date") else ""))
+    stated = (
+        f"{made_on.get('date', 'undated')}, one {made_on.get('cores', '?')}-core {made_on.get('processor', '')} "
+        f"machine shared by each server and its load generator; medians of interleaved rounds ("
+        f"{', '.join(counted)}). In brackets: how many times better ours is (higher throughput, less CPU, "
+        f"lower latency, less memory; below 1{TIMES}, the peer's figure is better); n/a: not measured on that "
+        "peer."
+    )
+    return f"{stated}\n\n" + "\n".join(rows)
+
+
+def update_readme(measured: dict[str, Any]) -> None:
+    """README's headline table (`readme_table`), between its bench markers."""
     readme = ROOT / "README.md"
     text = readme.read_text()
-    blocks = [("<!-- bench:start -->", "<!-- bench:end -->", headline)]
-    if sse:
-        blocks.append(("<!-- bench-sse:start -->", "<!-- bench-sse:end -->", sse_summary(sse)))
-    for start, end, content in blocks:
-        if start in text and end in text:
-            before, rest = text.split(start, 1)
-            text = before + start + "\n" + content + "\n" + end + rest.split(end, 1)[1]
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + start + "\n" + readme_table(measured) + "\n" + end + rest.split(end, 1)[1]
     readme.write_text(text)

@@ -73,6 +73,9 @@ class Scale:
     sse_warmup: float
     sse_timeout: float
     sse_rounds: int
+    # The TLS loads (bench/tls_loads.py): our server in both modes (`--io-threads` 0 and 1), or
+    # (a smoke run) in its default one only.
+    tls_both_modes: bool
 
 
 FULL = Scale(
@@ -94,6 +97,7 @@ FULL = Scale(
     sse_warmup=1,
     sse_timeout=20,
     sse_rounds=3,
+    tls_both_modes=True,
 )
 SMOKE = Scale(
     rounds=1,
@@ -114,6 +118,7 @@ SMOKE = Scale(
     sse_warmup=0.2,
     sse_timeout=20,
     sse_rounds=1,
+    tls_both_modes=False,
 )
 
 
@@ -203,9 +208,16 @@ def peer_settings() -> dict[str, str]:
 def our_defaults() -> str:
     """Where our server runs its network side by default, as its --help says."""
     help_text = subprocess.run([str(SERVER), "--help"], capture_output=True, text=True, check=True).stdout
-    for line in help_text.splitlines():
+    lines = help_text.splitlines()
+    for at, line in enumerate(lines):
         if line.strip().startswith("--io-threads"):
-            default = line.split("[default: ", 1)[1].split("]", 1)[0] if "[default: " in line else "?"
+            # The option's text: its line and the ones after it, up to the next option.
+            text = line
+            for more in lines[at + 1 :]:
+                if more.strip().startswith("-"):
+                    break
+                text += " " + more.strip()
+            default = text.split("[default: ", 1)[1].split("]", 1)[0] if "[default: " in text else "?"
             where = "on the Python loop thread" if default == "0" else f"on {default} thread(s) of its own"
             return f"`--io-threads {default}`: the network side {where}"
     return "see `robyn-ws-server --help`"
@@ -255,18 +267,19 @@ def install_libuv() -> None:
 
 
 def install_wrk() -> None:
-    """The HTTP loads' generator: Debian's wrk, installed with apt if missing."""
-    if shutil.which("wrk"):
+    """The HTTP loads' generator: Debian's wrk, installed with apt if missing; and the `openssl`
+    command, with which the TLS loads check what OpenSSL's client (wrk's) negotiates."""
+    if shutil.which("wrk") and shutil.which("openssl"):
         return
     apt = shutil.which("apt-get")
     if apt is None:
-        sys.exit("the HTTP loads need wrk and there is no apt-get: install your system's wrk package")
+        sys.exit("the HTTP and TLS loads need wrk and openssl and there is no apt-get: install your system's packages")
     sudo = [] if os.geteuid() == 0 else ["sudo"]
-    print("installing Debian's wrk for the HTTP loads (apt-get)", flush=True)
+    print("installing Debian's wrk and openssl for the HTTP and TLS loads (apt-get)", flush=True)
     update = subprocess.run([*sudo, apt, "update", "-qq"], check=False)
-    install = subprocess.run([*sudo, apt, "install", "-y", "-qq", "wrk"], check=False)
-    if update.returncode or install.returncode or not shutil.which("wrk"):
-        sys.exit("the HTTP loads need wrk: `apt-get install wrk` failed; install it as root and rerun")
+    install = subprocess.run([*sudo, apt, "install", "-y", "-qq", "wrk", "openssl"], check=False)
+    if update.returncode or install.returncode or not shutil.which("wrk") or not shutil.which("openssl"):
+        sys.exit("the HTTP and TLS loads need wrk and openssl: `apt-get install wrk openssl` failed; run it as root")
 
 
 # --- one server ------------------------------------------------------------------------
@@ -635,10 +648,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--part",
-        choices=["all", "ws", "http", "sse"],
+        choices=["all", "ws", "http", "sse", "tls"],
         default="all",
         help="the WebSocket loads (with the scale-out and binary-against-package parts), the HTTP loads, the "
-        "server-sent events load, or all three",
+        "server-sent events load, the TLS loads (wss:// echo and an HTTPS GET), or all four",
     )
     parser.add_argument("--out", type=Path, default=report.DOCS, help="where the report goes")
     parser.add_argument(
@@ -661,26 +674,15 @@ def main() -> None:
     (ROOT / "out" / "bench").mkdir(parents=True, exist_ok=True)
     websocket = options.part in ("all", "ws")
     chosen = [peer for peer in peers() if websocket and (not options.only or peer.name in options.only)]
-    rounds: dict[str, list[dict]] = {peer.name: [] for peer in chosen}
-    planned, index = (scale.rounds if chosen else 0), 0
-    while index < planned:
-        # Each round starts with a different server, so drift over the run spreads evenly.
-        order = chosen[index % len(chosen) :] + chosen[: index % len(chosen)]
-        for peer in order:
-            print(f"round {index + 1}/{planned}: {peer.name}", flush=True)
-            if not options.smoke:
-                wait_for_quiet()
-            # Holding many connections is a capacity check, measured in the first round only.
-            result = throughput_round(peer, scale) | memory_round(peer, scale, most=index == 0)
-            print(f"  {json.dumps(result)}", flush=True)
-            rounds[peer.name].append(result)
-        index += 1
-        # One more round while a server's CPU per message agrees with no other round's.
-        if index == planned and scale.rounds > 1 and planned < scale.rounds + report.MOST_EXTRA_ROUNDS:
-            pending = report.unsettled(rounds, report.SETTLING)
-            if pending:
-                print(f"CPU per message not yet within {report.AGREE:.2f}x of another round: {', '.join(pending)}")
-                planned += 1
+    from rounds import interleaved
+
+    def ws_round(peer: Peer, index: int) -> dict:
+        # Holding many connections is a capacity check, measured in the first round only.
+        return throughput_round(peer, scale) | memory_round(peer, scale, most=index == 0)
+
+    rounds = interleaved(
+        chosen, scale.rounds if chosen else 0, ws_round, report.SETTLING, "", not options.smoke, what="CPU per message"
+    )
 
     ceiling = generator_ceiling(chosen, rounds, scale, quiet=not options.smoke) if chosen else {}
     settings = peer_settings()
@@ -692,7 +694,7 @@ def main() -> None:
     # states its own date and machine).
     earlier = options.out / "results.json"
     earlier_run = json.loads(earlier.read_text()) if options.part != "all" and earlier.is_file() else {}
-    if options.part in ("http", "sse") and earlier_run.get("machine"):
+    if options.part in ("http", "sse", "tls") and earlier_run.get("machine"):
         measured = earlier_run
     # The HTTP loads, on their own list of servers (bench/http_loads.py).
     if options.part in ("all", "http"):
@@ -708,11 +710,21 @@ def main() -> None:
         measured["sse"] = report.http_results(sse_loads.measure(options.only, scale, quiet=not options.smoke))
     elif earlier_run.get("sse"):
         measured["sse"] = earlier_run["sse"]
+    # The TLS loads (bench/tls_loads.py): ours, uvicorn and granian over TLS, ours over plain too.
+    if options.part in ("all", "tls"):
+        import tls_loads
+
+        measured["tls"] = report.http_results(tls_loads.measure(options.only, scale, quiet=not options.smoke))
+    elif earlier_run.get("tls"):
+        measured["tls"] = earlier_run["tls"]
     headline, cpu = report.write(measured, options.out)
-    print(f"\n{headline}\n\n{cpu}\n")
+    if options.part == "tls":
+        print(f"\n{report.tls_summary(measured['tls'])}\n")
+    else:
+        print(f"\n{headline}\n\n{cpu}\n")
     if not options.smoke and not options.only and options.part != "http" and options.out == report.DOCS:
         if measured["medians"]:
-            report.update_readme(headline, measured.get("sse"))
+            report.update_readme(measured)
     if OURS in rounds:
         # Our server alone, as several processes and instances (bench/scaleout.py).
         smoke = ["--smoke"] if options.smoke else []
@@ -759,7 +771,7 @@ def report_only(parser: argparse.ArgumentParser, out: Path) -> None:
     headline, cpu = report.render(measured, out)
     print(f"\n{headline}\n\n{cpu}\n")
     if out.resolve() == report.DOCS and is_full_run(measured):
-        report.update_readme(headline, measured.get("sse"))
+        report.update_readme(measured)
 
 
 def is_full_run(measured: dict) -> bool:

@@ -27,6 +27,7 @@ from dataclasses import asdict
 
 import report
 from report import OURS
+from rounds import interleaved
 from run import (
     ROOT,
     SERVER,
@@ -37,7 +38,6 @@ from run import (
     Scale,
     generate_against,
     process_tree,
-    wait_for_quiet,
 )
 
 CLIENT = ROOT / "bench" / "sse_client.py"
@@ -131,25 +131,15 @@ def measure(chosen_names: list[str] | None, scale: Scale, quiet: bool) -> dict:
     MOST_EXTRA_ROUNDS) while a server's CPU per event has no two rounds that agree within
     AGREE. Returns what results.json keeps under "sse"."""
     chosen = [peer for peer in peers() if not chosen_names or peer.name in chosen_names]
-    rounds: dict[str, list[dict]] = {peer.name: [] for peer in chosen}
-    planned, index = scale.sse_rounds, 0
-    while index < planned:
-        order = chosen[index % len(chosen) :] + chosen[: index % len(chosen)]
-        for peer in order:
-            if index and rounds[peer.name] and all("missing" in r for r in rounds[peer.name]):
-                continue  # a server that could not take the load once is not tried again
-            print(f"SSE round {index + 1}/{planned}: {peer.name}", flush=True)
-            if quiet:
-                wait_for_quiet()
-            result = sse_round(peer, scale)
-            print(f"  {json.dumps(result)}", flush=True)
-            rounds[peer.name].append(result)
-        index += 1
-        if index == planned and planned < scale.sse_rounds + report.MOST_EXTRA_ROUNDS and scale.sse_rounds > 1:
-            pending = report.unsettled(rounds, SETTLING)
-            if pending:
-                print(f"CPU per event not yet within {report.AGREE:.2f}x of another round: {', '.join(pending)}")
-                planned += 1
+    rounds = interleaved(
+        chosen,
+        scale.sse_rounds,
+        lambda peer, _index: sse_round(peer, scale),
+        SETTLING,
+        "SSE ",
+        quiet,
+        what="CPU per event",
+    )
     return {
         "machine": report.machine(),
         "scale": {key: value for key, value in asdict(scale).items() if key.startswith("sse_")},

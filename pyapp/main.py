@@ -1,15 +1,17 @@
-"""Every example of Robyn's WebSocket chapter, each on its own path, the chat's own page at
-/ (an HTTP route of the same app), and beyond the seed a chat with login, rooms and private
-messages (/rooms).
+"""Every example of Robyn's WebSocket chapter, each on its own path, and beyond the seed the
+demo: a chat page at / that logs in, joins rooms and sends private messages (pyapp/demo.py,
+its WebSocket at /rooms).
 
-Run it with `robyn-ws-server --app pyapp.main`, open http://127.0.0.1:8080/ in a browser, or
-connect to ws://127.0.0.1:8080/<path>.
+Run it with `robyn-ws-server --app pyapp.main` from the repository's root, open
+http://127.0.0.1:8080/ in a browser, or connect to ws://127.0.0.1:8080/<path>.
 """
 
-import json
-from typing import Optional
+from robyn import Robyn, WebSocketDisconnect
 
-from robyn import Response, Robyn, WebSocketDisconnect, html
+try:
+    from pyapp import demo
+except ModuleNotFoundError:  # served as a file (`--app pyapp/main.py`): its own folder is importable
+    import demo  # type: ignore[import-not-found,no-redef]
 
 app = Robyn(__file__)
 
@@ -88,38 +90,6 @@ async def close_handler(websocket):
         await websocket.send_text(f"Got: {msg}")
 
 
-# The chat's page, served by the same app as its WebSocket.
-CHAT_PAGE = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>robyn-ws-server chat</title></head>
-<body>
-<h1>chat</h1>
-<ul id="log"></ul>
-<form id="say"><input id="line" autocomplete="off" autofocus><button>send</button></form>
-<script>
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const ws = new WebSocket(`${scheme}://${location.host}/chat`);
-  const log = document.getElementById("log");
-  ws.onmessage = ({ data }) => {
-    const item = document.createElement("li");
-    item.textContent = data;
-    log.append(item);
-  };
-  document.getElementById("say").onsubmit = (event) => {
-    event.preventDefault();
-    const line = document.getElementById("line");
-    ws.send(line.value);
-    line.value = "";
-  };
-</script>
-</body></html>
-"""
-
-
-@app.get("/")
-def chat_page():
-    return html(CHAT_PAGE)
-
-
 @app.get("/health")
 async def health():
     return {"status": "ok", "chatting": len(app.connections("/chat"))}
@@ -143,56 +113,8 @@ def on_close(websocket):
     return "Goodbye!"
 
 
-# Beyond the seed: a chat with login, rooms and private messages. The session cookie is
-# checked before the handshake is answered (a browser without one gets no connection); the
-# client joins `?room=...` (default lobby) and sends JSON:
-#   {"say": "hi"}                       to its room (or {"say": "hi", "room": "other"})
-#   {"join": "games"} / {"leave": "games"}
-#   {"to": "bob", "say": "psst"}        a private message, by user name
-SESSIONS = {"ann-session": "ann", "bob-session": "bob", "cy-session": "cy"}  # your session store
-online: dict[str, str] = {}  # user name -> connection id
-
-
-def user_of(websocket) -> Optional[str]:
-    return SESSIONS.get(websocket.cookies.get("session", ""))
-
-
-@app.websocket("/rooms")
-async def rooms(websocket, room: str = "lobby"):
-    user = user_of(websocket)
-    websocket.join(room)
-    await websocket.broadcast(json.dumps({"room": room, "joined": user}), room=room)
-    async for message in websocket:
-        request = json.loads(message)
-        if "to" in request:
-            private = json.dumps({"from": user, "private": request["say"]})
-            if not await websocket.send_to(online.get(request["to"], ""), private):
-                await websocket.send_json({"error": f"{request['to']} is not online"})
-        elif "join" in request:
-            websocket.join(request["join"])
-            await websocket.send_json({"rooms": sorted(websocket.rooms)})
-        elif "leave" in request:
-            websocket.leave(request["leave"])
-            await websocket.send_json({"rooms": sorted(websocket.rooms)})
-        else:
-            to = request.get("room", room)
-            await websocket.broadcast(json.dumps({"room": to, "from": user, "say": request["say"]}), room=to)
-
-
-@rooms.on_connect
-def log_in(websocket):
-    user = user_of(websocket)
-    if user is None:
-        return Response(status_code=401, headers={"WWW-Authenticate": "Cookie"}, description="log in first")
-    online[user] = websocket.id
-    return {"welcome": user}
-
-
-@rooms.on_close
-def log_out(websocket):
-    user = user_of(websocket)
-    if user is not None and online.get(user) == websocket.id:
-        del online[user]
-
+# Beyond the seed, the demo: a chat page at / with login, rooms and private messages
+# (pyapp/demo.py, its page in pyapp/static).
+app.include_router(demo.router)
 
 app.start()

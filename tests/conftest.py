@@ -15,11 +15,12 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -139,7 +140,7 @@ class Server:
             return sum(1 for line in self._lines if regex.search(line))
 
     def started(self) -> Server:
-        match = self.wait_for(r"serving \S+ on ws://(\S+):(\d+)")[0]
+        match = self.wait_for(r"serving \S+ on wss?://(\S+):(\d+)")[0]
         self.port = int(match.group(2))
         return self
 
@@ -290,3 +291,31 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if summary.stat().st_mtime >= SESSION_STARTED:
             terminalreporter.write_sep("=", f"out/{summary.parent.name}")
             terminalreporter.write_line(summary.read_text().rstrip())
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Any]:
+    """One Chromium for a whole browser test module (tests/chromium.py says which and how)."""
+    from chromium import CHROMIUM, CHROMIUM_FLAGS
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def new_page(browser: Any) -> AsyncIterator[Callable[[], Any]]:
+    """new_page(): a page in a context of its own (its own cookies: another user's browser);
+    closing the contexts at the end drops their streams and sockets."""
+    contexts = []
+
+    async def make() -> Any:
+        context = await browser.new_context()
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    for context in contexts:
+        await context.close()

@@ -49,6 +49,13 @@ HTTP_FIGURES = [
 SSE_SERVERS = ["robyn-ws-server", "Robyn 0.88.0", "Starlette/uvicorn", "Starlette/granian"]
 SSE_FIGURES = ["sse", "sse_server_us_per_event", "sse_server_cores", "sse_generator_cores"]
 
+# The TLS part (bench/tls_loads.py): ours, uvicorn and granian over TLS with one certificate,
+# and ours over plain TCP too (the cost of TLS); a smoke run leaves out ours with `--io-threads 1`.
+TLS_SERVERS = ["robyn-ws-server", "Starlette/uvicorn", "Starlette/granian"]
+TLS_PLAIN = ["robyn-ws-server (plain)"]
+TLS_FIGURES = ["echo", "echo_in_flight_10", "get"]
+TLS_CPU_FIGURES = ["echo_server_us_per_message", "echo_in_flight_10_server_us_per_message", "get_server_us_per_request"]
+
 
 @pytest.mark.bench
 def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> None:
@@ -116,3 +123,23 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
         missing = [figure for figure in SSE_FIGURES if not medians.get(figure)]
         assert not missing, f"{server}: no SSE figure for {missing}"
     assert "subscribers: events delivered (deliveries/s) | " in report
+    # The TLS part: every figure on every server, and every server's handshakes negotiated alike
+    # with each generator.
+    tls = results["tls"]
+    assert list(tls["rounds"]) == TLS_SERVERS + TLS_PLAIN
+    assert list(tls["settings"]) == TLS_SERVERS, "the report must say how each server ran over TLS"
+    for server in TLS_SERVERS + TLS_PLAIN:
+        assert server not in tls["missing"], f"{server}: {tls['missing'].get(server)}"
+        medians = tls["medians"][server]
+        missing = [figure for figure in TLS_FIGURES if not medians.get(figure)]
+        assert not missing, f"{server}: no TLS-part figure for {missing}"
+        unmeasured = [figure for figure in TLS_CPU_FIGURES if medians.get(figure) is None]
+        assert not unmeasured, f"{server}: no CPU figure for {unmeasured}"
+    for key in ("echo_negotiated", "echo_in_flight_10_negotiated", "get_negotiated"):
+        negotiated = {measured.get(key) for server in TLS_SERVERS for measured in tls["rounds"][server]}
+        assert len(negotiated) == 1, f"the servers negotiated differently ({key}): {negotiated}"
+        assert str(next(iter(negotiated))).startswith("TLS 1.3"), f"{key}: {negotiated}"
+    tls_report = (tmp_path / "tls.md").read_text()
+    assert "| wss:// echo, 50 connections (msg/s) | " in tls_report
+    assert "| HTTPS GET /plaintext, 50 connections (req/s) | " in tls_report
+    assert "| the cost of TLS | " in tls_report

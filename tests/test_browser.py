@@ -16,24 +16,11 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from conftest import APPS, TIMEOUT, Server
-from playwright.async_api import Browser, ConsoleMessage, JSHandle, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, JSHandle, Page
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 APP = "browser"
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking ones Chromium's own connections to the outside are
-# refused by this machine's closed network.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVER_FLAGS = {"compressed": [], "uncompressed": ["--no-deflate"]}
 
 # Opens a WebSocket and resolves, once it is open, to an object whose next() resolves to the
@@ -107,15 +94,6 @@ class PageSocket:
 
 
 Connect = Callable[[Server, str], Awaitable[PageSocket]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the whole module."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")

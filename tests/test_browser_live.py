@@ -6,45 +6,16 @@ what the page shows: its DOM, waited for with Playwright's expectations, never w
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-import pytest_asyncio
-from conftest import TIMEOUT, Server
-from playwright.async_api import Browser, Page, async_playwright, expect
-from test_browser import CHROMIUM, CHROMIUM_FLAGS
+from chromium import WAIT, NewPage
+from conftest import Server
+from playwright.async_api import Page, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
 
 APP = "browser_live"
-WAIT = TIMEOUT * 1000  # Playwright counts in milliseconds
-
-NewPage = Callable[[], Awaitable[Page]]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    """One Chromium for the whole module."""
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def new_page(browser: Browser) -> AsyncIterator[NewPage]:
-    """new_page(): a page in a context of its own (its own cookies: another user's browser);
-    closing the contexts at the end drops their streams and sockets."""
-    contexts = []
-
-    async def make() -> Page:
-        context = await browser.new_context()
-        contexts.append(context)
-        return await context.new_page()
-
-    yield make
-    for context in contexts:
-        await context.close()
 
 
 @pytest.fixture(scope="module")

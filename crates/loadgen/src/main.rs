@@ -21,6 +21,9 @@ struct Cli {
     /// Print `{"mark": ...}` lines at the edges of the measured span (see `marks`).
     #[arg(long, global = true)]
     marks: bool,
+    /// The CA certificates (PEM) that `wss://` servers' certificates must come from.
+    #[arg(long, global = true)]
+    ca_file: Option<String>,
     #[command(subcommand)]
     load: Load,
 }
@@ -94,6 +97,12 @@ enum Load {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(ca_file) = &cli.ca_file
+        && let Err(error) = client::trust(ca_file)
+    {
+        eprintln!("error: {error}");
+        std::process::exit(2);
+    }
     let runtime = if cli.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
@@ -138,7 +147,14 @@ fn main() {
         }
     });
     match report {
-        Ok(json) => println!("{json}"),
+        Ok(mut json) => {
+            // What a wss:// load's handshakes negotiated, so the harness can check that every
+            // server it compares negotiated the same.
+            if let (Some(tls), Some(fields)) = (client::negotiated(), json.as_object_mut()) {
+                fields.insert("tls".into(), tls);
+            }
+            println!("{json}");
+        }
         Err(error) => {
             eprintln!("error: {error}");
             std::process::exit(1);

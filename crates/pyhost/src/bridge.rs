@@ -38,6 +38,9 @@ pub enum Event {
     /// The broker hears this server again after `gap_seconds` without it (broadcasts of
     /// other hosts made meanwhile did not arrive): run the `on_broker_reconnect` handlers.
     BrokerReconnected { gap_seconds: f64 },
+    /// This process gained (`held`) or lost the lease of the app's once handler number
+    /// `task`: start it, or cancel it.
+    Lease { task: usize, held: bool },
     /// An HTTP request for the app: run its route and answer through `HttpCall::reply`.
     Http(Box<HttpCall>),
     /// News of a streamed response body for the app that produces it.

@@ -16,6 +16,7 @@ use crate::native::{self, format_exception};
 const PACKAGE: &[(&str, &str)] = &[
     ("robyn", include_str!("../python/robyn_ws_server/api/robyn/__init__.py")),
     ("robyn._app", include_str!("../python/robyn_ws_server/api/robyn/_app.py")),
+    ("robyn._placement", include_str!("../python/robyn_ws_server/api/robyn/_placement.py")),
     ("robyn._chain", include_str!("../python/robyn_ws_server/api/robyn/_chain.py")),
     ("robyn._cors", include_str!("../python/robyn_ws_server/api/robyn/_cors.py")),
     ("robyn._endpoint", include_str!("../python/robyn_ws_server/api/robyn/_endpoint.py")),
@@ -161,7 +162,32 @@ pub struct LoadedApp {
     /// Where `app.start(host=..., port=...)` asked to listen, if it was called.
     pub start_host: Option<String>,
     pub start_port: Option<u16>,
+    /// The `startup_handler(once=...)` tasks; a lease event's task index points into this list.
+    pub once_tasks: Vec<OnceTask>,
     pub(crate) runtime: Py<PyAny>,
+}
+
+/// A startup handler that runs in one process only: of the host, or of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnceTask {
+    /// The handler's module and name: the same in every process of the app.
+    pub name: String,
+    pub scope: OnceScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnceScope {
+    Host,
+    Cluster,
+}
+
+/// Where this process stands among the server's processes (`app.worker`).
+#[derive(Debug, Clone)]
+pub struct WorkerPlace {
+    pub index: u32,
+    pub count: u32,
+    /// This process's id among the cluster's nodes.
+    pub node: String,
 }
 
 /// Starts the interpreter and runs the app's module as `python app.py` would; `serve` serves
@@ -296,8 +322,21 @@ fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
         http: describe_http(runtime)?,
         start_host: app.getattr("start_host")?.extract()?,
         start_port: app.getattr("start_port")?.extract()?,
+        once_tasks: once_tasks(runtime)?,
         runtime: runtime.clone().unbind(),
     })
+}
+
+fn once_tasks(runtime: &Bound<'_, PyAny>) -> PyResult<Vec<OnceTask>> {
+    let specs: Vec<(String, String)> = runtime.call_method0("once_handlers")?.extract()?;
+    Ok(specs
+        .into_iter()
+        .map(|(name, scope)| OnceTask {
+            name,
+            // The Python side accepts these two only.
+            scope: if scope == "cluster" { OnceScope::Cluster } else { OnceScope::Host },
+        })
+        .collect())
 }
 
 fn describe_http(runtime: &Bound<'_, PyAny>) -> PyResult<HttpApp> {
@@ -317,6 +356,16 @@ fn describe_http(runtime: &Bound<'_, PyAny>) -> PyResult<HttpApp> {
 }
 
 impl LoadedApp {
+    /// Tells the app where this process stands (`app.worker`), before `start`.
+    pub fn set_worker(&self, place: &WorkerPlace) -> Result<(), StartupError> {
+        Python::attach(|py| {
+            self.runtime
+                .call_method1(py, "set_worker", (place.index, place.count, place.node.as_str()))
+                .map(drop)
+                .map_err(|err| StartupError::internal(py, "telling the app its worker", &err))
+        })
+    }
+
     /// Sizes the thread pool sync HTTP handlers run on (before `start`).
     pub fn set_sync_workers(&self, workers: usize) -> Result<(), StartupError> {
         Python::attach(|py| {

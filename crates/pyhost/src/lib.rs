@@ -13,5 +13,8 @@ pub mod stream;
 pub mod wake;
 
 pub use event_loop::{Network, PythonLoop};
-pub use interpreter::{EndpointSpec, HttpApp, HttpRouteSpec, LoadedApp, Settings, StartupError, StaticMount, run};
+pub use interpreter::{
+    EndpointSpec, HttpApp, HttpRouteSpec, LoadedApp, OnceScope, OnceTask, Settings, StartupError, StaticMount,
+    WorkerPlace, run,
+};
 pub use native::{live_connections, live_connections_changed};

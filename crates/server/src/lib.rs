@@ -7,8 +7,9 @@
 //! The modules depend on each other top down, without cycles. Leaves first: `cli`, `config`,
 //! `invocation`, `throttle`, `signals`, `reuseport`, `proxies` (who the client is),
 //! `admission` (the `--max-connections` places) and `metrics` (what every part counts). Then
-//! the subsystems, each a folder: `ws` (handshake, socket layers, connections, registry),
-//! `cluster` (processes and hosts, over the registry), `ops` (probes, stats, memory), and
+//! the subsystems, each a folder: `tls` (the certificates, reloaded on SIGHUP), `ws`
+//! (handshake, socket layers, connections, registry), `cluster` (processes and hosts, over the
+//! registry; the once handlers' leases), `ops` (probes, stats, memory), and
 //! `http` (listener, routing, the app's routes and folders, handing WebSocket handshakes to
 //! `ws`); `shutdown` over them all, and this file, which assembles them.
 
@@ -26,6 +27,7 @@ mod reuseport;
 mod shutdown;
 mod signals;
 mod throttle;
+mod tls;
 mod ws;
 
 use std::ffi::OsString;
@@ -36,13 +38,14 @@ use std::time::Duration;
 use clap::Parser;
 use pyhost::bridge::Bridge;
 use pyhost::close_code::Departure;
-use pyhost::{LoadedApp, Network, Settings, StartupError};
+use pyhost::{LoadedApp, Network, Settings, StartupError, WorkerPlace};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Role};
-use crate::cluster::broker::Broker;
+use crate::cluster::broker::{Broker, BrokerLink};
 use crate::cluster::bus::Bus;
+use crate::cluster::lease::Leases;
 use crate::cluster::supervisor;
 use crate::config::{HttpLimits, Keepalive, Limits};
 use crate::http::Site;
@@ -53,6 +56,7 @@ pub use crate::invocation::Invocation;
 use crate::ops::probes::{OnMainPort, Probe};
 use crate::ops::{memory, probes};
 use crate::proxies::Proxies;
+use crate::tls::{Tls, TlsFiles};
 use crate::ws::Shared;
 use crate::ws::deflate;
 use crate::ws::registry::Registry;
@@ -146,6 +150,8 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     };
     let address =
         listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
+    tls::install_provider();
+    let tls = tls_settings(cli)?;
 
     let (bridge, network) = if io_threads == 0 {
         (Bridge::for_one_thread(), Network::LoopThread(runtime.clone()))
@@ -185,17 +191,36 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         memory::give_back_every(Duration::from_secs_f64(cli.memory_trim_interval));
     }
     let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
-    if let Some(url) = &cli.broker {
+    let broker = broker_link(cli)?;
+    if let Some(link) = &broker {
         let _runtime = runtime.enter();
-        registry.join_fabric(Broker::start(url, registry.clone(), bridge.clone()).map_err(failure)?);
+        registry.join_fabric(Broker::start(link, registry.clone(), bridge.clone()).map_err(failure)?);
     }
     let bus = match role {
         Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
         Role::Alone | Role::Supervisor { .. } => None,
     };
     app.set_sync_workers(usize::from(cli.sync_threads))?;
+    let node = format!("{:08x}", registry.node.tag());
+    let index = match role {
+        Role::Worker { number, .. } => number,
+        Role::Alone | Role::Supervisor { .. } => 0,
+    };
+    app.set_worker(&WorkerPlace { index, count: cli.processes, node: node.clone() })?;
     let endpoints = app.endpoints.clone();
+    let once_tasks = app.once_tasks.clone();
     let python = app.start(bridge.clone(), registry.clone(), network, slow_callback)?;
+    // Cancelled when shutdown begins: the cluster leases are handed over then.
+    let leaving = CancellationToken::new();
+    if !once_tasks.is_empty() {
+        let _runtime = runtime.enter();
+        let host_dir = match role {
+            Role::Worker { bus, .. } => bus.parent(),
+            Role::Alone | Role::Supervisor { .. } => None,
+        };
+        let leases = Leases { host_dir, broker: broker.as_ref(), node };
+        leases.contend(&once_tasks, &bridge, &leaving).map_err(failure)?;
+    }
     let state = Arc::new(Shared::new(registry, bridge, limits, deflate::pool(), cli.access_log));
     let site = Site {
         server: state.clone(),
@@ -217,6 +242,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
             answerer: probes_answerer,
             limits: state.limits.http,
             admission: None,
+            tls: None,
             // Answers from Rust alone, at once: nothing for shutdown to wait for.
             connections: Arc::default(),
         };
@@ -225,35 +251,47 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let stop = {
         let bus = bus.clone();
         async move {
-            let Some(bus) = bus else {
-                signals.received().await;
-                return Departure::Shutdown;
-            };
-            tokio::select! {
-                _ = signals.received() => Departure::Shutdown,
-                () = bus.lost() => {
-                    tracing::warn!("the supervisor is gone: shutting down");
+            let departure = match bus {
+                None => {
+                    signals.received().await;
                     Departure::Shutdown
                 }
-                () = bus.restart_asked() => {
-                    tracing::debug!("a worker with the new code serves: this one hands over");
-                    Departure::Restart
-                }
-            }
+                Some(bus) => tokio::select! {
+                    _ = signals.received() => Departure::Shutdown,
+                    () = bus.lost() => {
+                        tracing::warn!("the supervisor is gone: shutting down");
+                        Departure::Shutdown
+                    }
+                    () = bus.restart_asked() => {
+                        tracing::debug!("a worker with the new code serves: this one hands over");
+                        Departure::Restart
+                    }
+                },
+            };
+            leaving.cancel();
+            departure
         }
     };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     match (&bus, role) {
         (Some(bus), Role::Worker { number, .. }) => {
-            tracing::debug!("worker {number} serving {} on ws://{address}", cli.app);
+            tracing::debug!("worker {number} serving {} on {scheme}://{address}", cli.app);
             bus.ready(number, address.to_string());
         }
-        _ => tracing::info!("serving {} on ws://{address}", cli.app),
+        _ => tracing::info!("serving {} on {scheme}://{address}", cli.app),
     }
 
+    if let Some(tls) = &tls {
+        let _runtime = runtime.enter();
+        let hangups = signals::Hangups::install()
+            .map_err(|error| failure(format!("cannot install the SIGHUP handler: {error}")))?;
+        runtime.spawn(reload_certificates_on(hangups, tls.clone()));
+    }
     let accepting = Accepting {
         answerer,
         limits: state.limits.http,
         admission: Some(state.admission.clone()),
+        tls: tls.clone(),
         connections: state.http_connections.clone(),
     };
     let serving = serve(
@@ -280,6 +318,49 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         );
     }
     Ok(())
+}
+
+/// `--broker` and `--broker-ca`, with the CA file read now.
+fn broker_link(cli: &Cli) -> Result<Option<BrokerLink>, StartupError> {
+    let Some(url) = &cli.broker else { return Ok(None) };
+    let mut link = BrokerLink { url: url.clone(), ca_certs: None };
+    if let Some(path) = &cli.broker_ca {
+        if !url.starts_with("rediss://") {
+            return Err(failure(format!(
+                "--broker-ca is for a TLS broker: the --broker URL {} would start with rediss://",
+                link.redacted()
+            )));
+        }
+        link.ca_certs =
+            Some(std::fs::read(path).map_err(|error| failure(format!("--broker-ca {}: {error}", path.display())))?);
+    }
+    Ok(Some(link))
+}
+
+/// TLS settings from `--ssl-certfile` and the rest, read now: a file that does not load stops
+/// the start.
+fn tls_settings(cli: &Cli) -> Result<Option<Arc<Tls>>, StartupError> {
+    let (Some(certfile), Some(keyfile)) = (&cli.ssl_certfile, &cli.ssl_keyfile) else { return Ok(None) };
+    let files = TlsFiles {
+        certfile: certfile.clone(),
+        keyfile: keyfile.clone(),
+        keyfile_password: cli.ssl_keyfile_password.clone(),
+        ca_certs: cli.ssl_ca_certs.clone(),
+        client_certs: cli.ssl_cert_reqs,
+    };
+    Tls::load(files).map(|tls| Some(Arc::new(tls))).map_err(failure)
+}
+
+/// Each SIGHUP reads the certificate and key again: new handshakes get the new ones, open
+/// connections keep theirs. A renewal without a restart.
+async fn reload_certificates_on(mut hangups: signals::Hangups, tls: Arc<Tls>) {
+    while hangups.received().await {
+        let certfile = tls.files().certfile.display();
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded from {certfile}"),
+            Err(error) => tracing::error!("SIGHUP: {error}; the previous certificate stays in use"),
+        }
+    }
 }
 
 /// Accepts until SIGINT or SIGTERM (or, under `--reload`, until the supervisor says a worker

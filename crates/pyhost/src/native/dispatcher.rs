@@ -99,6 +99,9 @@ impl Dispatcher {
             Event::BrokerReconnected { gap_seconds } => {
                 hooks(py)?.on_broker_reconnect.call1(py, (gap_seconds,))?;
             }
+            Event::Lease { task, held } => {
+                hooks(py)?.on_lease.call1(py, (task, held))?;
+            }
             Event::Http(call) => {
                 let route = call.route.and_then(|route| isize::try_from(route).ok()).unwrap_or(-1);
                 let exchange = Py::new(py, Exchange::new(*call))?;
@@ -138,10 +141,14 @@ impl Dispatcher {
         on_stop: Py<PyAny>,
         on_broker_reconnect: Py<PyAny>,
         on_http: Py<PyAny>,
+        on_lease: Py<PyAny>,
     ) -> PyResult<()> {
         let create_future = event_loop.getattr("create_future")?.unbind();
         hub::install(py, self.hub.clone())?;
-        hooks::configure(py, Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect, on_http })
+        hooks::configure(
+            py,
+            Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect, on_http, on_lease },
+        )
     }
 
     /// The descriptor the loop watches, readable while events are waiting; None when the

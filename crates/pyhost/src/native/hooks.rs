@@ -1,5 +1,5 @@
 //! The Python objects the native side calls back into (asyncio's future factory, the
-//! `WebSocketDisconnect` class, the runtime's open, stop, broker and HTTP callbacks), set once by
+//! `WebSocketDisconnect` class, the runtime's open, stop, broker, HTTP and lease callbacks), set once by
 //! `Dispatcher.configure`, and the few ways the native side uses them.
 
 use pyo3::exceptions::PyRuntimeError;
@@ -15,6 +15,8 @@ pub(super) struct Hooks {
     pub on_broker_reconnect: Py<PyAny>,
     /// `on_http(route, exchange)`: route -1 when no route matched.
     pub on_http: Py<PyAny>,
+    /// `on_lease(task, held)`: this process gained or lost the lease of a once handler.
+    pub on_lease: Py<PyAny>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();

@@ -21,7 +21,7 @@ use crate::cluster::reload::watch::Watch;
 use crate::cluster::reload::{Generation, Generations, Step};
 use crate::invocation::Invocation;
 use crate::reuseport;
-use crate::signals::Signals;
+use crate::signals::{Hangups, Signals};
 
 /// A worker that dies again soon waits longer before its next start, up to this.
 const LONGEST_BACKOFF: Duration = Duration::from_secs(10);
@@ -215,6 +215,11 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
     let mut changed_at = Instant::now();
     let stop = signals.received();
     tokio::pin!(stop);
+    // SIGHUP reloads the workers' TLS certificates: passed on to each.
+    let mut hangups = match cli.ssl_certfile {
+        Some(_) => Some(Hangups::install().map_err(|error| format!("cannot install the SIGHUP handler: {error}"))?),
+        None => None,
+    };
     let deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(deadline);
     loop {
@@ -236,7 +241,8 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                             1 => String::new(),
                             _ => format!(" with {processes} processes"),
                         };
-                        tracing::info!("serving {} on ws://{address}{processes}", cli.app);
+                        let scheme = if cli.ssl_certfile.is_some() { "wss" } else { "ws" };
+                        tracing::info!("serving {} on {scheme}://{address}{processes}", cli.app);
                     }
                 }
             }
@@ -304,6 +310,10 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                 if workers.running.is_empty() {
                     break;
                 }
+            }
+            Some(true) = async { Some(hangups.as_mut()?.received().await) }, if hangups.is_some() => {
+                tracing::info!("SIGHUP: passed on to the workers (TLS certificates are read again)");
+                workers.signal_all(libc::SIGHUP);
             }
             () = &mut deadline => {
                 tracing::warn!("{} worker(s) did not exit in time: killing them", workers.running.len());

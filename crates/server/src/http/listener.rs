@@ -20,6 +20,7 @@ use crate::config::HttpLimits;
 use crate::in_flight::InFlight;
 use crate::ops::probes::{self, ProbesOnly};
 use crate::throttle::{Report, Throttle};
+use crate::tls::{Encrypted, Tls};
 
 /// What answers the requests of one listening socket: a hyper service straight onto our
 /// own routing (axum's Router in between cost a route lookup and two extension maps per
@@ -53,6 +54,8 @@ pub struct Accepting {
     pub limits: HttpLimits,
     /// The places its sockets take (`--max-connections`); none for the probes' own port.
     pub admission: Option<Arc<Admission>>,
+    /// TLS before HTTP (`--ssl-certfile`); none for plain HTTP.
+    pub tls: Option<Arc<Tls>>,
     /// Its HTTP connections, which shutdown ends after their current request and waits for.
     pub connections: Arc<InFlight>,
 }
@@ -64,9 +67,10 @@ const LONGEST_BACKOFF: Duration = Duration::from_secs(1);
 /// Accepts until `stop` is cancelled; then the listening socket is closed, so new clients
 /// are refused while the open connections finish. A client gets the handshake timeout to send
 /// its whole HTTP request; one that sends nothing, half a request or too large a one is
-/// disconnected (431 for too large).
+/// disconnected (431 for too large). Over TLS, the same time is given to the TLS handshake
+/// first (a client that never finishes it is cut off).
 pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: CancellationToken) {
-    let Accepting { answerer, limits, admission, connections } = accepting;
+    let Accepting { answerer, limits, admission, tls, connections } = accepting;
     let mut failures = Throttle::default();
     let mut backoff = BACKOFF;
     loop {
@@ -115,57 +119,117 @@ pub async fn accept_until(listener: TcpListener, accepting: Accepting, stop: Can
         // A WebSocket handshake takes the socket's place for the connection.
         let answering = answerer.clone();
         let place = admitted.clone();
+        let encrypted = tls.is_some();
         // Told of each request, so that shutdown knows whether one has begun (a permit stays).
         let requested = Arc::new(Notify::new());
         let request_begun = requested.clone();
-        let service = hyper::service::service_fn(move |request| {
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request_begun.notify_one();
             let (answerer, admitted) = (answering.clone(), place.clone());
+            if encrypted {
+                request.extensions_mut().insert(Encrypted);
+            }
             async move { Ok::<_, Infallible>(answerer.answer(request, remote, admitted).await) }
         });
+        // The settings loaded last (SIGHUP may load new ones) for this connection's handshake.
+        let acceptor = tls.as_ref().map(|tls| tls.acceptor());
         let place = connections.open();
-        let ending = connections.ending().clone();
+        let shutdown = Shutdown { ending: connections.ending().clone(), requested };
         tokio::spawn(async move {
-            let mut http = http1::Builder::new();
-            http.timer(TokioTimer::new())
-                .header_read_timeout(limits.handshake_timeout)
-                .max_buf_size(limits.max_header_size);
-            if limits.max_headers != DEFAULT_MAX_HEADERS {
-                // hyper then keeps the headers on the heap rather than the stack: only when asked.
-                http.max_headers(limits.max_headers);
-            }
-            let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
-            tokio::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                () = ending.cancelled() => {
-                    // Shutdown: the request begun is answered, then the connection closes; an
-                    // idle keep-alive connection closes at once. hyper also closes at once a
-                    // connection that has read nothing yet, but one accepted just before the
-                    // listener closed has its request on the way: it gets a moment to arrive
-                    // (a browser's preconnection, which sends nothing, does not hold shutdown).
-                    let arrived = tokio::time::timeout(FIRST_REQUEST_AT_SHUTDOWN, requested.notified());
-                    tokio::select! {
-                        ended = connection.as_mut() => ended,
-                        _ = arrived => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
-                        }
-                    }
+            let served = match acceptor {
+                None => {
+                    let connection = http(&limits).serve_connection(TokioIo::new(stream), service).with_upgrades();
+                    shutdown.until_ended(connection).await
                 }
+                Some(acceptor) => match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let connection = http(&limits).serve_connection(TokioIo::new(stream), service).with_upgrades();
+                        shutdown.until_ended(connection).await
+                    }
+                    Ok(Err(error)) => {
+                        tracing::debug!(%remote, "TLS handshake failed: {error}");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "TLS handshake not finished within --handshake-timeout: cut off");
+                        Ok(())
+                    }
+                },
             };
-            if let Err(error) = ended {
+            if let Err(error) = served {
                 tracing::debug!(%error, "HTTP connection ended with an error");
             }
-            drop(place);
             // Upgraded or closed: the handshake is over (an upgraded connection keeps its place).
             drop(admitted);
+            drop(place);
         });
     }
 }
 
 /// How long a connection that has sent nothing yet when shutdown begins is waited for.
 const FIRST_REQUEST_AT_SHUTDOWN: Duration = Duration::from_millis(500);
+
+/// What one connection's task needs to end it when shutdown begins.
+struct Shutdown {
+    /// Cancelled when shutdown begins.
+    ending: CancellationToken,
+    /// Told of each request the connection begins.
+    requested: Arc<Notify>,
+}
+
+impl Shutdown {
+    /// Serves the connection to its end; once shutdown begins, the request begun is answered,
+    /// then the connection closes, and an idle keep-alive connection closes at once. hyper
+    /// also closes at once a connection that has read nothing yet, but one accepted just before
+    /// the listener closed has its request on the way: it gets a moment to arrive (a browser's
+    /// preconnection, which sends nothing, does not hold shutdown up).
+    async fn until_ended(self, connection: impl Graceful) -> hyper::Result<()> {
+        tokio::pin!(connection);
+        tokio::select! {
+            ended = connection.as_mut() => ended,
+            () = self.ending.cancelled() => {
+                let arrived = tokio::time::timeout(FIRST_REQUEST_AT_SHUTDOWN, self.requested.notified());
+                tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    _ = arrived => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A connection that can be asked to end after its current request: hyper's HTTP/1.1 one,
+/// over a plain or an encrypted stream.
+trait Graceful: Future<Output = hyper::Result<()>> {
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http1::UpgradeableConnection::graceful_shutdown(self);
+    }
+}
+
+/// HTTP/1.1 with the request-head limits.
+fn http(limits: &HttpLimits) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.handshake_timeout).max_buf_size(limits.max_header_size);
+    if limits.max_headers != DEFAULT_MAX_HEADERS {
+        // hyper then keeps the headers on the heap rather than the stack: only when asked.
+        http.max_headers(limits.max_headers);
+    }
+    http
+}
 
 /// hyper's own limit on header lines.
 const DEFAULT_MAX_HEADERS: usize = 100;

@@ -317,6 +317,7 @@ fn events(state: &Shared) -> Vec<String> {
             Event::ShuttingDown(_)
             | Event::Stop
             | Event::BrokerReconnected { .. }
+            | Event::Lease { .. }
             | Event::Http(_)
             | Event::Stream(..) => {
                 unreachable!("the server's own events")

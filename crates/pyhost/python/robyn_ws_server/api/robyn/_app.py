@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from robyn._endpoint import Callback, Endpoint
 from robyn._http_route import normalize
 from robyn._http_routing import HttpRouting
 from robyn._params import Dependencies
+from robyn._placement import SCOPES, Once, Worker
 from robyn.openapi import OpenAPI
 
 # Every app object created during the import, so the server can find one that is not a
@@ -24,6 +25,8 @@ on_start: Callable[[Robyn], None] | None = None
 # dependencies are everyone's, and the last value injected for a name wins.
 _GLOBAL_DEPENDENCIES: dict[str, Any] = {}
 
+Handler = TypeVar("Handler", bound=Callback)
+
 
 class BaseRobyn(HttpRouting):
     def __init__(self, file_object: str = "", *_args: Any, dependencies: Any = None, **_kwargs: Any) -> None:
@@ -34,6 +37,9 @@ class BaseRobyn(HttpRouting):
         self.router_dependencies: dict[str, Any] = {}
         self._init_http()
         self.startup_handlers: list[Callback] = []
+        self.once_handlers: list[tuple[Callback, Once]] = []
+        # Set by the server before the startup handlers run.
+        self.worker = Worker()
         self.shutdown_handlers: list[Callback] = []
         self.broker_reconnect_handlers: list[Callback] = []
 
@@ -70,9 +76,29 @@ class BaseRobyn(HttpRouting):
 
     # -- Lifecycle ------------------------------------------------------------------------
 
-    def startup_handler(self, handler: Callback) -> Callback:
-        """Runs before the first connection is accepted (sync or async)."""
-        self.startup_handlers.append(handler)
+    @overload
+    def startup_handler(self, handler: Handler, *, once: Once | None = None) -> Handler: ...
+    @overload
+    def startup_handler(self, handler: None = None, *, once: Once | None = None) -> Callable[[Handler], Handler]: ...
+    def startup_handler(
+        self, handler: Handler | None = None, *, once: Once | None = None
+    ) -> Handler | Callable[[Handler], Handler]:
+        """Runs before the first connection is accepted (sync or async).
+
+        ``once="host"`` or ``once="cluster"`` (robyn-ws-server only): the handler is a
+        background task run by one process of this host (of ``--processes``), or one process
+        of every server on the ``--broker`` (without one, the host is the cluster). It starts
+        once the server serves, runs as long as it likes, and is cancelled at shutdown (or if
+        this process loses its lease); when the process running it dies, another starts it.
+        ``app.worker`` says which process this is."""
+        if handler is None:
+            return lambda handler: self.startup_handler(handler, once=once)
+        if once is None:
+            self.startup_handlers.append(handler)
+        elif once in SCOPES:
+            self.once_handlers.append((handler, once))
+        else:
+            raise ValueError(f"startup_handler(once=...) takes 'host' or 'cluster', not {once!r}")
         return handler
 
     def shutdown_handler(self, handler: Callback) -> Callback:
@@ -99,6 +125,7 @@ class BaseRobyn(HttpRouting):
         for route in router.endpoints:
             self.endpoints.append(route.with_prefix(self._prefixed("")))
         self.startup_handlers.extend(router.startup_handlers)
+        self.once_handlers.extend(router.once_handlers)
         self.shutdown_handlers.extend(router.shutdown_handlers)
         self.broker_reconnect_handlers.extend(router.broker_reconnect_handlers)
         router.parent = self

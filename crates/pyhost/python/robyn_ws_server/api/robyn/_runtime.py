@@ -25,6 +25,7 @@ from robyn._endpoint import failures as endpoint_failures
 from robyn._http_service import HttpService, authentication_handler
 from robyn._openapi_docs import serve as serve_openapi
 from robyn._pipeline import Pipeline
+from robyn._placement import OnceTasks, Worker
 from robyn._tracebacks import is_machinery, one_line, user_traceback
 from robyn._websocket import HandshakeSettings, WebSocketDisconnect
 
@@ -52,6 +53,7 @@ class Runtime:
         self._loop_thread = 0
         serve_openapi(app)
         self.http = HttpService(app)
+        self.once = OnceTasks(list(app.once_handlers))
         for endpoint in self.endpoints:
             endpoint.handshake = HandshakeSettings(self.http.sessions, authentication_handler(endpoint.owner))
 
@@ -88,6 +90,18 @@ class Runtime:
         """How many threads run sync handlers (made when the first one is needed)."""
         self.http.workers.resize(count)
 
+    def once_handlers(self) -> list[tuple[str, str]]:
+        """(name, scope) of each ``startup_handler(once=...)``: the server holds a lease for
+        each and says when this process has it (``_lease_changed``)."""
+        return self.once.specs()
+
+    def set_worker(self, index: int, count: int, node: str) -> None:
+        """Where this process stands (``app.worker``), set before the startup handlers run."""
+        self.app.worker = Worker(index, count, node)
+
+    def _lease_changed(self, index: int, held: bool) -> None:
+        self.once.changed(self._running_loop, index, held)
+
     def http_not_found_in_python(self) -> bool:
         """Whether requests no route matched come to Python (route -1): the app's global
         middlewares run around their 404, as in Robyn."""
@@ -109,7 +123,13 @@ class Runtime:
         self._loop_thread = threading.get_ident()
         self.http.pipeline.bind(loop)
         dispatcher.configure(
-            loop, WebSocketDisconnect, self._open, self._stop, self._broker_reconnected, self.http.pipeline.on_http
+            loop,
+            WebSocketDisconnect,
+            self._open,
+            self._stop,
+            self._broker_reconnected,
+            self.http.pipeline.on_http,
+            self._lease_changed,
         )
         doorbell = dispatcher.fileno()
         if doorbell is not None:
@@ -163,6 +183,7 @@ class Runtime:
     async def _finish(self) -> None:
         # Reached when every connection has closed, or when the grace period ran out: the
         # tasks still running are cancelled, which their endpoint treats as a disconnect.
+        await self.once.stop()
         pending = list(self._tasks)
         for task in pending:
             task.cancel()
