@@ -13,14 +13,16 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+import trustme
 from conftest import APPS, TIMEOUT, Server, closed_with, receive, run_to_exit
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 
 RELOADED = r"reloaded: the new code serves"
 CHANGED = r"changed: starting workers with the new code"
@@ -304,3 +306,22 @@ def test_help_documents_the_reload_flags_and_hides_the_workers_own(binary):
     for flag in ("--reload", "--dev", "--reload-dir", "--reload-include", "--reload-exclude"):
         assert flag in result.stdout
     assert "--listen-fd" not in result.stdout and "--metrics-fd" not in result.stdout
+
+
+async def test_over_tls_the_new_code_serves_wss_and_the_old_closes_with_1012(start_server, app_dir, tmp_path):
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certfile.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(keyfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    server = start(start_server, app_dir, "--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile))
+    url = f"wss://127.0.0.1:{server.port}/echo"
+    async with connect(url, ssl=context, open_timeout=TIMEOUT) as ws:
+        assert await echo(ws) == "one:hi"
+        set_version(app_dir, "two")
+        assert (await closed_with(ws))[0] == 1012
+    async with connect(url, ssl=context, open_timeout=TIMEOUT) as ws:
+        assert await echo(ws) == "two:hi"
+    assert server.stop() == 0, server.output
