@@ -34,9 +34,7 @@ impl Watch {
                 root.canonicalize().map_err(|error| format!("cannot watch {} for --reload: {error}", root.display()))
             })
             .collect::<Result<_, _>>()?;
-        // A directory inside another is watched already (and would report each change twice).
-        roots.sort();
-        roots.dedup_by(|inner, outer| inner.starts_with(outer));
+        roots = outermost(roots);
         let (raw, events) = mpsc::unbounded_channel();
         // Called on notify's own thread: nothing here may wait.
         let mut watcher = notify::recommended_watcher(move |event| {
@@ -58,6 +56,16 @@ impl Watch {
         let roots: Vec<String> = self.roots.iter().map(|root| root.display().to_string()).collect();
         roots.join(", ")
     }
+}
+
+/// The directories not inside another: one inside another is watched already (and would
+/// report each change twice).
+fn outermost(mut roots: Vec<PathBuf>) -> Vec<PathBuf> {
+    roots.sort();
+    roots.dedup();
+    let all = roots.clone();
+    roots.retain(|root| !all.iter().any(|other| other != root && root.starts_with(other)));
+    roots
 }
 
 /// Which of notify's events are changes the app's code may see.
@@ -198,6 +206,12 @@ mod tests {
 
     fn relevance() -> Relevance {
         Relevance { roots: vec![PathBuf::from("/app")], filter: Filter::new(&[], &[]) }
+    }
+
+    #[test]
+    fn a_directory_inside_another_is_not_watched_twice() {
+        let roots = ["/a/b", "/a-x", "/a", "/c", "/a"].map(PathBuf::from).to_vec();
+        assert_eq!(outermost(roots), ["/a", "/a-x", "/c"].map(PathBuf::from));
     }
 
     #[test]
