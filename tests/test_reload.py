@@ -325,3 +325,15 @@ async def test_over_tls_the_new_code_serves_wss_and_the_old_closes_with_1012(sta
     async with connect(url, ssl=context, open_timeout=TIMEOUT) as ws:
         assert await echo(ws) == "two:hi"
     assert server.stop() == 0, server.output
+
+
+async def test_a_directory_made_while_serving_is_watched_from_then_on(start_server, app_dir):
+    server = start(start_server, app_dir)
+    save(app_dir / "pkg" / "sub" / "module.py", "x = 1\n")
+    await server.until(r"/pkg/sub/module\.py changed")
+    await server.until(RELOADED)
+    # A later save inside it is seen: the new directories got watches of their own.
+    save(app_dir / "pkg" / "sub" / "module.py", "x = 2\n")
+    await server.until(r"/pkg/sub/module\.py changed", count=2)
+    await server.until(RELOADED, count=2)
+    assert server.stop() == 0, server.output

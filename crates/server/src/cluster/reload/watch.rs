@@ -1,12 +1,16 @@
 //! Watches the app's directories (notify: inotify on Linux) and reports each burst of changes
 //! that count (see [`Filter`]) once: an editor's save is often several writes and a rename,
 //! and a `git checkout` hundreds of files, each of which would otherwise start new workers.
+//!
+//! Each directory is watched on its own, and excluded ones never are: a virtualenv or a
+//! `node_modules` beside the app is thousands of directories, each of which a recursive watch
+//! would spend one of the user's inotify watches on (8,192 in all on some systems).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::event::{AccessKind, EventKind, MetadataKind, ModifyKind};
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -17,16 +21,16 @@ const QUIET: Duration = Duration::from_millis(50);
 /// A burst that never goes quiet (a build writing all along) is reported after this long.
 const LONGEST_BURST: Duration = Duration::from_millis(500);
 
-/// The watcher and the bursts of changes it reports; watching stops when this is dropped.
+/// The bursts of changes the watcher reports (the watcher itself lives in the task that
+/// gathers them, which also watches the directories created later).
 pub struct Watch {
-    _watcher: RecommendedWatcher,
     roots: Vec<PathBuf>,
     /// One entry per burst: the files that changed in it.
     pub changes: mpsc::UnboundedReceiver<Vec<PathBuf>>,
 }
 
 impl Watch {
-    /// Watches `roots` recursively; must be called inside the tokio runtime.
+    /// Watches `roots` and what is inside them; must be called inside the tokio runtime.
     pub fn start(roots: &[PathBuf], filter: Filter) -> Result<Self, String> {
         let mut roots: Vec<PathBuf> = roots
             .iter()
@@ -41,14 +45,25 @@ impl Watch {
             let _ = raw.send(event);
         })
         .map_err(|error| format!("cannot watch files for --reload: {error}"))?;
+        let relevance = Relevance { roots: roots.clone(), filter };
         for root in &roots {
-            watcher
-                .watch(root, RecursiveMode::Recursive)
-                .map_err(|error| format!("cannot watch {} for --reload: {error}", root.display()))?;
+            let mut directories = Vec::new();
+            relevance.directories(root, &mut directories);
+            for directory in directories {
+                watcher
+                    .watch(&directory, RecursiveMode::NonRecursive)
+                    .map_err(|error| format!("cannot watch {} for --reload: {error}", directory.display()))?;
+            }
         }
+        let watch_new = move |directory: &Path| {
+            // Gone again already, or out of inotify watches: its changes go unseen, so say so.
+            if let Err(error) = watcher.watch(directory, RecursiveMode::NonRecursive) {
+                tracing::warn!("--reload cannot watch {}: {error}", directory.display());
+            }
+        };
         let (changed, changes) = mpsc::unbounded_channel();
-        tokio::spawn(debounce(events, Relevance { roots: roots.clone(), filter }, changed));
-        Ok(Self { _watcher: watcher, roots, changes })
+        tokio::spawn(debounce(events, relevance, changed, watch_new));
+        Ok(Self { roots, changes })
     }
 
     /// The directories watched, for the log.
@@ -125,6 +140,21 @@ impl Relevance {
         self.roots.iter().filter_map(move |root| path.strip_prefix(root).ok())
     }
 
+    /// `directory` and the directories under it, but not excluded ones nor what is inside
+    /// them, nor symbolic links (which may lead outside, or round in a loop).
+    fn directories(&self, directory: &Path, found: &mut Vec<PathBuf>) {
+        if self.relative(directory).all(|relative| self.filter.excludes_directory(relative)) {
+            return;
+        }
+        found.push(directory.to_path_buf());
+        let Ok(entries) = std::fs::read_dir(directory) else { return };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+                self.directories(&entry.path(), found);
+            }
+        }
+    }
+
     /// The files under `directory` that count, but not inside excluded directories (a new
     /// virtualenv is thousands of files that never do).
     fn walk(&self, directory: &Path, files: &mut Vec<PathBuf>) {
@@ -158,10 +188,12 @@ impl Burst {
 }
 
 /// Reports a burst once it goes quiet for [`QUIET`] (or has lasted [`LONGEST_BURST`]).
+/// Directories created in it are watched then too (`watch_new`), before they are read.
 async fn debounce(
     mut events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     relevance: Relevance,
     changed: mpsc::UnboundedSender<Vec<PathBuf>>,
+    mut watch_new: impl FnMut(&Path),
 ) {
     loop {
         let mut burst = Burst::default();
@@ -177,6 +209,11 @@ async fn debounce(
                 Ok(None) => return,
                 Err(_) => break,
             }
+        }
+        for directory in &burst.directories {
+            let mut directories = Vec::new();
+            relevance.directories(directory, &mut directories);
+            directories.iter().for_each(|directory| watch_new(directory));
         }
         let files = relevance.files(burst);
         // (Only new directories with nothing in them that counts.)
@@ -227,6 +264,21 @@ mod tests {
     }
 
     #[test]
+    fn excluded_directories_are_not_watched_nor_anything_inside() {
+        let root = std::env::temp_dir().join(format!("robyn-ws-watch-tree-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for directory in ["pkg/sub", ".venv/lib/site-packages/x", "node_modules/a", "pkg/__pycache__"] {
+            std::fs::create_dir_all(root.join(directory)).unwrap();
+        }
+        let relevance = Relevance { roots: vec![root.clone()], filter: Filter::new(&[], &[]) };
+        let mut directories = Vec::new();
+        relevance.directories(&root, &mut directories);
+        directories.sort();
+        assert_eq!(directories, [root.clone(), root.join("pkg"), root.join("pkg/sub")]);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn what_a_new_directory_holds_already_counts() {
         let root = std::env::temp_dir().join(format!("robyn-ws-watch-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -245,7 +297,7 @@ mod tests {
     async fn a_burst_of_writes_is_reported_once() {
         let (raw, events) = mpsc::unbounded_channel();
         let (changed, mut changes) = mpsc::unbounded_channel();
-        tokio::spawn(debounce(events, relevance(), changed));
+        tokio::spawn(debounce(events, relevance(), changed, |_: &Path| {}));
         let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
         for path in ["/app/a.py", "/app/b.py", "/app/a.py", "/app/notes.txt"] {
             raw.send(event(write, path)).unwrap();
@@ -260,7 +312,7 @@ mod tests {
     async fn a_burst_that_never_goes_quiet_is_reported_all_the_same() {
         let (raw, events) = mpsc::unbounded_channel();
         let (changed, mut changes) = mpsc::unbounded_channel();
-        tokio::spawn(debounce(events, relevance(), changed));
+        tokio::spawn(debounce(events, relevance(), changed, |_: &Path| {}));
         let write = EventKind::Modify(ModifyKind::Data(DataChange::Content));
         let started = Instant::now();
         let writer = tokio::spawn(async move {
