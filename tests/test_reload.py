@@ -336,4 +336,12 @@ async def test_a_directory_made_while_serving_is_watched_from_then_on(start_serv
     save(app_dir / "pkg" / "sub" / "module.py", "x = 2\n")
     await server.until(r"/pkg/sub/module\.py changed", count=2)
     await server.until(RELOADED, count=2)
+    # And one moved in from elsewhere, with what it holds.
+    outside = app_dir.parent / f"{app_dir.name}-elsewhere"
+    save(outside / "moved.py", "x = 1\n")
+    outside.rename(app_dir / "moved_in")
+    await server.until(r"/moved_in/moved\.py changed")
+    await server.until(RELOADED, count=3)
+    save(app_dir / "moved_in" / "moved.py", "x = 2\n")
+    await server.until(r"/moved_in/moved\.py changed", count=2)
     assert server.stop() == 0, server.output

@@ -110,8 +110,10 @@ impl Relevance {
         if !changes {
             return;
         }
+        // A directory made here, or moved in from elsewhere (`mv`, a checkout's rename).
+        let arrives = matches!(event.kind, EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_)));
         for path in event.paths {
-            if matches!(event.kind, EventKind::Create(_)) && path.is_dir() {
+            if arrives && path.is_dir() {
                 if !self.relative(&path).all(|relative| self.filter.excludes_directory(relative)) {
                     burst.directories.push(path);
                 }
