@@ -4,6 +4,8 @@ and HTTP routes (``robyn._http_routing``), dependency injection and lifecycle ha
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -19,6 +21,9 @@ created: list[Robyn] = []
 # What `app.start()` does while the server runs the app's module: serve that app (set by the
 # loader).
 on_start: Callable[[Robyn], None] | None = None
+# The app whose `start()` runs the server in this very process (a plain `python app.py`): the
+# loader serves it as it is instead of running the app's module a second time.
+started_here: Robyn | None = None
 
 # `inject_global` on any app or router fills this one dict, as in Robyn: a SubRouter's global
 # dependencies are everyone's, and the last value injected for a name wins.
@@ -175,14 +180,77 @@ class Robyn(BaseRobyn):
         raise ValueError(f"no WebSocket route {path!r} (the app's are: {served}); name a route as it was registered")
 
     def start(self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any) -> None:
-        """Serves the app, as in Robyn, and returns after shutdown. Where to listen comes from
-        here unless the server's ``--host``/``--port`` (or ``ROBYN_HOST``/``ROBYN_PORT``) say."""
+        """Serves the app, as in Robyn, and returns after shutdown (SIGINT or SIGTERM). Where to
+        listen comes from here unless the server's ``--host``/``--port`` (or
+        ``ROBYN_HOST``/``ROBYN_PORT``) say.
+
+        Run by the server (``robyn-ws-server --app app.py``), this hands the app over to it. In
+        a plain ``python app.py`` (the ``robyn_ws_server`` package installed, Robyn not), it
+        runs the server in this process on this app, as ``robyn-ws-server --app app.py``
+        would, without running the module again; a start-up failure exits with the server's
+        status after its ``error:`` line."""
         if host is not None:
             self.start_host = str(host)
         if port is not None:
             self.start_port = int(port)
         if on_start is not None:
             on_start(self)
+        elif "robyn._native" not in sys.modules:  # no server in this process: be one
+            _serve_here(self)
+
+
+def _serve_here(app: Robyn) -> None:
+    """``app.start()`` in a plain ``python app.py``: the server runs in this process, with the
+    module already run (its side effects happen once) and this app object served as it is."""
+    global started_here
+    try:
+        import robyn_ws_server
+    except ImportError:
+        raise RuntimeError(
+            "app.start() outside the server needs the robyn_ws_server package (pip install it), "
+            "or run the app with robyn-ws-server --app app.py"
+        ) from None
+    # Named for `--processes`' workers, which run the module afresh; this process does not.
+    flags = ["--app", _main_target()]
+    argv, handlers = list(sys.argv), _signal_handlers()
+    started_here = app
+    try:
+        status = robyn_ws_server.serve(flags)
+    finally:
+        started_here = None
+        # The server set sys.argv to its own name, and keeps its signal handlers registered
+        # after it returns: the code after `app.start()` gets the script's back.
+        sys.argv = argv
+        _restore_signal_handlers(handlers)
+    if status != 0:
+        raise SystemExit(status)
+
+
+def _main_target() -> str:
+    """``--app`` for the running ``__main__``: its module name under ``python -m pkg.app``,
+    else its file's path."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    return os.path.abspath(path) if isinstance(path, str) else "__main__"
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _signal_handlers() -> list[Any]:
+    return [signal.getsignal(number) for number in _STOP_SIGNALS]
+
+
+def _restore_signal_handlers(handlers: list[Any]) -> None:
+    for number, handler in zip(_STOP_SIGNALS, handlers):
+        if handler is not None:  # None: set outside Python, nothing to put back
+            try:
+                signal.signal(number, handler)
+            except ValueError:  # not the main thread: its handlers are not this thread's to set
+                return
 
 
 class SubRouter(BaseRobyn):
