@@ -33,7 +33,6 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use pyhost::bridge::Bridge;
 use pyhost::{LoadedApp, Network, Settings, StartupError};
 use tokio::net::TcpListener;
@@ -64,7 +63,7 @@ const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// (0 after a clean shutdown, 1 when it could not start, 2 for a usage error).
 pub fn main(invocation: &Invocation) -> u8 {
     let arguments = std::iter::once(OsString::from("robyn-ws-server")).chain(invocation.flags.iter().cloned());
-    let cli = match Cli::try_parse_from(arguments) {
+    let cli = match Cli::parse_command_line(arguments) {
         Ok(cli) => cli,
         Err(error) => {
             // --help and --version print to stdout and succeed; mistakes go to stderr.
@@ -101,7 +100,7 @@ fn failure(message: String) -> StartupError {
 /// has run), until SIGINT or SIGTERM.
 fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings =
-        Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
+        Settings { target: cli.app().to_owned(), app_dir: cli.app_dir.clone(), log_level: cli.log_level.python() };
     let cli = cli.clone();
     pyhost::run(&settings, move |app| serve_app(&cli, app))
 }
@@ -221,10 +220,10 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     };
     match (&bus, role) {
         (Some(bus), Role::Worker { number, .. }) => {
-            tracing::debug!("worker {number} serving {} on ws://{address}", cli.app);
+            tracing::debug!("worker {number} serving {} on ws://{address}", cli.app());
             bus.ready(number, address.to_string());
         }
-        _ => tracing::info!("serving {} on ws://{address}", cli.app),
+        _ => tracing::info!("serving {} on ws://{address}", cli.app()),
     }
 
     let accepting = Accepting { answerer, limits: state.limits.http, admission: Some(state.admission.clone()) };

@@ -129,7 +129,7 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                 if stage == Stage::Starting && served.len() == processes as usize {
                     stage = Stage::Serving;
                     reserved.clear();
-                    tracing::info!("serving {} on ws://{address} with {processes} processes", cli.app);
+                    tracing::info!("serving {} on ws://{address} with {processes} processes", cli.app());
                 } else if !first {
                     tracing::info!("worker {worker} serves again");
                 }
