@@ -48,7 +48,11 @@ class BaseRobyn(HttpRouting):
         """Registers an async handler for WebSocket connections on ``endpoint``: an exact path
         (``/chat``), with ``:name`` parameters (``/user/:id``) or a last ``*name`` segment
         (``/files/*rest``). ``subprotocols``: the ones it speaks, in order; the first of the
-        client's offers that it lists is chosen."""
+        client's offers that it lists is chosen.
+
+        The function returned is the handler itself, with ``.on_connect`` and ``.on_close``
+        decorators. ``subprotocols``, and an ``on_connect`` that refuses the handshake by
+        returning a ``Response``, are robyn-ws-server only; not in Robyn 0.88.0."""
         if not isinstance(endpoint, str) or not endpoint.startswith("/"):
             raise ValueError(f"WebSocket path must be a string starting with '/', got {endpoint!r}")
         if isinstance(subprotocols, str):
@@ -88,7 +92,7 @@ class BaseRobyn(HttpRouting):
     def on_broker_reconnect(self, handler: Callback) -> Callback:
         """Runs (sync or async) each time this server hears the broker again after losing it
         (``--broker``): broadcasts other hosts made meanwhile did not reach its clients, so
-        this is where an app re-sends what they must not miss."""
+        this is where an app re-sends what they must not miss. robyn-ws-server only; not in Robyn 0.88.0."""
         self.broker_reconnect_handlers.append(handler)
         return handler
 
@@ -154,20 +158,22 @@ class Robyn(BaseRobyn):
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send to one open connection by its id: True when queued, False when no such
-        connection is open. What becomes of the recipient never raises here."""
+        connection is open. What becomes of the recipient never raises here.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
         return _native.send_to(connection_id, data)
 
     async def broadcast(self, path: str, data: str | bytes, room: str | None = None) -> None:
         """Send to every client of the WebSocket route ``path`` (as registered, e.g.
-        ``/user/:id``), or with ``room`` to that room's members."""
+        ``/user/:id``), or with ``room`` to that room's members. robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
         _native.broadcast(self._endpoint_index(path), data, room)
 
     def connections(self, path: str) -> list[str]:
-        """The ids of the open connections of the WebSocket route ``path``."""
+        """The ids of the open connections of the WebSocket route ``path``.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
         return _native.connections(self._endpoint_index(path))
