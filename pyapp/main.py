@@ -7,16 +7,16 @@ connect to ws://127.0.0.1:8080/<path>.
 """
 
 import json
-from typing import Optional
+from typing import Optional, Union
 
-from robyn import Response, Robyn, WebSocketDisconnect, html
+from robyn import Response, Robyn, WebSocket, WebSocketDisconnect, html
 
 app = Robyn(__file__)
 
 
 # "Request": echo every message.
 @app.websocket("/web_socket")
-async def handler(websocket):
+async def handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         await websocket.send_text(f"Echo: {msg}")
@@ -24,7 +24,7 @@ async def handler(websocket):
 
 # "Receiving Messages": catch the disconnect explicitly.
 @app.websocket("/receive")
-async def receive_handler(websocket):
+async def receive_handler(websocket: WebSocket) -> None:
     try:
         while True:
             msg = await websocket.receive_text()
@@ -35,7 +35,7 @@ async def receive_handler(websocket):
 
 # "Sending Messages".
 @app.websocket("/send")
-async def send_handler(websocket):
+async def send_handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         await websocket.send_text(f"Echo: {msg}")
@@ -43,7 +43,7 @@ async def send_handler(websocket):
 
 # "Broadcasting": everyone on /broadcast sees every message.
 @app.websocket("/broadcast")
-async def broadcast_handler(websocket):
+async def broadcast_handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         # Send to all connected clients
@@ -54,7 +54,7 @@ async def broadcast_handler(websocket):
 
 # "Query Parameters": ws://127.0.0.1:8080/query?name=gordon&role=commissioner
 @app.websocket("/query")
-async def query_handler(websocket):
+async def query_handler(websocket: WebSocket) -> None:
     name = websocket.query_params.get("name")
     role = websocket.query_params.get("role")
 
@@ -68,7 +68,7 @@ async def query_handler(websocket):
 
 # "Easy Access Query Parameters": ws://127.0.0.1:8080/easy?room=lobby&page=2
 @app.websocket("/easy")
-async def easy_handler(websocket, room: str = "default", page: int = 1):
+async def easy_handler(websocket: WebSocket, room: str = "default", page: int = 1) -> None:
     try:
         while True:
             msg = await websocket.receive_text()
@@ -79,7 +79,7 @@ async def easy_handler(websocket, room: str = "default", page: int = 1):
 
 # "Closing Connections": send "quit" to be closed by the server.
 @app.websocket("/close")
-async def close_handler(websocket):
+async def close_handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         if msg == "quit":
@@ -116,30 +116,30 @@ CHAT_PAGE = """<!DOCTYPE html>
 
 
 @app.get("/")
-def chat_page():
+def chat_page() -> Response:
     return html(CHAT_PAGE)
 
 
 @app.get("/health")
-async def health():
+async def health() -> dict[str, object]:
     return {"status": "ok", "chatting": len(app.connections("/chat"))}
 
 
 # "Connect and Close Callbacks".
 @app.websocket("/chat")
-async def chat(websocket):
+async def chat(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         await websocket.broadcast(msg)
 
 
 @chat.on_connect
-def on_connect(websocket):
+def on_connect(websocket: WebSocket) -> str:
     return f"Welcome, {websocket.id}!"
 
 
 @chat.on_close
-def on_close(websocket):
+def on_close(websocket: WebSocket) -> str:
     return "Goodbye!"
 
 
@@ -153,12 +153,12 @@ SESSIONS = {"ann-session": "ann", "bob-session": "bob", "cy-session": "cy"}  # y
 online: dict[str, str] = {}  # user name -> connection id
 
 
-def user_of(websocket) -> Optional[str]:
+def user_of(websocket: WebSocket) -> Optional[str]:
     return SESSIONS.get(websocket.cookies.get("session", ""))
 
 
 @app.websocket("/rooms")
-async def rooms(websocket, room: str = "lobby"):
+async def rooms(websocket: WebSocket, room: str = "lobby") -> None:
     user = user_of(websocket)
     websocket.join(room)
     await websocket.broadcast(json.dumps({"room": room, "joined": user}), room=room)
@@ -180,7 +180,7 @@ async def rooms(websocket, room: str = "lobby"):
 
 
 @rooms.on_connect
-def log_in(websocket):
+def log_in(websocket: WebSocket) -> Union[Response, dict[str, str]]:
     user = user_of(websocket)
     if user is None:
         return Response(status_code=401, headers={"WWW-Authenticate": "Cookie"}, description="log in first")
@@ -189,7 +189,7 @@ def log_in(websocket):
 
 
 @rooms.on_close
-def log_out(websocket):
+def log_out(websocket: WebSocket) -> None:
     user = user_of(websocket)
     if user is not None and online.get(user) == websocket.id:
         del online[user]

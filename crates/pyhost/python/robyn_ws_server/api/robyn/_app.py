@@ -3,17 +3,21 @@ and HTTP routes (``robyn._http_routing``), dependency injection and lifecycle ha
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from robyn._endpoint import Callback, Endpoint
+from robyn._endpoint import C, Callback, Endpoint
 from robyn._http_route import normalize
 from robyn._http_routing import HttpRouting
 from robyn._params import Dependencies
 from robyn.openapi import OpenAPI
+
+if TYPE_CHECKING:
+    from robyn._endpoint import P, R_co, WebSocketRoute
 
 # Every app object created during the import, so the server can find one that is not a
 # module-level name (built by a factory, say).
@@ -44,7 +48,9 @@ class BaseRobyn(HttpRouting):
 
     # -- WebSocket routes ---------------------------------------------------------------
 
-    def websocket(self, endpoint: str, subprotocols: Iterable[str] = ()) -> Callable[[Callback], Callback]:
+    def websocket(
+        self, endpoint: str, subprotocols: Iterable[str] = ()
+    ) -> Callable[[Callable[P, R_co]], WebSocketRoute[P, R_co]]:
         """Registers an async handler for WebSocket connections on ``endpoint``: an exact path
         (``/chat``), with ``:name`` parameters (``/user/:id``) or a last ``*name`` segment
         (``/files/*rest``). ``subprotocols``: the ones it speaks, in order; the first of the
@@ -59,7 +65,7 @@ class BaseRobyn(HttpRouting):
             raise TypeError(f"subprotocols is a list of names, got the string {subprotocols!r}")
         spoken = list(subprotocols)
 
-        def decorator(handler: Callback) -> Callback:
+        def decorator(handler: Callable[P, R_co]) -> WebSocketRoute[P, R_co]:
             route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken, owner=self)
             self.endpoints.append(route)
             return route.attach(handler)
@@ -79,17 +85,17 @@ class BaseRobyn(HttpRouting):
 
     # -- Lifecycle ------------------------------------------------------------------------
 
-    def startup_handler(self, handler: Callback) -> Callback:
+    def startup_handler(self, handler: C) -> C:
         """Runs before the first connection is accepted (sync or async)."""
         self.startup_handlers.append(handler)
         return handler
 
-    def shutdown_handler(self, handler: Callback) -> Callback:
+    def shutdown_handler(self, handler: C) -> C:
         """Runs after the last connection has closed (sync or async)."""
         self.shutdown_handlers.append(handler)
         return handler
 
-    def on_broker_reconnect(self, handler: Callback) -> Callback:
+    def on_broker_reconnect(self, handler: C) -> C:
         """Runs (sync or async) each time this server hears the broker again after losing it
         (``--broker``): broadcasts other hosts made meanwhile did not reach its clients, so
         this is where an app re-sends what they must not miss. robyn-ws-server only; not in Robyn 0.88.0."""
@@ -210,7 +216,9 @@ def _serve_here(app: Robyn) -> None:
     module already run (its side effects happen once) and this app object served as it is."""
     global started_here
     try:
-        import robyn_ws_server
+        # By name: a type checker pointed at this package's folder alone (as the README says)
+        # does not see robyn_ws_server beside it, and must not report this line in the app's run.
+        robyn_ws_server = importlib.import_module("robyn_ws_server")
     except ImportError:
         raise RuntimeError(
             "app.start() outside the server needs the robyn_ws_server package (pip install it), "
@@ -221,7 +229,7 @@ def _serve_here(app: Robyn) -> None:
     argv, handlers = list(sys.argv), _signal_handlers()
     started_here = app
     try:
-        status = robyn_ws_server.serve(flags)
+        status = int(robyn_ws_server.serve(flags))
     finally:
         started_here = None
         # The server set sys.argv to its own name, and keeps its signal handlers registered

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -239,6 +240,17 @@ class WebSocket:
         pending or later receive or send raises ``WebSocketDisconnect``. ``code`` and ``reason``
         are robyn-ws-server only; not in Robyn 0.88.0 (whose ``close()`` takes none)."""
         self._conn.close(code, reason)
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        """``async for message in websocket.iter_text()``: every message as text (a binary
+        frame decoded as UTF-8) until the client leaves, for handlers that format what they
+        receive (``async for`` over the websocket itself gives ``str | bytes``).
+        robyn-ws-server only; not in Robyn 0.88.0."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect:
+            return
 
     def __aiter__(self) -> WebSocket:
         """``async for message in websocket``: every message until the client leaves.
