@@ -192,8 +192,8 @@ def test_another_robyn_distribution_keeps_its_name(wheel: Path, tmp_path: Path) 
 
 def test_beside_real_robyn_python_app_py_is_robyns_and_the_command_is_ours(wheel: Path, tmp_path: Path) -> None:
     """Robyn 0.88.0 itself (from the index, at bench/requirements.txt's pin) in the same
-    virtualenv: `python app.py` imports it, and `robyn-ws-server --app app.py` still serves the
-    app on this server."""
+    virtualenv: `python app.py` imports it, and `robyn-ws-server app.py` still serves the app
+    on this server."""
     pin = next(
         line.strip()
         for line in (ROOT / "bench" / "requirements.txt").read_text().splitlines()
@@ -205,7 +205,7 @@ def test_beside_real_robyn_python_app_py_is_robyns_and_the_command_is_ours(wheel
     subprocess.run([*pip, pin], check=True)
     shown = imported_robyn(venv / "bin" / "python", tmp_path)
     assert "/site-packages/robyn/__init__.py" in shown and "robyn_ws_server" not in shown, shown
-    server = Server(script, ["--app", "app.py", "--port", "0"], None, app_dir(tmp_path)).started()
+    server = Server(script, ["app.py", "--port", "0"], None, app_dir(tmp_path)).started()
     try:
         assert exchange(server) == ("hello over http", "echo hi")
     finally:

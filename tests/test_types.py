@@ -5,7 +5,8 @@ see the import hook that serves `robyn` at run time, so they are pointed at the 
 holds it, as the README tells users to: MYPYPATH, and pyright's `extraPaths`. Both check as
 the Python running the suite, whose site-packages (pydantic, websockets) the examples import
 and which could not be read as an older one; the package itself is checked as 3.9 by
-`mypy` in the lints."""
+`mypy` in the lints. And each README example that is an app starts on the real server, as
+annotated."""
 
 from __future__ import annotations
 
@@ -83,6 +84,21 @@ def split(lines: list[tuple[str, int, str]]) -> tuple[set[int], list[str]]:
     caught = {line for name, line, _ in lines if name == "mistakes.py"}
     others = [f"{name}:{line}: {text}" for name, line, text in lines if name != "mistakes.py"]
     return caught, others
+
+
+def readme_apps() -> list[int]:
+    """The numbers of the README's examples that are apps (the rest are clients)."""
+    blocks = BLOCK.findall((ROOT / "README.md").read_text())
+    return [number for number, block in enumerate(blocks, 1) if "= Robyn(__file__)" in block]
+
+
+@pytest.mark.parametrize("number", readme_apps())
+def test_each_readme_app_starts_as_annotated(start_server, tmp_path: Path, number: int) -> None:
+    """The annotations the checkers want do not change what the server makes of an app."""
+    path = readme_examples(tmp_path / "examples")[number - 1]
+    server = start_server(str(path), cwd=tmp_path)
+    assert server.stop() == 0, server.output
+    assert "error" not in server.output.lower(), server.output
 
 
 def tool(name: str) -> str:
