@@ -139,7 +139,7 @@ class Server:
             return sum(1 for line in self._lines if regex.search(line))
 
     def started(self) -> Server:
-        match = self.wait_for(r"serving \S+ on ws://(\S+):(\d+)")[0]
+        match = self.wait_for(r"serving \S+ on wss?://(\S+):(\d+)")[0]
         self.port = int(match.group(2))
         return self
 

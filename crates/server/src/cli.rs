@@ -132,6 +132,35 @@ pub struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     pub handshake_timeout: f64,
 
+    /// Serve HTTPS and wss:// with this certificate (PEM: the server's own first, then its
+    /// intermediates), read again on SIGHUP.
+    #[arg(long, value_name = "PATH", env = "ROBYN_SSL_CERTFILE", requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<PathBuf>,
+
+    /// The certificate's private key (PEM: PKCS#8, RSA or EC; encrypted PKCS#8 with
+    /// --ssl-keyfile-password), read again on SIGHUP.
+    #[arg(long, value_name = "PATH", env = "ROBYN_SSL_KEYFILE", requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<PathBuf>,
+
+    /// The password of an encrypted --ssl-keyfile.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        env = "ROBYN_SSL_KEYFILE_PASSWORD",
+        requires = "ssl_keyfile",
+        hide_env_values = true
+    )]
+    pub ssl_keyfile_password: Option<String>,
+
+    /// CA certificates (PEM) that client certificates must come from (with --ssl-cert-reqs).
+    #[arg(long, value_name = "PATH", env = "ROBYN_SSL_CA_CERTS", requires = "ssl_certfile")]
+    pub ssl_ca_certs: Option<PathBuf>,
+
+    /// Client certificates: not asked for (none, 0), checked when given (optional, 1), or
+    /// required (required, 2); uvicorn's numbers.
+    #[arg(long, value_enum, value_name = "WHICH", default_value_t = ClientCerts::None, requires = "ssl_certfile")]
+    pub ssl_cert_reqs: ClientCerts,
+
     /// Seconds of silence from a client after which the server pings it; 0 turns keep-alive
     /// pings off.
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0, value_parser = parse_seconds)]
@@ -177,8 +206,16 @@ pub struct Cli {
 
     /// A Redis server (redis://host:port/db) joining this server to others, on any host, that
     /// name the same one: broadcasts, rooms and send_to reach their clients too.
-    #[arg(long, value_name = "URL", env = "ROBYN_BROKER")]
+    /// rediss:// connects over TLS; a password goes in the URL (redis://:password@host/db, or
+    /// user:password for an ACL user), and is never logged: give it in ROBYN_BROKER rather than
+    /// on the command line to keep it out of `ps` too.
+    #[arg(long, value_name = "URL", env = "ROBYN_BROKER", hide_env_values = true)]
     pub broker: Option<String>,
+
+    /// CA certificates (PEM) that a rediss:// broker's certificate must come from.
+    /// [default: the system's CAs]
+    #[arg(long, value_name = "PATH", env = "ROBYN_BROKER_CA", requires = "broker")]
+    pub broker_ca: Option<PathBuf>,
 
     /// Largest broadcast a handler may make (suffixes K, M, KiB, MiB accepted); a bigger one
     /// raises ValueError in the handler. Between processes and hosts a broadcast travels whole.
@@ -249,6 +286,20 @@ pub enum Role<'a> {
     Alone,
     Supervisor { processes: u32 },
     Worker { bus: &'a std::path::Path, number: u32 },
+}
+
+/// Whether TLS clients present a certificate of their own (`--ssl-cert-reqs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ClientCerts {
+    /// Not asked for.
+    #[value(alias = "0")]
+    None,
+    /// Asked for and checked against --ssl-ca-certs; a client without one is served.
+    #[value(alias = "1")]
+    Optional,
+    /// A client without a certificate from --ssl-ca-certs is refused during the handshake.
+    #[value(alias = "2")]
+    Required,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

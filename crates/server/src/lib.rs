@@ -26,6 +26,7 @@ mod reuseport;
 mod shutdown;
 mod signals;
 mod throttle;
+mod tls;
 mod ws;
 
 use std::ffi::OsString;
@@ -39,7 +40,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{Cli, Role};
-use crate::cluster::broker::Broker;
+use crate::cluster::broker::{Broker, BrokerLink};
 use crate::cluster::bus::Bus;
 use crate::cluster::supervisor;
 use crate::config::{HttpLimits, Keepalive, Limits};
@@ -51,6 +52,7 @@ pub use crate::invocation::Invocation;
 use crate::ops::probes::{OnMainPort, Probe};
 use crate::ops::{memory, probes};
 use crate::proxies::Proxies;
+use crate::tls::{Tls, TlsFiles};
 use crate::ws::Shared;
 use crate::ws::deflate;
 use crate::ws::registry::Registry;
@@ -135,6 +137,8 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     };
     let address =
         listener.local_addr().map_err(|error| failure(format!("cannot read the listening address: {error}")))?;
+    tls::install_provider();
+    let tls = tls_settings(cli)?;
 
     let (bridge, network) = if io_threads == 0 {
         (Bridge::for_one_thread(), Network::LoopThread(runtime.clone()))
@@ -174,9 +178,9 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         memory::give_back_every(Duration::from_secs_f64(cli.memory_trim_interval));
     }
     let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
-    if let Some(url) = &cli.broker {
+    if let Some(link) = broker_link(cli)? {
         let _runtime = runtime.enter();
-        registry.join_fabric(Broker::start(url, registry.clone(), bridge.clone()).map_err(failure)?);
+        registry.join_fabric(Broker::start(&link, registry.clone(), bridge.clone()).map_err(failure)?);
     }
     let bus = match role {
         Role::Worker { bus, number } => Some(join_bus(&runtime, bus, number, &registry)?),
@@ -202,7 +206,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         let probes_answerer = Answerer::Probes(Arc::new(probes_only));
         let address = probes.local_addr().map_or_else(|_| "?".into(), |address| address.to_string());
         tracing::info!("/health, /ready and /metrics on http://{address}");
-        let accepting = Accepting { answerer: probes_answerer, limits: state.limits.http, admission: None };
+        let accepting = Accepting { answerer: probes_answerer, limits: state.limits.http, admission: None, tls: None };
         runtime.spawn(listener::accept_until(probes, accepting, CancellationToken::new()));
     }
     let stop = {
@@ -218,15 +222,23 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
             }
         }
     };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     match (&bus, role) {
         (Some(bus), Role::Worker { number, .. }) => {
-            tracing::debug!("worker {number} serving {} on ws://{address}", cli.app());
+            tracing::debug!("worker {number} serving {} on {scheme}://{address}", cli.app());
             bus.ready(number, address.to_string());
         }
-        _ => tracing::info!("serving {} on ws://{address}", cli.app()),
+        _ => tracing::info!("serving {} on {scheme}://{address}", cli.app()),
     }
 
-    let accepting = Accepting { answerer, limits: state.limits.http, admission: Some(state.admission.clone()) };
+    if let Some(tls) = &tls {
+        let _runtime = runtime.enter();
+        let hangups = signals::Hangups::install()
+            .map_err(|error| failure(format!("cannot install the SIGHUP handler: {error}")))?;
+        runtime.spawn(reload_certificates_on(hangups, tls.clone()));
+    }
+    let accepting =
+        Accepting { answerer, limits: state.limits.http, admission: Some(state.admission.clone()), tls: tls.clone() };
     let serving = serve(
         listener,
         accepting,
@@ -251,6 +263,49 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         );
     }
     Ok(())
+}
+
+/// `--broker` and `--broker-ca`, with the CA file read now.
+fn broker_link(cli: &Cli) -> Result<Option<BrokerLink>, StartupError> {
+    let Some(url) = &cli.broker else { return Ok(None) };
+    let mut link = BrokerLink { url: url.clone(), ca_certs: None };
+    if let Some(path) = &cli.broker_ca {
+        if !url.starts_with("rediss://") {
+            return Err(failure(format!(
+                "--broker-ca is for a TLS broker: the --broker URL {} would start with rediss://",
+                link.redacted()
+            )));
+        }
+        link.ca_certs =
+            Some(std::fs::read(path).map_err(|error| failure(format!("--broker-ca {}: {error}", path.display())))?);
+    }
+    Ok(Some(link))
+}
+
+/// TLS settings from `--ssl-certfile` and the rest, read now: a file that does not load stops
+/// the start.
+fn tls_settings(cli: &Cli) -> Result<Option<Arc<Tls>>, StartupError> {
+    let (Some(certfile), Some(keyfile)) = (&cli.ssl_certfile, &cli.ssl_keyfile) else { return Ok(None) };
+    let files = TlsFiles {
+        certfile: certfile.clone(),
+        keyfile: keyfile.clone(),
+        keyfile_password: cli.ssl_keyfile_password.clone(),
+        ca_certs: cli.ssl_ca_certs.clone(),
+        client_certs: cli.ssl_cert_reqs,
+    };
+    Tls::load(files).map(|tls| Some(Arc::new(tls))).map_err(failure)
+}
+
+/// Each SIGHUP reads the certificate and key again: new handshakes get the new ones, open
+/// connections keep theirs. A renewal without a restart.
+async fn reload_certificates_on(mut hangups: signals::Hangups, tls: Arc<Tls>) {
+    while hangups.received().await {
+        let certfile = tls.files().certfile.display();
+        match tls.reload() {
+            Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded from {certfile}"),
+            Err(error) => tracing::error!("SIGHUP: {error}; the previous certificate stays in use"),
+        }
+    }
 }
 
 /// Accepts until SIGINT or SIGTERM, then closes every connection and stops the interpreter

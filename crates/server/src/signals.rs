@@ -1,4 +1,5 @@
-//! SIGINT and SIGTERM, as the server and the supervisor of `--processes` catch them.
+//! SIGINT and SIGTERM, as the server and the supervisor of `--processes` catch them, and
+//! SIGHUP where it means something (reading the TLS certificate again).
 
 use std::io;
 
@@ -25,5 +26,20 @@ impl Signals {
         };
         tracing::info!("{name} received: shutting down");
         number
+    }
+}
+
+/// SIGHUP, caught from the moment this exists (without it, SIGHUP ends the process).
+pub struct Hangups(Signal);
+
+impl Hangups {
+    /// Must be called inside the tokio runtime.
+    pub fn install() -> io::Result<Self> {
+        Ok(Self(signal(SignalKind::hangup())?))
+    }
+
+    /// Returns true at each SIGHUP (false once no more can come).
+    pub async fn received(&mut self) -> bool {
+        self.0.recv().await.is_some()
     }
 }

@@ -15,7 +15,7 @@ use crate::cli::Cli;
 use crate::cluster::bus::{Heard, Switchboard};
 use crate::invocation::Invocation;
 use crate::reuseport;
-use crate::signals::Signals;
+use crate::signals::{Hangups, Signals};
 
 /// A worker that dies again soon waits longer before its next start, up to this.
 const LONGEST_BACKOFF: Duration = Duration::from_secs(10);
@@ -120,6 +120,11 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
     let mut outcome = Ok(());
     let stop = signals.received();
     tokio::pin!(stop);
+    // SIGHUP reloads the workers' TLS certificates: passed on to each.
+    let mut hangups = match cli.ssl_certfile {
+        Some(_) => Some(Hangups::install().map_err(|error| format!("cannot install the SIGHUP handler: {error}"))?),
+        None => None,
+    };
     let deadline = tokio::time::sleep(Duration::MAX);
     tokio::pin!(deadline);
     loop {
@@ -129,7 +134,8 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                 if stage == Stage::Starting && served.len() == processes as usize {
                     stage = Stage::Serving;
                     reserved.clear();
-                    tracing::info!("serving {} on ws://{address} with {processes} processes", cli.app());
+                    let scheme = if cli.ssl_certfile.is_some() { "wss" } else { "ws" };
+                    tracing::info!("serving {} on {scheme}://{address} with {processes} processes", cli.app());
                 } else if !first {
                     tracing::info!("worker {worker} serves again");
                 }
@@ -177,6 +183,10 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                 if running.is_empty() {
                     break;
                 }
+            }
+            Some(true) = async { Some(hangups.as_mut()?.received().await) }, if hangups.is_some() => {
+                tracing::info!("SIGHUP: passed on to the workers (TLS certificates are read again)");
+                signal_all(&running, libc::SIGHUP);
             }
             () = &mut deadline => {
                 tracing::warn!("{} worker(s) did not exit in time: killing them", running.len());

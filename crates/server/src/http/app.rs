@@ -19,6 +19,7 @@ use super::static_files::StaticFiles;
 use super::streaming::StreamingBody;
 use super::{Site, multipart};
 use crate::proxies;
+use crate::tls::Encrypted;
 
 /// The app's HTTP side, as the network side serves it.
 pub struct AppRoutes {
@@ -148,7 +149,8 @@ fn http_call(
     remote: SocketAddr,
     reply: tokio::sync::oneshot::Sender<HttpReply>,
 ) -> HttpCall {
-    let (client, secure) = proxies::client(&head.headers, remote, site.proxies.as_ref());
+    let (client, forwarded_secure) = proxies::client(&head.headers, remote, site.proxies.as_ref());
+    let secure = forwarded_secure || head.extensions.get::<Encrypted>().is_some();
     // What the listener put there (the socket's place among --max-connections) stays with the
     // connection, not with a request Python may hold on to.
     head.extensions.clear();

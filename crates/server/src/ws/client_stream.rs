@@ -1,5 +1,5 @@
-//! The TCP stream under a plain (uncompressed) WebSocket connection, read without a large
-//! buffer per connection.
+//! The stream under a plain (uncompressed) WebSocket connection, TCP or TLS over TCP, read
+//! without a large buffer per connection.
 //!
 //! tungstenite keeps a read buffer per connection for its whole life, and reads at most that
 //! much per system call. A large buffer makes every idle connection expensive (8 KiB was
@@ -8,6 +8,9 @@
 //! small buffer, and each read here is one `readv` into that buffer and a 64 KiB scratch
 //! buffer shared by all connections of the thread. Whatever lands in the scratch buffer is
 //! kept, at its exact size, until tungstenite takes it; a quiet connection keeps nothing.
+//! Over TLS the same holds one layer up: each read decrypts into the scratch buffer (rustls
+//! reads the socket in records of up to 16 KiB), and what tungstenite's buffer does not take
+//! is kept the same way.
 
 use std::cell::RefCell;
 use std::io::{self, IoSliceMut};
@@ -17,6 +20,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 /// How much one read can take beyond tungstenite's own buffer.
 const SCRATCH: usize = 64 * 1024;
@@ -25,8 +29,15 @@ thread_local! {
     static SCRATCH_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
 }
 
+/// What the bytes travel over.
+pub enum Transport {
+    Tcp(TcpStream),
+    /// Boxed: rustls' state is large, and most connections are plain.
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 pub struct ClientStream {
-    tcp: TcpStream,
+    transport: Transport,
     /// Read from the socket, not yet taken by tungstenite; empty (and unallocated) while
     /// the client is quiet.
     ahead: BytesMut,
@@ -35,8 +46,8 @@ pub struct ClientStream {
 impl ClientStream {
     /// `leftover`: what the client sent right after its handshake request, already read by
     /// the HTTP server.
-    pub fn new(tcp: TcpStream, leftover: &[u8]) -> Self {
-        ClientStream { tcp, ahead: BytesMut::from(leftover) }
+    pub fn new(transport: Transport, leftover: &[u8]) -> Self {
+        ClientStream { transport, ahead: BytesMut::from(leftover) }
     }
 
     fn give_ahead(&mut self, buf: &mut ReadBuf<'_>) {
@@ -56,15 +67,15 @@ impl ClientStream {
     /// forgotten at once (as tokio's own reads do), so the next read waits for new data
     /// instead of spending a system call on EAGAIN. Readiness that arrived during the read is
     /// newer and stays.
-    fn read_vectored(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    fn read_vectored(tcp: &TcpStream, ahead: &mut BytesMut, buf: &mut [u8]) -> io::Result<usize> {
         SCRATCH_BUFFER.with_borrow_mut(|scratch| {
             let mut slices = [IoSliceMut::new(buf), IoSliceMut::new(scratch)];
             let room = slices[0].len() + slices[1].len();
             let mut read = 0;
             // `try_io` forgets the readiness it started from when its closure reports
             // WouldBlock; a short read reports it, keeping the count here.
-            let outcome = self.tcp.try_io(Interest::READABLE, || {
-                read = self.tcp.try_read_vectored(&mut slices)?;
+            let outcome = tcp.try_io(Interest::READABLE, || {
+                read = tcp.try_read_vectored(&mut slices)?;
                 if read > 0 && read < room { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
             });
             match outcome {
@@ -72,8 +83,47 @@ impl ClientStream {
                 _ => {}
             }
             let direct = read.min(slices[0].len());
-            self.ahead.extend_from_slice(&scratch[..read - direct]);
+            ahead.extend_from_slice(&scratch[..read - direct]);
             Ok(direct)
+        })
+    }
+
+    fn poll_read_tcp(
+        tcp: &TcpStream,
+        ahead: &mut BytesMut,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(tcp.poll_read_ready(cx))?;
+            match Self::read_vectored(tcp, ahead, buf.initialize_unfilled()) {
+                Ok(read) => {
+                    buf.advance(read);
+                    return Poll::Ready(Ok(()));
+                }
+                // Readiness was stale; `try_read_vectored` cleared it, so the next
+                // `poll_read_ready` registers for the next wake-up.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
+    /// One decrypting read into the scratch buffer; `buf` gets what fits, `ahead` the rest.
+    fn poll_read_tls(
+        tls: &mut TlsStream<TcpStream>,
+        ahead: &mut BytesMut,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        SCRATCH_BUFFER.with_borrow_mut(|scratch| {
+            let mut decrypted = ReadBuf::new(scratch);
+            ready!(Pin::new(tls).poll_read(cx, &mut decrypted))?;
+            let decrypted = decrypted.filled();
+            let direct = decrypted.len().min(buf.remaining());
+            buf.put_slice(&decrypted[..direct]);
+            ahead.extend_from_slice(&decrypted[direct..]);
+            Poll::Ready(Ok(()))
         })
     }
 }
@@ -89,25 +139,19 @@ impl AsyncRead for ClientStream {
             this.give_ahead(buf);
             return Poll::Ready(Ok(()));
         }
-        loop {
-            ready!(this.tcp.poll_read_ready(cx))?;
-            match this.read_vectored(buf.initialize_unfilled()) {
-                Ok(read) => {
-                    buf.advance(read);
-                    return Poll::Ready(Ok(()));
-                }
-                // Readiness was stale; `try_read_vectored` cleared it, so the next
-                // `poll_read_ready` registers for the next wake-up.
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Poll::Ready(Err(error)),
-            }
+        match &mut this.transport {
+            Transport::Tcp(tcp) => Self::poll_read_tcp(tcp, &mut this.ahead, cx, buf),
+            Transport::Tls(tls) => Self::poll_read_tls(tls, &mut this.ahead, cx, buf),
         }
     }
 }
 
 impl AsyncWrite for ClientStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, data)
+        match &mut self.transport {
+            Transport::Tcp(tcp) => Pin::new(tcp).poll_write(cx, data),
+            Transport::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, data),
+        }
     }
 
     fn poll_write_vectored(
@@ -115,19 +159,32 @@ impl AsyncWrite for ClientStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        match &mut self.transport {
+            Transport::Tcp(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Transport::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        match &self.transport {
+            Transport::Tcp(tcp) => tcp.is_write_vectored(),
+            Transport::Tls(tls) => tls.is_write_vectored(),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        match &mut self.transport {
+            Transport::Tcp(tcp) => Pin::new(tcp).poll_flush(cx),
+            Transport::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
     }
 
+    /// Over TLS, sends close_notify first.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        match &mut self.transport {
+            Transport::Tcp(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Transport::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -155,7 +212,7 @@ mod tests {
                 client.shutdown().await.unwrap();
             }
         });
-        let mut stream = ClientStream::new(server, b"prefix");
+        let mut stream = ClientStream::new(Transport::Tcp(server), b"prefix");
         let mut received = Vec::new();
         let mut small = [0u8; 100];
         loop {
@@ -173,7 +230,7 @@ mod tests {
     #[tokio::test]
     async fn keeps_no_buffer_once_the_client_is_quiet() {
         let (mut client, server) = pair().await;
-        let mut stream = ClientStream::new(server, b"");
+        let mut stream = ClientStream::new(Transport::Tcp(server), b"");
         client.write_all(&[7u8; 5000]).await.unwrap();
         let mut small = [0u8; 64];
         let mut total = 0;

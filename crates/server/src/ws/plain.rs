@@ -12,10 +12,11 @@ use axum::body::Body;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use futures_util::{Sink, Stream};
-use hyper::upgrade::OnUpgrade;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -25,7 +26,7 @@ use pyhost::close_code;
 
 use crate::config::WRITE_BUFFER;
 use crate::ws::Shared;
-use crate::ws::client_stream::ClientStream;
+use crate::ws::client_stream::{ClientStream, Transport};
 use crate::ws::connection::{self, Opened};
 use crate::ws::socket::{Socket, SocketError};
 
@@ -49,17 +50,14 @@ pub fn upgrade(state: &Shared, opened: Opened, mut parts: Parts, subprotocol: Op
         .max_frame_size(Some(max));
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
-                Ok(parts) => {
-                    // `read_buf` shares hyper's whole request buffer: copy what it holds and let
-                    // the buffer go before the connection settles in.
-                    let client = ClientStream::new(parts.io.into_inner(), &parts.read_buf);
-                    drop(parts.read_buf);
-                    let stream = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
-                    connection::serve(opened, PlainSocket(stream)).await;
-                }
-                Err(_) => tracing::error!("BUG: the upgraded connection is not the TCP stream the listener accepted"),
-            },
+            Ok(upgraded) => {
+                let Some(client) = client_stream(upgraded) else {
+                    tracing::error!("BUG: the upgraded connection is not a stream the listener accepted");
+                    return;
+                };
+                let stream = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
+                connection::serve(opened, PlainSocket(stream)).await;
+            }
             Err(error) => tracing::debug!(%error, "WebSocket upgrade failed"),
         }
     });
@@ -76,6 +74,19 @@ pub fn upgrade(state: &Shared, opened: Opened, mut parts: Parts, subprotocol: Op
         headers.insert(header::SEC_WEBSOCKET_PROTOCOL, chosen);
     }
     response
+}
+
+/// The stream the listener accepted (TCP, or TLS over it), back from hyper's type-erased
+/// `Upgraded`, with what hyper had read past the handshake request. `read_buf` shares hyper's
+/// whole request buffer: what it holds is copied and the buffer let go before the connection
+/// settles in.
+fn client_stream(upgraded: Upgraded) -> Option<ClientStream> {
+    let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => return Some(ClientStream::new(Transport::Tcp(parts.io.into_inner()), &parts.read_buf)),
+        Err(upgraded) => upgraded,
+    };
+    let parts = upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>().ok()?;
+    Some(ClientStream::new(Transport::Tls(Box::new(parts.io.into_inner())), &parts.read_buf))
 }
 
 pub struct PlainSocket(WebSocketStream<ClientStream>);

@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, header};
 use pyhost::bridge::Request;
 
 use crate::proxies::{self, Proxies};
+use crate::tls::Encrypted;
 
 /// The request as the app sees it.
 pub fn read(
@@ -30,7 +31,8 @@ pub fn read(
     }
     // Only a value that was not UTF-8 (replaced, so longer) makes it grow.
     headers.shrink_to_fit();
-    let (client, secure) = proxies::client(&parts.headers, remote, proxies);
+    let (client, forwarded_secure) = proxies::client(&parts.headers, remote, proxies);
+    let secure = forwarded_secure || parts.extensions.get::<Encrypted>().is_some();
     Request {
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or_default().to_owned(),

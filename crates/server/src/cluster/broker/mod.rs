@@ -44,6 +44,43 @@ const LONGEST_RETRY: Duration = Duration::from_secs(5);
 /// How long connecting to Redis, or one command, may take before it counts as a failure.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How to reach Redis: `--broker` (`redis://`, or `rediss://` for TLS; credentials in the URL)
+/// and `--broker-ca`.
+pub struct BrokerLink {
+    pub url: String,
+    /// CA certificates (PEM) the server's certificate must come from; None: the system's.
+    pub ca_certs: Option<Vec<u8>>,
+}
+
+impl BrokerLink {
+    /// The URL with its password replaced, for messages and logs.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            _ => self.url.clone(),
+        }
+    }
+
+    fn client(&self, info: impl redis::IntoConnectionInfo) -> Result<redis::Client, String> {
+        let client = match &self.ca_certs {
+            None => redis::Client::open(info),
+            Some(ca_certs) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates { client_tls: None, root_cert: Some(ca_certs.clone()) },
+            ),
+        };
+        client.map_err(|error| {
+            format!(
+                "--broker {}: {error} (expected redis://[user:password@]host:port/db, or rediss:// for TLS)",
+                self.redacted()
+            )
+        })
+    }
+}
+
 pub struct Broker {
     node: u32,
     channels: Channels,
@@ -62,14 +99,12 @@ pub struct Broker {
 impl Broker {
     /// Starts the broker's tasks on the current runtime. Redis need not be up: until it is,
     /// this node serves its own clients and keeps trying (saying so in the log).
-    pub fn start(url: &str, registry: Arc<Registry>, bridge: Arc<Bridge>) -> Result<Arc<Self>, String> {
-        let client = redis::Client::open(url)
-            .map_err(|error| format!("--broker {url}: {error} (expected redis://host:port/db)"))?;
+    pub fn start(link: &BrokerLink, registry: Arc<Registry>, bridge: Arc<Bridge>) -> Result<Arc<Self>, String> {
+        let client = link.client(link.url.as_str())?;
         // The subscriber speaks RESP3 (Redis 6 or later), whose pushes it takes without waiting.
         let info = client.get_connection_info().clone();
         let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
-        let subscribing = redis::Client::open(info.set_redis_settings(resp3))
-            .map_err(|error| format!("--broker {url}: {error} (expected redis://host:port/db)"))?;
+        let subscribing = link.client(info.set_redis_settings(resp3))?;
         let channels = Channels::new(client.get_db());
         let (publish, queued) = mpsc::channel(PUBLISH_QUEUE);
         let (interest, interests) = mpsc::unbounded_channel();
