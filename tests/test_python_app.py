@@ -104,6 +104,22 @@ def test_python_app_py_serves_the_app_once_and_exits_0_on_sigterm(
     assert "Traceback" not in server.output
 
 
+def test_with_processes_this_process_supervises_workers_that_run_the_script(
+    venvs: dict[str, Path], tmp_path: Path
+) -> None:
+    env = {"ROBYN_PROCESSES": "2"}
+    server = Server(venvs[EDGES[-1]], ["app.py"], env, app_dir(tmp_path)).started()
+    try:
+        assert exchange(server) == ("hello over http", "echo hi")
+    finally:
+        status = server.stop(signal.SIGTERM)
+    assert status == 0, server.output
+    assert "with 2 processes" in server.output
+    # Once here, before app.start(), and once in each worker, which runs it as
+    # `robyn-ws-server app.py` would (their lines share one pipe, so may run together).
+    assert server.output.count("module ran") == 3, server.output
+
+
 def test_ctrl_c_stops_it_cleanly_too(venvs: dict[str, Path], tmp_path: Path) -> None:
     server = Server(venvs[EDGES[-1]], ["app.py"], None, app_dir(tmp_path)).started()
     status = server.stop(signal.SIGINT)

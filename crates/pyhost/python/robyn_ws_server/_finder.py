@@ -14,7 +14,8 @@ Why this is safe:
   ``robyn.py`` beside the app) keeps its name, and the app then runs on it.
 - It costs next to nothing at start-up: this module imports only ``os`` and ``sys``, which
   the interpreter has loaded before ``site`` runs ``.pth`` files, and does one list
-  insertion (tests/test_python_app.py keeps it under a millisecond). The finder works only
+  insertion (tests/test_python_app.py checks that start-up loads nothing else: ours, and
+  ``__future__`` for the package's ``__init__``). The finder works only
   when ``robyn`` itself is imported, once per process, and then does no more than that
   import would have done anyway; every other name returns at the first comparison.
 - Inside the server (``robyn-ws-server --app ...``) the server's own finder sits in front of
