@@ -135,7 +135,7 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                     stage = Stage::Serving;
                     reserved.clear();
                     let scheme = if cli.ssl_certfile.is_some() { "wss" } else { "ws" };
-                    tracing::info!("serving {} on {scheme}://{address} with {processes} processes", cli.app);
+                    tracing::info!("serving {} on {scheme}://{address} with {processes} processes", cli.app());
                 } else if !first {
                     tracing::info!("worker {worker} serves again");
                 }
