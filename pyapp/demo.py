@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections import Counter
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 from robyn import Request, Response, SubRouter, WebSocket
 
@@ -165,11 +165,11 @@ async def rooms(websocket: WebSocket) -> None:
         await member.tell({"type": "rooms", "rooms": sorted(member.rooms)})
         async for message in websocket:
             try:
-                request = json.loads(message)
+                request: Any = json.loads(message)
             except ValueError:
                 request = None
             if isinstance(request, dict):
-                await member.handle(request)
+                await member.handle(cast("dict[str, Any]", request))
             else:
                 await member.tell(notice("not understood: send a JSON object"))
     finally:

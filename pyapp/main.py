@@ -6,19 +6,24 @@ Run it with `robyn-ws-server --app pyapp.main` from the repository's root, open
 http://127.0.0.1:8080/ in a browser, or connect to ws://127.0.0.1:8080/<path>.
 """
 
-from robyn import Robyn, WebSocketDisconnect
+from typing import TYPE_CHECKING
 
-try:
+from robyn import Robyn, WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
     from pyapp import demo
-except ModuleNotFoundError:  # served as a file (`--app pyapp/main.py`): its own folder is importable
-    import demo  # type: ignore[import-not-found,no-redef]
+else:
+    try:
+        from pyapp import demo
+    except ModuleNotFoundError:  # served as a file (`--app pyapp/main.py`): its own folder is importable
+        import demo
 
 app = Robyn(__file__)
 
 
 # "Request": echo every message.
 @app.websocket("/web_socket")
-async def handler(websocket):
+async def handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         await websocket.send_text(f"Echo: {msg}")
@@ -26,7 +31,7 @@ async def handler(websocket):
 
 # "Receiving Messages": catch the disconnect explicitly.
 @app.websocket("/receive")
-async def receive_handler(websocket):
+async def receive_handler(websocket: WebSocket) -> None:
     try:
         while True:
             msg = await websocket.receive_text()
@@ -37,7 +42,7 @@ async def receive_handler(websocket):
 
 # "Sending Messages".
 @app.websocket("/send")
-async def send_handler(websocket):
+async def send_handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         await websocket.send_text(f"Echo: {msg}")
@@ -45,7 +50,7 @@ async def send_handler(websocket):
 
 # "Broadcasting": everyone on /broadcast sees every message.
 @app.websocket("/broadcast")
-async def broadcast_handler(websocket):
+async def broadcast_handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         # Send to all connected clients
@@ -56,7 +61,7 @@ async def broadcast_handler(websocket):
 
 # "Query Parameters": ws://127.0.0.1:8080/query?name=gordon&role=commissioner
 @app.websocket("/query")
-async def query_handler(websocket):
+async def query_handler(websocket: WebSocket) -> None:
     name = websocket.query_params.get("name")
     role = websocket.query_params.get("role")
 
@@ -70,7 +75,7 @@ async def query_handler(websocket):
 
 # "Easy Access Query Parameters": ws://127.0.0.1:8080/easy?room=lobby&page=2
 @app.websocket("/easy")
-async def easy_handler(websocket, room: str = "default", page: int = 1):
+async def easy_handler(websocket: WebSocket, room: str = "default", page: int = 1) -> None:
     try:
         while True:
             msg = await websocket.receive_text()
@@ -81,7 +86,7 @@ async def easy_handler(websocket, room: str = "default", page: int = 1):
 
 # "Closing Connections": send "quit" to be closed by the server.
 @app.websocket("/close")
-async def close_handler(websocket):
+async def close_handler(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         if msg == "quit":
@@ -91,25 +96,25 @@ async def close_handler(websocket):
 
 
 @app.get("/health")
-async def health():
+async def health() -> dict[str, object]:
     return {"status": "ok", "chatting": len(app.connections("/chat"))}
 
 
 # "Connect and Close Callbacks".
 @app.websocket("/chat")
-async def chat(websocket):
+async def chat(websocket: WebSocket) -> None:
     while True:
         msg = await websocket.receive_text()
         await websocket.broadcast(msg)
 
 
 @chat.on_connect
-def on_connect(websocket):
+def on_connect(websocket: WebSocket) -> str:
     return f"Welcome, {websocket.id}!"
 
 
 @chat.on_close
-def on_close(websocket):
+def on_close(websocket: WebSocket) -> str:
     return "Goodbye!"
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import APPS, EMBEDDED_ONLY, receive, run_to_exit
+from conftest import APPS, EMBEDDED_ONLY, Server, receive, run_to_exit, with_io_threads
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -158,6 +158,27 @@ async def test_a_file_path_works_as_the_app(start_server):
     async with server.connect("/web_socket") as ws:
         await ws.send("by path")
         assert await receive(ws) == "Echo: by path"
+
+
+async def test_the_app_may_be_named_without_the_flag(binary, io_threads):
+    """`robyn-ws-server app.py`, as `python app.py` reads; it wins over ROBYN_APP."""
+    args = with_io_threads(["seed/request.py", "--host", "127.0.0.1", "--port", "0"], io_threads)
+    server = Server(binary, args, {"ROBYN_APP": "no_such_module"}, APPS).started()
+    try:
+        async with server.connect("/web_socket") as ws:
+            await ws.send("no flag")
+            assert await receive(ws) == "Echo: no flag"
+    finally:
+        assert server.stop() == 0, server.output
+
+
+def test_the_app_is_named_once(binary):
+    twice = run_to_exit(binary, "--app", "seed.request", "seed/request.py")
+    assert twice.returncode == 2
+    assert "error: the app is named twice: give `--app APP` or `APP`" in twice.stderr
+    none = run_to_exit(binary, "--port", "0")
+    assert none.returncode == 2
+    assert "error: no app to serve: name it (`robyn-ws-server app.py`, or `--app pyapp.main`" in none.stderr
 
 
 async def test_app_start_sets_the_address_and_returns_after_shutdown(start_server):

@@ -30,6 +30,16 @@ async def test_receive_text_decodes_binary_as_utf8(module_server):
         assert await receive(ws) == "str:café"
 
 
+async def test_iter_text_gives_every_message_as_text_and_ends_when_the_client_leaves(module_server):
+    async with module_server.connect("/iter-text") as ws:
+        await ws.send("plain")
+        assert await receive(ws) == "str:plain"
+        await ws.send("café".encode())
+        assert await receive(ws) == "str:café"
+    # The loop ended quietly (no traceback, no 1011) once the client closed.
+    await module_server.until(r"iter_text ended for ")
+
+
 async def test_receive_bytes_encodes_text_as_utf8(module_server):
     async with module_server.connect("/bytes") as ws:
         await ws.send("é")

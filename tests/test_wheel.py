@@ -30,9 +30,13 @@ def test_one_abi3_wheel_for_every_cpython_from_3_9_on(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     tops = {name.split("/")[0] for name in names}
-    # The real Robyn distribution owns the top-level `robyn`: ours stays inside our package.
-    assert {top for top in tops if not top.endswith(".dist-info")} == {"robyn_ws_server"}
-    for shipped in ("_server.abi3.so", "py.typed", "_server.pyi", "api/robyn/py.typed", "api/robyn/_native.pyi"):
+    # The real Robyn distribution owns the top-level `robyn`: ours stays inside our package, and
+    # only the .pth that finds it when nothing else is `robyn` sits beside it.
+    assert {top for top in tops if not top.endswith(".dist-info")} == {"robyn_ws_server", "robyn_ws_server.pth"}
+    with zipfile.ZipFile(wheel) as archive:
+        assert archive.read("robyn_ws_server.pth").decode() == "import robyn_ws_server._finder\n"
+    shipped_files = ("_server.abi3.so", "_finder.py", "py.typed", "_server.pyi", "api/robyn/py.typed")
+    for shipped in (*shipped_files, "api/robyn/_native.pyi"):
         assert f"robyn_ws_server/{shipped}" in names, f"the wheel lacks robyn_ws_server/{shipped}"
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     with zipfile.ZipFile(wheel) as archive:

@@ -26,6 +26,13 @@ async def text(websocket):
         await websocket.send_text(f"{type(message).__name__}:{message}")
 
 
+@app.websocket("/iter-text")
+async def iter_text(websocket):
+    async for message in websocket.iter_text():
+        await websocket.send_text(f"{type(message).__name__}:{message}")
+    print(f"iter_text ended for {websocket.id}", flush=True)
+
+
 @app.websocket("/bytes")
 async def as_bytes(websocket):
     while True:

@@ -1,15 +1,18 @@
 //! Command-line flags.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "robyn-ws-server",
     version,
     about = "Serve a Robyn-style Python WebSocket app (`@app.websocket(...)` handlers) from a Rust server.",
-    after_help = "Example: robyn-ws-server --app pyapp.main --port 8080",
+    after_help = "Examples: robyn-ws-server --app pyapp.main --port 8080\n          robyn-ws-server app.py",
     // The supervisor of --processes starts its workers with its own flags and a few more
     // (the port it resolved): the last value given wins.
     args_override_self = true
@@ -19,7 +22,13 @@ pub struct Cli {
     /// The app to serve: `module`, `module:attr` (naming the Robyn instance), or a path to a
     /// .py file (optionally `:attr`).
     #[arg(long, env = "ROBYN_APP", value_name = "MODULE[:ATTR]")]
-    pub app: String,
+    app: Option<String>,
+
+    /// The app, as `--app` takes it, without the flag: `robyn-ws-server app.py` (read as
+    /// `python app.py` is, for an app that a real Robyn installed beside it would otherwise
+    /// run). It wins over ROBYN_APP; `--app` beside it is an error.
+    #[arg(value_name = "APP")]
+    app_argument: Option<String>,
 
     /// Directory the app is imported from; it goes first on sys.path.
     #[arg(long, value_name = "DIR", default_value = ".")]
@@ -271,6 +280,34 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses a command line (the program's name first), with the app named exactly once:
+    /// clap alone cannot tell `--app` given from `ROBYN_APP` set, and only the first is an
+    /// error beside the app given on its own.
+    pub fn parse_command_line<I, T>(arguments: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Self::command();
+        let matches = command.try_get_matches_from_mut(arguments)?;
+        let cli = Self::from_arg_matches(&matches).map_err(|error| error.format(&mut command))?;
+        if cli.app_argument.is_some() && matches.value_source("app") == Some(ValueSource::CommandLine) {
+            return Err(command.error(ErrorKind::ArgumentConflict, "the app is named twice: give `--app APP` or `APP`"));
+        }
+        if cli.app().is_empty() {
+            return Err(command.error(
+                ErrorKind::MissingRequiredArgument,
+                "no app to serve: name it (`robyn-ws-server app.py`, or `--app pyapp.main`, or ROBYN_APP)",
+            ));
+        }
+        Ok(cli)
+    }
+
+    /// The app to serve, given on its own, with `--app` or in `ROBYN_APP`.
+    pub fn app(&self) -> &str {
+        self.app_argument.as_deref().or(self.app.as_deref()).unwrap_or_default()
+    }
+
     /// What this process is: the supervisor of --processes, one of its workers, or the whole
     /// server alone.
     pub fn role(&self) -> Role<'_> {
@@ -443,8 +480,17 @@ mod tests {
     }
 
     #[test]
+    fn the_app_is_named_with_or_without_the_flag() {
+        let app = |args: &[&str]| Cli::parse_command_line(args).map(|cli| cli.app().to_owned());
+        assert_eq!(app(&["robyn-ws-server", "--app", "chat:app"]).unwrap(), "chat:app");
+        assert_eq!(app(&["robyn-ws-server", "app.py", "--port", "9000"]).unwrap(), "app.py");
+        assert_eq!(app(&["robyn-ws-server", "--port", "9000", "sub/app.py:api"]).unwrap(), "sub/app.py:api");
+        assert_eq!(app(&["robyn-ws-server", "--app", "a.py", "b.py"]).unwrap_err().kind(), ErrorKind::ArgumentConflict);
+        assert_eq!(app(&["robyn-ws-server", "--port", "9000"]).unwrap_err().kind(), ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
     fn the_flags_are_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 }

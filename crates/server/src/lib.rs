@@ -35,7 +35,6 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use pyhost::bridge::Bridge;
 use pyhost::close_code::Departure;
 use pyhost::{LoadedApp, Network, Settings, StartupError, WorkerPlace};
@@ -69,7 +68,7 @@ const PYTHON_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// (0 after a clean shutdown, 1 when it could not start, 2 for a usage error).
 pub fn main(invocation: &Invocation) -> u8 {
     let arguments = std::iter::once(OsString::from("robyn-ws-server")).chain(invocation.flags.iter().cloned());
-    let cli = match Cli::try_parse_from(arguments) {
+    let cli = match Cli::parse_command_line(arguments) {
         Ok(cli) => cli,
         Err(error) => {
             // --help and --version print to stdout and succeed; mistakes go to stderr.
@@ -106,7 +105,7 @@ fn failure(message: String) -> StartupError {
 /// has run), until SIGINT or SIGTERM.
 fn run(cli: &Cli) -> Result<(), StartupError> {
     let settings =
-        Settings { target: cli.app.clone(), app_dir: cli.app_dir.clone(), log_level: cli.log_level().python() };
+        Settings { target: cli.app().to_owned(), app_dir: cli.app_dir.clone(), log_level: cli.log_level().python() };
     let cli = cli.clone();
     pyhost::run(&settings, move |app| serve_app(&cli, app))
 }
@@ -275,10 +274,10 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     let scheme = if tls.is_some() { "wss" } else { "ws" };
     match (&bus, role) {
         (Some(bus), Role::Worker { number, .. }) => {
-            tracing::debug!("worker {number} serving {} on {scheme}://{address}", cli.app);
+            tracing::debug!("worker {number} serving {} on {scheme}://{address}", cli.app());
             bus.ready(number, address.to_string());
         }
-        _ => tracing::info!("serving {} on {scheme}://{address}", cli.app),
+        _ => tracing::info!("serving {} on {scheme}://{address}", cli.app()),
     }
 
     if let Some(tls) = &tls {

@@ -242,7 +242,7 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
                             _ => format!(" with {processes} processes"),
                         };
                         let scheme = if cli.ssl_certfile.is_some() { "wss" } else { "ws" };
-                        tracing::info!("serving {} on {scheme}://{address}{processes}", cli.app);
+                        tracing::info!("serving {} on {scheme}://{address}{processes}", cli.app());
                     }
                 }
             }
@@ -383,8 +383,8 @@ fn reload_roots(cli: &Cli) -> Vec<PathBuf> {
         return cli.reload_dirs.clone();
     }
     let mut roots = vec![cli.app_dir.clone()];
-    let file =
-        cli.app.rsplit_once(':').filter(|(path, _)| path.ends_with(".py")).map_or(cli.app.as_str(), |(path, _)| path);
+    let app = cli.app();
+    let file = app.rsplit_once(':').filter(|(path, _)| path.ends_with(".py")).map_or(app, |(path, _)| path);
     if file.ends_with(".py") {
         let parent = Path::new(file).parent().filter(|parent| !parent.as_os_str().is_empty());
         roots.push(parent.map_or_else(|| PathBuf::from("."), Path::to_path_buf));

@@ -3,16 +3,22 @@ and HTTP routes (``robyn._http_routing``), dependency injection and lifecycle ha
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
+import sys
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from robyn._endpoint import Callback, Endpoint
+from robyn._endpoint import C, Callback, Endpoint
 from robyn._http_route import normalize
 from robyn._http_routing import HttpRouting
 from robyn._params import Dependencies
 from robyn._placement import SCOPES, Once, Worker
 from robyn.openapi import OpenAPI
+
+if TYPE_CHECKING:
+    from robyn._endpoint import P, R_co, WebSocketRoute
 
 # Every app object created during the import, so the server can find one that is not a
 # module-level name (built by a factory, say).
@@ -20,12 +26,13 @@ created: list[Robyn] = []
 # What `app.start()` does while the server runs the app's module: serve that app (set by the
 # loader).
 on_start: Callable[[Robyn], None] | None = None
+# The app whose `start()` runs the server in this very process (a plain `python app.py`): the
+# loader serves it as it is instead of running the app's module a second time.
+started_here: Robyn | None = None
 
 # `inject_global` on any app or router fills this one dict, as in Robyn: a SubRouter's global
 # dependencies are everyone's, and the last value injected for a name wins.
 _GLOBAL_DEPENDENCIES: dict[str, Any] = {}
-
-Handler = TypeVar("Handler", bound=Callback)
 
 
 class BaseRobyn(HttpRouting):
@@ -45,18 +52,24 @@ class BaseRobyn(HttpRouting):
 
     # -- WebSocket routes ---------------------------------------------------------------
 
-    def websocket(self, endpoint: str, subprotocols: Iterable[str] = ()) -> Callable[[Callback], Callback]:
+    def websocket(
+        self, endpoint: str, subprotocols: Iterable[str] = ()
+    ) -> Callable[[Callable[P, R_co]], WebSocketRoute[P, R_co]]:
         """Registers an async handler for WebSocket connections on ``endpoint``: an exact path
         (``/chat``), with ``:name`` parameters (``/user/:id``) or a last ``*name`` segment
         (``/files/*rest``). ``subprotocols``: the ones it speaks, in order; the first of the
-        client's offers that it lists is chosen."""
+        client's offers that it lists is chosen.
+
+        The function returned is the handler itself, with ``.on_connect`` and ``.on_close``
+        decorators. ``subprotocols``, and an ``on_connect`` that refuses the handshake by
+        returning a ``Response``, are robyn-ws-server only; not in Robyn 0.88.0."""
         if not isinstance(endpoint, str) or not endpoint.startswith("/"):
             raise ValueError(f"WebSocket path must be a string starting with '/', got {endpoint!r}")
         if isinstance(subprotocols, str):
             raise TypeError(f"subprotocols is a list of names, got the string {subprotocols!r}")
         spoken = list(subprotocols)
 
-        def decorator(handler: Callback) -> Callback:
+        def decorator(handler: Callable[P, R_co]) -> WebSocketRoute[P, R_co]:
             route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken, owner=self)
             self.endpoints.append(route)
             return route.attach(handler)
@@ -77,12 +90,10 @@ class BaseRobyn(HttpRouting):
     # -- Lifecycle ------------------------------------------------------------------------
 
     @overload
-    def startup_handler(self, handler: Handler, *, once: Once | None = None) -> Handler: ...
+    def startup_handler(self, handler: C, *, once: Once | None = None) -> C: ...
     @overload
-    def startup_handler(self, handler: None = None, *, once: Once | None = None) -> Callable[[Handler], Handler]: ...
-    def startup_handler(
-        self, handler: Handler | None = None, *, once: Once | None = None
-    ) -> Handler | Callable[[Handler], Handler]:
+    def startup_handler(self, handler: None = None, *, once: Once | None = None) -> Callable[[C], C]: ...
+    def startup_handler(self, handler: C | None = None, *, once: Once | None = None) -> C | Callable[[C], C]:
         """Runs before the first connection is accepted (sync or async).
 
         ``once="host"`` or ``once="cluster"`` (robyn-ws-server only): the handler is a
@@ -90,7 +101,8 @@ class BaseRobyn(HttpRouting):
         of every server on the ``--broker`` (without one, the host is the cluster). It starts
         once the server serves, runs as long as it likes, and is cancelled at shutdown (or if
         this process loses its lease); when the process running it dies, another starts it.
-        ``app.worker`` says which process this is."""
+        ``app.worker`` says which process this is. ``once`` and ``app.worker``: robyn-ws-server
+        only; not in Robyn 0.88.0."""
         if handler is None:
             return lambda handler: self.startup_handler(handler, once=once)
         if once is None:
@@ -101,15 +113,15 @@ class BaseRobyn(HttpRouting):
             raise ValueError(f"startup_handler(once=...) takes 'host' or 'cluster', not {once!r}")
         return handler
 
-    def shutdown_handler(self, handler: Callback) -> Callback:
+    def shutdown_handler(self, handler: C) -> C:
         """Runs after the last connection has closed (sync or async)."""
         self.shutdown_handlers.append(handler)
         return handler
 
-    def on_broker_reconnect(self, handler: Callback) -> Callback:
+    def on_broker_reconnect(self, handler: C) -> C:
         """Runs (sync or async) each time this server hears the broker again after losing it
         (``--broker``): broadcasts other hosts made meanwhile did not reach its clients, so
-        this is where an app re-sends what they must not miss."""
+        this is where an app re-sends what they must not miss. robyn-ws-server only; not in Robyn 0.88.0."""
         self.broker_reconnect_handlers.append(handler)
         return handler
 
@@ -176,20 +188,22 @@ class Robyn(BaseRobyn):
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send to one open connection by its id: True when queued, False when no such
-        connection is open. What becomes of the recipient never raises here."""
+        connection is open. What becomes of the recipient never raises here.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
         return _native.send_to(connection_id, data)
 
     async def broadcast(self, path: str, data: str | bytes, room: str | None = None) -> None:
         """Send to every client of the WebSocket route ``path`` (as registered, e.g.
-        ``/user/:id``), or with ``room`` to that room's members."""
+        ``/user/:id``), or with ``room`` to that room's members. robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
         _native.broadcast(self._endpoint_index(path), data, room)
 
     def connections(self, path: str) -> list[str]:
-        """The ids of the open connections of the WebSocket route ``path``."""
+        """The ids of the open connections of the WebSocket route ``path``.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
         return _native.connections(self._endpoint_index(path))
@@ -202,14 +216,79 @@ class Robyn(BaseRobyn):
         raise ValueError(f"no WebSocket route {path!r} (the app's are: {served}); name a route as it was registered")
 
     def start(self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any) -> None:
-        """Serves the app, as in Robyn, and returns after shutdown. Where to listen comes from
-        here unless the server's ``--host``/``--port`` (or ``ROBYN_HOST``/``ROBYN_PORT``) say."""
+        """Serves the app, as in Robyn, and returns after shutdown (SIGINT or SIGTERM). Where to
+        listen comes from here unless the server's ``--host``/``--port`` (or
+        ``ROBYN_HOST``/``ROBYN_PORT``) say.
+
+        Run by the server (``robyn-ws-server --app app.py``), this hands the app over to it. In
+        a plain ``python app.py`` (the ``robyn_ws_server`` package installed, Robyn not), it
+        runs the server in this process on this app, as ``robyn-ws-server --app app.py``
+        would, without running the module again; a start-up failure exits with the server's
+        status after its ``error:`` line."""
         if host is not None:
             self.start_host = str(host)
         if port is not None:
             self.start_port = int(port)
         if on_start is not None:
             on_start(self)
+        elif "robyn._native" not in sys.modules:  # no server in this process: be one
+            _serve_here(self)
+
+
+def _serve_here(app: Robyn) -> None:
+    """``app.start()`` in a plain ``python app.py``: the server runs in this process, with the
+    module already run (its side effects happen once) and this app object served as it is."""
+    global started_here
+    try:
+        # By name: a type checker pointed at this package's folder alone (as the README says)
+        # does not see robyn_ws_server beside it, and must not report this line in the app's run.
+        robyn_ws_server = importlib.import_module("robyn_ws_server")
+    except ImportError:
+        raise RuntimeError(
+            "app.start() outside the server needs the robyn_ws_server package (pip install it), "
+            "or run the app with robyn-ws-server --app app.py"
+        ) from None
+    # Named for `--processes`' workers, which run the module afresh; this process does not.
+    flags = ["--app", _main_target()]
+    argv, handlers = list(sys.argv), _signal_handlers()
+    started_here = app
+    try:
+        status = int(robyn_ws_server.serve(flags))
+    finally:
+        started_here = None
+        # The server set sys.argv to its own name, and keeps its signal handlers registered
+        # after it returns: the code after `app.start()` gets the script's back.
+        sys.argv = argv
+        _restore_signal_handlers(handlers)
+    if status != 0:
+        raise SystemExit(status)
+
+
+def _main_target() -> str:
+    """``--app`` for the running ``__main__``: its module name under ``python -m pkg.app``,
+    else its file's path."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name and spec.name != "__main__":
+        return str(spec.name)
+    path = getattr(main, "__file__", None)
+    return os.path.abspath(path) if isinstance(path, str) else "__main__"
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _signal_handlers() -> list[Any]:
+    return [signal.getsignal(number) for number in _STOP_SIGNALS]
+
+
+def _restore_signal_handlers(handlers: list[Any]) -> None:
+    for number, handler in zip(_STOP_SIGNALS, handlers):
+        if handler is not None:  # None: set outside Python, nothing to put back
+            try:
+                signal.signal(number, handler)
+            except ValueError:  # not the main thread: its handlers are not this thread's to set
+                return
 
 
 class SubRouter(BaseRobyn):

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from robyn._params import Dependencies, ParameterError, ParameterPlan
 from robyn._response import Response
@@ -23,6 +23,29 @@ _log = logging.getLogger("robyn.websocket")
 failures = RepeatedFailures(_log)
 
 Callback = Callable[..., Any]
+# A callback keeps its own type through the decorators that register it.
+C = TypeVar("C", bound=Callback)
+
+if TYPE_CHECKING:
+    # Only for checkers: ParamSpec is in `typing` from 3.10 on, and checkers know
+    # typing_extensions whether or not it is installed; at run time the handler is returned
+    # as it is, with the two attributes below set on it.
+    from typing_extensions import ParamSpec
+
+    P = ParamSpec("P")
+    R_co = TypeVar("R_co", covariant=True)
+
+    class WebSocketRoute(Protocol[P, R_co]):
+        """What ``@app.websocket(path)`` makes of a handler, for type checkers and editors:
+        the function itself, called as it was declared, with Robyn's ``@handler.on_connect``
+        and ``@handler.on_close`` decorators, which keep the callbacks' own types."""
+
+        def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+        def on_connect(self, function: C) -> C: ...
+
+        def on_close(self, function: C) -> C: ...
+
 
 # The arguments of a callback the route does not have: one shared dict, never passed on.
 _UNUSED: dict[str, Any] = {}
@@ -105,20 +128,20 @@ class Endpoint:
         """Whether the handshake waits for ``on_connect`` (which may refuse it)."""
         return self.on_connect is not None
 
-    def attach(self, handler: Callback) -> Callback:
+    def attach(self, handler: Callable[P, R_co]) -> WebSocketRoute[P, R_co]:
         """Gives the handler Robyn's ``@handler.on_connect`` and ``@handler.on_close``."""
 
-        def on_connect(function: Callback) -> Callback:
+        def on_connect(function: C) -> C:
             self.on_connect = _Callback(function)
             return function
 
-        def on_close(function: Callback) -> Callback:
+        def on_close(function: C) -> C:
             self.on_close = _Callback(function)
             return function
 
         handler.on_connect = on_connect  # type: ignore[attr-defined]
         handler.on_close = on_close  # type: ignore[attr-defined]
-        return handler
+        return cast("WebSocketRoute[P, R_co]", handler)
 
     def with_prefix(self, prefix: str) -> Endpoint:
         """The same route mounted under a router prefix."""

@@ -38,6 +38,10 @@ class ServeFailed(BaseException):
 def run(target: str, app_dir: str, serve: Callable[[Runtime], None]) -> None:
     """``target`` is ``module``, ``module:attr``, ``path/to/file.py`` or ``path/to/file.py:attr``;
     ``serve`` runs the server on an app and returns after shutdown."""
+    if _app.started_here is not None:
+        # `app.start()` in a plain `python app.py` runs the server: the module has run already.
+        serve(_runtime(_app.started_here))
+        return
     module_name, _, attr = target.partition(":")
     path = None
     if module_name.endswith(".py") or os.sep in module_name:

@@ -19,6 +19,7 @@ from robyn._query import QueryParams
 from robyn._response import Response
 from robyn._tracebacks import one_line
 from robyn.jsonify import is_pydantic_model
+from robyn.responses import StreamingResponse
 from robyn.types import Body, JsonBody
 
 if TYPE_CHECKING:
@@ -216,10 +217,10 @@ def _request_body(annotation: Any, maker: SchemaMaker) -> dict[str, Any] | None:
 
 def _response(returned: Any, maker: SchemaMaker) -> dict[str, Any]:
     """The success response: its content as the return annotation says (none without one, or
-    for a ``Response``, whose type the handler chooses)."""
+    for a ``Response`` or a stream, whose type the handler chooses)."""
     if returned is inspect.Signature.empty or returned is None:
         return {"description": _OK}
-    if isinstance(returned, type) and issubclass(returned, Response):
+    if isinstance(returned, type) and issubclass(returned, (Response, StreamingResponse)):
         return {"description": _OK}
     if returned is str:
         media = "text/plain"

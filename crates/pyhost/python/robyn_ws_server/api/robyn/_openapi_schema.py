@@ -57,7 +57,7 @@ class SchemaMaker:
             scalar = None
         if scalar is not None:
             return dict(scalar)
-        if annotation is Any:
+        if annotation is Any or annotation is object:  # any value (`dict[str, object]`, say)
             return {}
         origin, args = get_origin(annotation), get_args(annotation)
         if origin is Literal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -72,14 +73,15 @@ class WebSocket:
 
     @property
     def headers(self) -> Headers:
-        """The opening handshake's headers (case-insensitive names; ``get_all`` for repeats)."""
+        """The opening handshake's headers (case-insensitive names; ``get_all`` for repeats).
+        robyn-ws-server only; not in Robyn 0.88.0."""
         if self._headers is None:
             self._headers = Headers(self._conn.headers)
         return self._headers
 
     @property
     def cookies(self) -> dict[str, str]:
-        """The cookies the client sent with its handshake, by name."""
+        """The cookies the client sent with its handshake, by name. robyn-ws-server only; not in Robyn 0.88.0."""
         cookies: dict[str, str] = {}
         for header in self.headers.get_all("cookie"):
             for pair in header.split(";"):
@@ -92,14 +94,15 @@ class WebSocket:
     def session(self) -> HandshakeSession | None:
         """The session the handshake's cookie carries (``configure_sessions``; else ``None``),
         read-only: the handshake's answer sets no cookie. Read from the cookie on each use, so
-        keep what you need."""
+        keep what you need. robyn-ws-server only; not in Robyn 0.88.0."""
         sessions = self._settings.sessions
         return None if sessions is None else HandshakeSession(sessions.load(self))
 
     @property
     def request(self) -> Request:
         """The opening handshake as a Robyn ``Request`` (``GET``, url, headers, query and path
-        parameters, client address, session), for code written for HTTP requests."""
+        parameters, client address, session), for code written for HTTP requests.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         return Request(
             query_params=self.query_params,
             headers=self.headers,
@@ -114,7 +117,7 @@ class WebSocket:
         """Runs the app's ``AuthenticationHandler`` (``configure_authentication``, sync or
         async) on the handshake, as for an ``auth_required`` route, and keeps its answer as
         ``websocket.identity``: an ``Identity``, or ``None`` when it refuses the client (then
-        ``on_connect`` refuses too, by returning a ``Response``)."""
+        ``on_connect`` refuses too, by returning a ``Response``). robyn-ws-server only; not in Robyn 0.88.0."""
         handler = self._settings.authentication_handler
         if handler is None:
             raise RuntimeError(
@@ -128,45 +131,50 @@ class WebSocket:
 
     @property
     def client(self) -> Client:
+        """Where the connection comes from: ``(host, port)``, with ``.host`` and ``.port``.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         return Client(*self._conn.client)
 
     @property
     def path(self) -> str:
-        """The path the client connected to, e.g. ``/user/42``."""
+        """The path the client connected to, e.g. ``/user/42``. robyn-ws-server only; not in Robyn 0.88.0."""
         return self._conn.path
 
     @property
     def path_params(self) -> dict[str, str]:
-        """The route's parameters: ``{"id": "42"}`` for ``/user/:id``."""
+        """The route's parameters: ``{"id": "42"}`` for ``/user/:id``. robyn-ws-server only; not in Robyn 0.88.0."""
         return dict(self._conn.path_params)
 
     @property
     def url(self) -> Url:
         """Robyn's ``Url``: scheme (``ws``, or ``wss`` behind a trusted TLS proxy), host (the
-        Host header) and path."""
+        Host header) and path. robyn-ws-server only; not in Robyn 0.88.0."""
         return Url(scheme=self._conn.scheme, host=self.headers.get("host") or "", path=self.path)
 
     @property
     def subprotocol(self) -> str | None:
-        """The subprotocol chosen from the client's offers (the route lists those it speaks)."""
+        """The subprotocol chosen from the client's offers (the route lists those it speaks).
+        robyn-ws-server only; not in Robyn 0.88.0."""
         return self._conn.subprotocol
 
     @property
     def rooms(self) -> list[str]:
-        """The rooms of this endpoint the connection is in."""
+        """The rooms of this endpoint the connection is in. robyn-ws-server only; not in Robyn 0.88.0."""
         return self._conn.rooms()
 
     def join(self, room: str) -> None:
         """Join a room of this endpoint: ``broadcast(data, room=room)`` reaches it from now on,
-        until ``leave(room)`` or the end of the connection."""
+        until ``leave(room)`` or the end of the connection. robyn-ws-server only; not in Robyn 0.88.0."""
         self._conn.join_room(room)
 
     def leave(self, room: str) -> None:
+        """Leave a room of this endpoint. robyn-ws-server only; not in Robyn 0.88.0."""
         self._conn.leave_room(room)
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send to one open connection by its id (any endpoint): True when queued, False when
-        no such connection is open. What becomes of the recipient never raises here."""
+        no such connection is open. What becomes of the recipient never raises here.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         return _native_send_to(connection_id, data)
 
     @property
@@ -177,7 +185,8 @@ class WebSocket:
         return self._query_params
 
     async def receive(self) -> str | bytes:
-        """The next message: ``str`` for a text frame, ``bytes`` for a binary one."""
+        """The next message: ``str`` for a text frame, ``bytes`` for a binary one.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         message = self._conn.receive_now()
         if message is None:
             message = await self._conn.receive_later()
@@ -221,16 +230,31 @@ class WebSocket:
     async def broadcast(self, data: str | bytes, room: str | None = None, exclude_self: bool = False) -> None:
         """Send to every client connected to this endpoint (or, with ``room``, to that room's
         members), this one included unless ``exclude_self``: ``str`` as a text frame, ``bytes``
-        as a binary frame. Nobody waits on a slow client: it is closed with 1013."""
+        as a binary frame. Nobody waits on a slow client: it is closed with 1013.
+        ``room`` and ``exclude_self`` are robyn-ws-server only; not in Robyn 0.88.0."""
         self._conn.broadcast(data, room, exclude_self)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection: the client gets a Close frame with ``code`` once the handler
         returns (after ``on_close``'s message), broadcasts stop reaching it at once, and every
-        pending or later receive or send raises ``WebSocketDisconnect``."""
+        pending or later receive or send raises ``WebSocketDisconnect``. ``code`` and ``reason``
+        are robyn-ws-server only; not in Robyn 0.88.0 (whose ``close()`` takes none)."""
         self._conn.close(code, reason)
 
+    async def iter_text(self) -> AsyncIterator[str]:
+        """``async for message in websocket.iter_text()``: every message as text (a binary
+        frame decoded as UTF-8) until the client leaves, for handlers that format what they
+        receive (``async for`` over the websocket itself gives ``str | bytes``).
+        robyn-ws-server only; not in Robyn 0.88.0."""
+        try:
+            while True:
+                yield await self.receive_text()
+        except WebSocketDisconnect:
+            return
+
     def __aiter__(self) -> WebSocket:
+        """``async for message in websocket``: every message until the client leaves.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         return self
 
     async def __anext__(self) -> str | bytes:
