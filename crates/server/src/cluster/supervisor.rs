@@ -188,7 +188,7 @@ async fn supervise(cli: &Cli, invocation: &Invocation, processes: u32) -> Result
     }
     let mut watch = match cli.reloads() {
         true => {
-            let watch = Watch::start(&reload_roots(cli), Filter::new(&cli.reload_includes, &cli.reload_excludes))?;
+            let watch = Watch::start(&reload_roots(cli), Filter::new(&cli.reload_includes, &cli.reload_excludes)?)?;
             tracing::info!("--reload: watching {}", watch.roots());
             Some(watch)
         }

@@ -1,8 +1,11 @@
-//! Which changed files restart the workers: shell-style globs (`*`, `?`, `[abc]`, `[!abc]`),
-//! matched as uvicorn's `--reload-include`/`--reload-exclude` are (Python's `Path.match`): a
-//! pattern of one part matches a file or directory name, a pattern with `/` its last parts.
+//! Which changed files restart the workers: shell-style globs (`*`, `?`, `[abc]`, `[!abc]`,
+//! by globset), matched as uvicorn's `--reload-include`/`--reload-exclude` are (Python's
+//! `Path.match`): a pattern of one part matches a file or directory name, a pattern with `/`
+//! its last parts.
 
 use std::path::{Component, Path};
+
+use globset::{GlobBuilder, GlobMatcher};
 
 /// Always watched, as uvicorn watches them.
 const DEFAULT_INCLUDES: &[&str] = &["*.py"];
@@ -11,20 +14,27 @@ const DEFAULT_INCLUDES: &[&str] = &["*.py"];
 const DEFAULT_EXCLUDES: &[&str] =
     &[".*", "__pycache__", "*.py[cod]", "venv", "node_modules", "target", "*~", "*.sw[opx]"];
 
-/// One glob, split at `/`.
+/// One glob, split at `/`, each part matched against one part of a path.
 #[derive(Debug, Clone)]
-pub struct Glob(Vec<String>);
+pub struct Glob(Vec<GlobMatcher>);
 
 impl Glob {
-    pub fn new(pattern: &str) -> Self {
-        Self(pattern.split('/').filter(|part| !part.is_empty()).map(str::to_owned).collect())
+    pub fn new(pattern: &str) -> Result<Self, String> {
+        let part = |part: &str| {
+            GlobBuilder::new(part)
+                .literal_separator(true)
+                .build()
+                .map(|glob| glob.compile_matcher())
+                .map_err(|error| format!("the reload pattern {pattern:?} is not a glob: {error}"))
+        };
+        pattern.split('/').filter(|part| !part.is_empty()).map(part).collect::<Result<_, _>>().map(Self)
     }
 
     /// Whether the last parts of `parts` match this glob, part by part.
     fn matches(&self, parts: &[&str]) -> bool {
         !self.0.is_empty()
             && parts.len() >= self.0.len()
-            && self.0.iter().rev().zip(parts.iter().rev()).all(|(glob, part)| matches_part(glob, part))
+            && self.0.iter().rev().zip(parts.iter().rev()).all(|(glob, part)| glob.is_match(part))
     }
 }
 
@@ -38,14 +48,16 @@ pub struct Filter {
 }
 
 impl Filter {
-    pub fn new(includes: &[String], excludes: &[String]) -> Self {
-        let globs = |patterns: &mut dyn Iterator<Item = &str>| patterns.map(Glob::new).collect();
-        Self {
-            includes: globs(&mut includes.iter().map(String::as_str)),
-            excludes: globs(&mut excludes.iter().map(String::as_str)),
-            default_includes: globs(&mut DEFAULT_INCLUDES.iter().copied()),
-            default_excludes: globs(&mut DEFAULT_EXCLUDES.iter().copied()),
-        }
+    /// The user's `--reload-include` and `--reload-exclude` patterns; one that is not a glob
+    /// is an error naming it.
+    pub fn new(includes: &[String], excludes: &[String]) -> Result<Self, String> {
+        let globs = |patterns: &mut dyn Iterator<Item = &str>| patterns.map(Glob::new).collect::<Result<Vec<_>, _>>();
+        Ok(Self {
+            includes: globs(&mut includes.iter().map(String::as_str))?,
+            excludes: globs(&mut excludes.iter().map(String::as_str))?,
+            default_includes: globs(&mut DEFAULT_INCLUDES.iter().copied())?,
+            default_excludes: globs(&mut DEFAULT_EXCLUDES.iter().copied())?,
+        })
     }
 
     /// Whether a change to `relative` (a path inside a watched directory) restarts the workers.
@@ -89,90 +101,13 @@ fn any(globs: &[Glob], parts: &[&str]) -> bool {
     globs.iter().any(|glob| glob.matches(parts))
 }
 
-/// fnmatch for one part of a path: `*` any run of characters, `?` one, `[...]` one of a set
-/// (ranges `a-z`, negated by a leading `!`).
-fn matches_part(glob: &str, name: &str) -> bool {
-    let glob: Vec<char> = glob.chars().collect();
-    let name: Vec<char> = name.chars().collect();
-    // Backtracking over the last `*` only: linear enough for file names.
-    let (mut g, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        if g < glob.len() {
-            match glob[g] {
-                '*' => {
-                    star = Some((g, n));
-                    g += 1;
-                    continue;
-                }
-                '?' => {
-                    g += 1;
-                    n += 1;
-                    continue;
-                }
-                '[' => {
-                    if let Some((matched, after)) = class(&glob, g, name[n]) {
-                        if matched {
-                            g = after;
-                            n += 1;
-                            continue;
-                        }
-                    } else if name[n] == '[' {
-                        // An unclosed `[` stands for itself.
-                        g += 1;
-                        n += 1;
-                        continue;
-                    }
-                }
-                literal if literal == name[n] => {
-                    g += 1;
-                    n += 1;
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        match star {
-            Some((star_g, star_n)) => {
-                g = star_g + 1;
-                n = star_n + 1;
-                star = Some((star_g, star_n + 1));
-            }
-            None => return false,
-        }
-    }
-    glob[g..].iter().all(|&c| c == '*')
-}
-
-/// The class starting at `glob[start]` (a `[`): whether `c` is in it, and where the glob goes
-/// on after it; None when the `[` is never closed.
-fn class(glob: &[char], start: usize, c: char) -> Option<(bool, usize)> {
-    let mut i = start + 1;
-    let negated = glob.get(i) == Some(&'!');
-    if negated {
-        i += 1;
-    }
-    let mut matched = false;
-    let mut first = true;
-    while i < glob.len() {
-        if glob[i] == ']' && !first {
-            return Some((matched != negated, i + 1));
-        }
-        first = false;
-        if glob.get(i + 1) == Some(&'-') && glob.get(i + 2).is_some_and(|&end| end != ']') {
-            matched |= glob[i] <= c && c <= glob[i + 2];
-            i += 3;
-        } else {
-            matched |= glob[i] == c;
-            i += 1;
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn matches_part(pattern: &str, name: &str) -> bool {
+        Glob::new(pattern).unwrap().matches(&[name])
+    }
 
     #[test]
     fn parts_match_as_fnmatch() {
@@ -186,14 +121,18 @@ mod tests {
         assert!(matches_part("[a-c]?", "b9"));
         assert!(matches_part("a*b*c", "axxbyyc"));
         assert!(!matches_part("a*b*c", "axxbyy"));
-        assert!(matches_part("*", ""));
-        assert!(matches_part("[", "["), "an unclosed class is literal");
         assert!(matches_part("[]]", "]"), "a ] first in a class is one of its members");
     }
 
     #[test]
+    fn a_pattern_that_is_not_a_glob_is_an_error_naming_it() {
+        let error = Filter::new(&["[".into()], &[]).unwrap_err();
+        assert!(error.contains("\"[\""), "{error}");
+    }
+
+    #[test]
     fn python_files_count_and_the_usual_clutter_does_not() {
-        let filter = Filter::new(&[], &[]);
+        let filter = Filter::new(&[], &[]).unwrap();
         let counts = |path: &str| filter.counts(Path::new(path));
         assert!(counts("app.py"));
         assert!(counts("pkg/sub/mod.py"));
@@ -213,7 +152,8 @@ mod tests {
     #[test]
     fn the_users_globs_come_first() {
         let filter =
-            Filter::new(&["*.html".into(), ".env".into(), "conf/*.toml".into()], &["skip_*.py".into(), "gen".into()]);
+            Filter::new(&["*.html".into(), ".env".into(), "conf/*.toml".into()], &["skip_*.py".into(), "gen".into()])
+                .unwrap();
         let counts = |path: &str| filter.counts(Path::new(path));
         assert!(counts("templates/index.html"));
         assert!(counts(".env"), "an include by name wins over the hidden-file default");

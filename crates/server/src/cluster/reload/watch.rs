@@ -244,7 +244,7 @@ mod tests {
     }
 
     fn relevance() -> Relevance {
-        Relevance { roots: vec![PathBuf::from("/app")], filter: Filter::new(&[], &[]) }
+        Relevance { roots: vec![PathBuf::from("/app")], filter: Filter::new(&[], &[]).unwrap() }
     }
 
     #[test]
@@ -272,7 +272,7 @@ mod tests {
         for directory in ["pkg/sub", ".venv/lib/site-packages/x", "node_modules/a", "pkg/__pycache__"] {
             std::fs::create_dir_all(root.join(directory)).unwrap();
         }
-        let relevance = Relevance { roots: vec![root.clone()], filter: Filter::new(&[], &[]) };
+        let relevance = Relevance { roots: vec![root.clone()], filter: Filter::new(&[], &[]).unwrap() };
         let mut directories = Vec::new();
         relevance.directories(&root, &mut directories);
         directories.sort();
@@ -289,7 +289,7 @@ mod tests {
         std::fs::write(root.join("pkg/sub/mod.py"), "").unwrap();
         std::fs::write(root.join("pkg/readme.txt"), "").unwrap();
         std::fs::write(root.join("pkg/__pycache__/mod.py"), "").unwrap();
-        let relevance = Relevance { roots: vec![root.clone()], filter: Filter::new(&[], &[]) };
+        let relevance = Relevance { roots: vec![root.clone()], filter: Filter::new(&[], &[]).unwrap() };
         let created = Ok(notify::Event::new(EventKind::Create(CreateKind::Folder)).add_path(root.join("pkg")));
         assert_eq!(relevance.of(created), [root.join("pkg/sub/mod.py")]);
         std::fs::remove_dir_all(&root).unwrap();
