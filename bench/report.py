@@ -825,7 +825,8 @@ def readme_table(measured: dict[str, Any]) -> str:
     others = (OURS_THREADED, OURS_PROCESSES, ROBYN_FAST)
     names = [OURS]
     for summary in parts.values():
-        names += [name for name in summary if name not in names and name not in others]
+        # Our plain runs of the TLS part are its baseline, not a peer.
+        names += [name for name in summary if name not in names and name not in others and not name.endswith(PLAIN)]
     scale = {**(measured.get("sse") or {}).get("scale", {}), **measured.get("scale", {})}
     rows = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for part, key, label, unit, higher in HEADLINE:
