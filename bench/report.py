@@ -368,6 +368,24 @@ UVICORN = "Starlette/uvicorn"
 SOCKETIFY = "socketify.py"
 
 
+def peer_cells(part: dict[str, Any], names: list[str], field: str, unit: str) -> list[str]:
+    """One row's cells of a part's table: each server's median, a peer's with ours over it and
+    the spread of the per-round ratios; "no figures" for a server that has none."""
+    summary, rounds = part["medians"], part["rounds"]
+    ours = summary.get(OURS, {}).get(field)
+    cells = []
+    for name in names:
+        if name in part["missing"]:
+            cells.append("no figures")
+            continue
+        value = summary[name].get(field)
+        cell = figure(value, unit)
+        if name != OURS and ours and value and unit != "cores":
+            cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
+        cells.append(cell)
+    return cells
+
+
 def http_table(http: dict[str, Any]) -> str:
     summary, rounds = http["medians"], http["rounds"]
     names = list(rounds)
@@ -377,17 +395,7 @@ def http_table(http: dict[str, Any]) -> str:
             field = key + suffix
             if not any(summary.get(name, {}).get(field) for name in names):
                 continue
-            ours = summary.get(OURS, {}).get(field)
-            cells = []
-            for name in names:
-                if name in http["missing"]:
-                    cells.append("no figures")
-                    continue
-                value = summary[name].get(field)
-                cell = figure(value, unit)
-                if name != OURS and ours and value and unit != "cores":
-                    cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
-                cells.append(cell)
+            cells = peer_cells(http, names, field, unit)
             rows.append(f"| {label}: {what} ({unit}) | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -644,21 +652,11 @@ def negotiated(rounds: list[Round], key: str) -> str:
 
 def tls_table(tls: dict[str, Any]) -> str:
     """The servers over TLS, ratios ours/peer, and what each one's handshakes negotiated."""
-    summary, rounds = tls["medians"], tls["rounds"]
+    rounds = tls["rounds"]
     names = [name for name in rounds if not name.endswith(PLAIN)]
     rows = ["| over TLS | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for field, label, unit in TLS_METRICS:
-        ours = summary.get(OURS, {}).get(field)
-        cells = []
-        for name in names:
-            if name in tls["missing"]:
-                cells.append("no figures")
-                continue
-            value = summary[name].get(field)
-            cell = figure(value, unit)
-            if name != OURS and ours and value and unit != "cores":
-                cell += f" ({ratio_text(ours / value, ratio_spread(rounds[OURS], rounds[name], field))})"
-            cells.append(cell)
+        cells = peer_cells(tls, names, field, unit)
         rows.append(f"| {tls_protocol(field, True)} {label} ({unit}) | " + " | ".join(cells) + " |")
     for key, what in (("echo_negotiated", "wss://, ws-loadgen"), ("get_negotiated", "HTTPS, OpenSSL's client")):
         cells = [negotiated(rounds[name], key) for name in names]

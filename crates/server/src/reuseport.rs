@@ -30,11 +30,16 @@ pub async fn reserve_shared(host: &str) -> std::io::Result<(Socket, u16)> {
 /// Connections waiting to be accepted, per listening socket (as tokio's `bind` has it).
 const LISTEN_BACKLOG: i32 = 1024;
 
-async fn shared_socket(host: &str, port: u16) -> std::io::Result<Socket> {
-    let address = tokio::net::lookup_host((host, port))
+/// The first address `host` resolves to.
+async fn first_address(host: &str, port: u16) -> std::io::Result<std::net::SocketAddr> {
+    tokio::net::lookup_host((host, port))
         .await?
         .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host has no address"))?;
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host has no address"))
+}
+
+async fn shared_socket(host: &str, port: u16) -> std::io::Result<Socket> {
+    let address = first_address(host, port).await?;
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
@@ -49,10 +54,7 @@ async fn shared_socket(host: &str, port: u16) -> std::io::Result<Socket> {
 /// are reset; one socket has one queue, which outlives every worker, so no connection is
 /// lost while new code takes over: the old worker stops accepting, the new one goes on.
 pub async fn listen_inherited(host: &str, port: u16) -> std::io::Result<Socket> {
-    let address = tokio::net::lookup_host((host, port))
-        .await?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "the host has no address"))?;
+    let address = first_address(host, port).await?;
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.bind(&address.into())?;
