@@ -291,12 +291,18 @@ async def refused(server: Server, context: ssl.SSLContext) -> None:
             await receive(ws)
 
 
-async def test_client_certificates_required(start_server, tmp_path, ca, client_ca):
+def serve_asking_for_client_certificates(start_server, tmp_path, ca, client_ca, reqs: str) -> Server:
+    """A TLS server whose clients' certificates must come from `client_ca`, asked for as
+    `--ssl-cert-reqs reqs` says."""
     client_cas = tmp_path / "client-ca.pem"
     client_ca.cert_pem.write_to_path(str(client_cas))
-    server = serve_tls(
-        start_server, *issue(ca, tmp_path, "server"), "--ssl-ca-certs", str(client_cas), "--ssl-cert-reqs", "required"
+    return serve_tls(
+        start_server, *issue(ca, tmp_path, "server"), "--ssl-ca-certs", str(client_cas), "--ssl-cert-reqs", reqs
     )
+
+
+async def test_client_certificates_required(start_server, tmp_path, ca, client_ca):
+    server = serve_asking_for_client_certificates(start_server, tmp_path, ca, client_ca, "required")
     await refused(server, trusting(ca))
     # A certificate from another CA is no better than none.
     await refused(server, with_client_certificate(trusting(ca), trustme.CA()))
@@ -304,11 +310,7 @@ async def test_client_certificates_required(start_server, tmp_path, ca, client_c
 
 
 async def test_client_certificates_optional(start_server, tmp_path, ca, client_ca):
-    client_cas = tmp_path / "client-ca.pem"
-    client_ca.cert_pem.write_to_path(str(client_cas))
-    server = serve_tls(
-        start_server, *issue(ca, tmp_path, "server"), "--ssl-ca-certs", str(client_cas), "--ssl-cert-reqs", "1"
-    )
+    server = serve_asking_for_client_certificates(start_server, tmp_path, ca, client_ca, "1")
     await echoes(server, trusting(ca))
     await echoes(server, with_client_certificate(trusting(ca), client_ca))
     await refused(server, with_client_certificate(trusting(ca), trustme.CA()))

@@ -54,10 +54,13 @@ impl Leases<'_> {
     /// Starts contending for every task's lease; `leaving` ends the cluster leases (handing
     /// them over). Must be called inside the tokio runtime.
     pub fn contend(&self, tasks: &[OnceTask], bridge: &Arc<Bridge>, leaving: &CancellationToken) -> Result<(), String> {
+        // One client (the URL parsed once) for every cluster lease; each lease keeps its own
+        // connection, so one lease's slow answer never delays another's renewal.
+        let client = self.broker.map(|link| link.client(link.url.as_str())).transpose()?;
         for (index, task) in tasks.iter().enumerate() {
-            match (task.scope, self.broker) {
-                (OnceScope::Cluster, Some(link)) => {
-                    let client = link.client(link.url.as_str())?;
+            match (task.scope, &client) {
+                (OnceScope::Cluster, Some(client)) => {
+                    let client = client.clone();
                     let key = format!("robyn:{}:once:{}", client.get_db(), task.name);
                     let lease = ClusterLease { client, key, node: self.node.clone(), task: index };
                     tokio::spawn(lease.hold(bridge.clone(), leaving.clone()));
