@@ -41,6 +41,9 @@ pub enum Event {
     /// This process gained (`held`) or lost the lease of the app's once handler number
     /// `task`: start it, or cancel it.
     Lease { task: usize, held: bool },
+    /// Users joined or left an endpoint (`room` None) or one of its rooms, across the cluster
+    /// (announced by one process only): run the endpoint's `on_presence`.
+    Presence { endpoint: usize, room: Option<String>, joined: Vec<String>, left: Vec<String> },
     /// An HTTP request for the app: run its route and answer through `HttpCall::reply`.
     Http(Box<HttpCall>),
     /// News of a streamed response body for the app that produces it.
@@ -199,6 +202,12 @@ pub trait NetworkLink: Send + Sync {
     fn leave_room(&self, room: &str);
     /// The rooms this connection is in.
     fn rooms(&self) -> Vec<String>;
+    /// The connection is `user`'s (`websocket.identify`): it counts in presence and
+    /// `send_to_user` while the app serves it.
+    fn identify(&self, user: &str);
+    /// The users present on this connection's endpoint (or one of its rooms), across the
+    /// cluster, with their open connections.
+    fn presence(&self, room: Option<&str>) -> Vec<(String, u32)>;
     /// The app's answer to a handshake it decides on (`Opening::decides`); ignored once the
     /// connection is upgraded or gone.
     fn decide(&self, decision: Decision);
@@ -224,6 +233,11 @@ pub trait Hub: Send + Sync {
     fn max_broadcast(&self) -> usize;
     /// The ids of an endpoint's open connections.
     fn connections(&self, endpoint: usize) -> Vec<u128>;
+    /// Queues a frame for every open connection of `user`, on any process; how many.
+    fn send_to_user(&self, user: &str, frame: Frame) -> usize;
+    /// The users present in an endpoint (or one of its rooms), across the cluster, with their
+    /// open connections (0 while one lingers after leaving).
+    fn presence(&self, endpoint: usize, room: Option<&str>) -> Vec<(String, u32)>;
 }
 
 /// The shared event vector and how the loop thread learns of it.

@@ -218,6 +218,12 @@ pub struct Cli {
     #[arg(long, value_name = "PATH", env = "ROBYN_BROKER_CA", requires = "broker")]
     pub broker_ca: Option<PathBuf>,
 
+    /// Seconds a user whose last connection to an endpoint (or room) closed stays present
+    /// there: coming back within them (a page reload, a phone changing networks) is neither a
+    /// leave nor a join for `on_presence`. 0 announces a leave at once.
+    #[arg(long, value_name = "SECONDS", env = "ROBYN_PRESENCE_GRACE", default_value_t = 5.0, value_parser = parse_seconds)]
+    pub presence_grace: f64,
+
     /// Largest broadcast a handler may make (suffixes K, M, KiB, MiB accepted); a bigger one
     /// raises ValueError in the handler. Between processes and hosts a broadcast travels whole.
     #[arg(long, value_name = "SIZE", default_value = "1MiB", value_parser = parse_size)]

@@ -190,6 +190,9 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
         memory::give_back_every(Duration::from_secs_f64(cli.memory_trim_interval));
     }
     let registry = Arc::new(Registry::new(patterns, Node::random(), cli.max_broadcast_size));
+    registry.set_presence_grace(Duration::from_secs_f64(cli.presence_grace));
+    registry.announce_to(bridge.clone());
+    runtime.spawn(registry.clone().expire_presence());
     let broker = broker_link(cli)?;
     if let Some(link) = &broker {
         let _runtime = runtime.enter();
@@ -395,6 +398,7 @@ fn join_bus(
         failure(format!("worker {number} cannot join the supervisor's bus at {}: {error}", path.display()))
     })?;
     if !registry.has_fabric() {
+        bus.carry();
         registry.join_fabric(bus.clone());
     }
     let counted = registry.clone();

@@ -191,6 +191,8 @@ impl Connection {
 
 /// The longest reason a Close frame can carry: its payload holds 125 bytes, two of them the code.
 const MAX_CLOSE_REASON: usize = 123;
+/// Longest user name `identify` takes, in bytes: it travels in every presence note.
+const MAX_USER: usize = 256;
 
 #[pymethods]
 impl Connection {
@@ -351,6 +353,24 @@ impl Connection {
     /// The rooms the connection is in.
     fn rooms(&self) -> Vec<String> {
         self.link.rooms()
+    }
+
+    /// The users present on its endpoint (or one of its rooms), across the cluster.
+    #[pyo3(signature = (room = None))]
+    fn presence(&self, room: Option<&str>) -> Vec<(String, u32)> {
+        self.link.presence(room)
+    }
+
+    /// `websocket.identify(user)`: the connection is `user`'s from now on.
+    fn identify(&self, user: &str) -> PyResult<()> {
+        if user.is_empty() || user.len() > MAX_USER {
+            return Err(PyValueError::new_err(format!(
+                "identify() takes a user name of 1 to {MAX_USER} bytes (UTF-8), got {} bytes",
+                user.len()
+            )));
+        }
+        self.link.identify(user);
+        Ok(())
     }
 
     /// Broadcasts reach this connection from now on.

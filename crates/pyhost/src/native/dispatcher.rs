@@ -102,6 +102,9 @@ impl Dispatcher {
             Event::Lease { task, held } => {
                 hooks(py)?.on_lease.call1(py, (task, held))?;
             }
+            Event::Presence { endpoint, room, joined, left } => {
+                hooks(py)?.on_presence.call1(py, (endpoint, room, joined, left))?;
+            }
             Event::Http(call) => {
                 let route = call.route.and_then(|route| isize::try_from(route).ok()).unwrap_or(-1);
                 let exchange = Py::new(py, Exchange::new(*call))?;
@@ -142,12 +145,13 @@ impl Dispatcher {
         on_broker_reconnect: Py<PyAny>,
         on_http: Py<PyAny>,
         on_lease: Py<PyAny>,
+        on_presence: Py<PyAny>,
     ) -> PyResult<()> {
         let create_future = event_loop.getattr("create_future")?.unbind();
         hub::install(py, self.hub.clone())?;
         hooks::configure(
             py,
-            Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect, on_http, on_lease },
+            Hooks { create_future, disconnect, on_open, on_stop, on_broker_reconnect, on_http, on_lease, on_presence },
         )
     }
 

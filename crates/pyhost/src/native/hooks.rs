@@ -1,5 +1,5 @@
 //! The Python objects the native side calls back into (asyncio's future factory, the
-//! `WebSocketDisconnect` class, the runtime's open, stop, broker, HTTP and lease callbacks), set once by
+//! `WebSocketDisconnect` class, the runtime's open, stop, broker, HTTP, lease and presence callbacks), set once by
 //! `Dispatcher.configure`, and the few ways the native side uses them.
 
 use pyo3::exceptions::PyRuntimeError;
@@ -17,6 +17,8 @@ pub(super) struct Hooks {
     pub on_http: Py<PyAny>,
     /// `on_lease(task, held)`: this process gained or lost the lease of a once handler.
     pub on_lease: Py<PyAny>,
+    /// `on_presence(endpoint, room, joined, left)`: users joined or left, across the cluster.
+    pub on_presence: Py<PyAny>,
 }
 
 static HOOKS: PyOnceLock<Hooks> = PyOnceLock::new();

@@ -32,6 +32,23 @@ pub fn send_to(py: Python<'_>, id: &str, data: &Bound<'_, PyAny>) -> PyResult<bo
     Ok(hub(py)?.send_to(id.as_u128(), frame))
 }
 
+/// `send_to_user(user, data)`: queues `data` for every open connection of `user`, on any
+/// process of the app; how many.
+#[pyfunction]
+pub fn send_to_user(py: Python<'_>, user: &str, data: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let frame = frame_of(data)
+        .map_err(|_| PyTypeError::new_err(format!("send_to_user() takes str or bytes, got {}", type_name(data))))?;
+    Ok(hub(py)?.send_to_user(user, frame))
+}
+
+/// `presence(endpoint, room=None)`: the users present there, across the cluster, with their
+/// open connections.
+#[pyfunction]
+#[pyo3(signature = (endpoint, room = None))]
+pub fn presence(py: Python<'_>, endpoint: usize, room: Option<&str>) -> PyResult<Vec<(String, u32)>> {
+    Ok(hub(py)?.presence(endpoint, room))
+}
+
 /// `broadcast(endpoint, data, room=None)`: to every joined connection of an endpoint, or of
 /// one of its rooms.
 #[pyfunction]

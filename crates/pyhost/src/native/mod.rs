@@ -34,5 +34,7 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(hub::send_to, &module)?)?;
     module.add_function(wrap_pyfunction!(hub::broadcast, &module)?)?;
     module.add_function(wrap_pyfunction!(hub::connections, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::send_to_user, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::presence, &module)?)?;
     Ok(module)
 }

@@ -33,6 +33,11 @@ impl Channels {
         format!("{}node:{node:08x}", self.prefix)
     }
 
+    /// The channel every node subscribes to for presence notes.
+    pub fn presence(&self) -> String {
+        format!("{}presence", self.prefix)
+    }
+
     /// The sorted set of live nodes: tag (as 8 hex digits) scored by when its entry expires.
     pub fn nodes(&self) -> String {
         format!("{}nodes", self.prefix)
@@ -54,6 +59,7 @@ mod tests {
             channels.node(0xffff_ffff),
             Channels::new(1).of("/chat", None),
             channels.nodes(),
+            channels.presence(),
         ];
         let distinct: std::collections::HashSet<_> = names.iter().collect();
         assert_eq!(distinct.len(), names.len());

@@ -5,7 +5,8 @@
 //! version u8 | kind u8 | node u32 | published u64 (µs since the Unix epoch) | [id u128] | payload
 //! ```
 //!
-//! The id is there for `send_to` only. No JSON, no base64: the payload is the client's frame
+//! The id is there for `send_to` only; `send_to_user` carries the user instead (its length
+//! as u16, then its bytes), and a presence note is its JSON as the payload. No JSON, no base64: the payload is the client's frame
 //! payload as it is.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +23,10 @@ const TEXT_TO: u8 = 3;
 const BINARY_TO: u8 = 4;
 /// A node's probe of its own subscription: no payload, never delivered.
 const PROBE: u8 = 5;
+const PRESENCE: u8 = 6;
+/// `send_to_user`: the user follows, then the payload.
+const TEXT_TO_USER: u8 = 7;
+const BINARY_TO_USER: u8 = 8;
 
 const HEADER: usize = 1 + 1 + 4 + 8;
 
@@ -30,6 +35,8 @@ pub enum Content {
     Broadcast(Message),
     SendTo { id: u128, message: Message },
     Probe,
+    Presence(Bytes),
+    SendToUser { user: String, message: Message },
 }
 
 #[derive(Debug, PartialEq)]
@@ -47,18 +54,27 @@ impl Envelope {
     }
 
     pub fn encode(&self) -> Bytes {
-        let (kind, id, payload): (u8, Option<u128>, &[u8]) = match &self.content {
-            Content::Broadcast(message) => (kind_of(message, TEXT, BINARY), None, payload_of(message)),
-            Content::SendTo { id, message } => (kind_of(message, TEXT_TO, BINARY_TO), Some(*id), payload_of(message)),
-            Content::Probe => (PROBE, None, &[]),
+        let (kind, payload): (u8, &[u8]) = match &self.content {
+            Content::Broadcast(message) => (kind_of(message, TEXT, BINARY), payload_of(message)),
+            Content::SendTo { message, .. } => (kind_of(message, TEXT_TO, BINARY_TO), payload_of(message)),
+            Content::Probe => (PROBE, &[]),
+            Content::Presence(note) => (PRESENCE, note),
+            Content::SendToUser { message, .. } => {
+                (kind_of(message, TEXT_TO_USER, BINARY_TO_USER), payload_of(message))
+            }
         };
         let mut out = BytesMut::with_capacity(HEADER + 16 + payload.len());
         out.put_u8(VERSION);
         out.put_u8(kind);
         out.put_u32(self.node);
         out.put_u64(self.published);
-        if let Some(id) = id {
-            out.put_u128(id);
+        match &self.content {
+            Content::SendTo { id, .. } => out.put_u128(*id),
+            Content::SendToUser { user, .. } => {
+                out.put_u16(u16::try_from(user.len()).unwrap_or(u16::MAX));
+                out.put_slice(user.as_bytes());
+            }
+            _ => {}
         }
         out.put_slice(payload);
         out.freeze()
@@ -87,6 +103,22 @@ impl Envelope {
                 Content::SendTo { id, message }
             }
             PROBE => Content::Probe,
+            PRESENCE => Content::Presence(data),
+            TEXT_TO_USER | BINARY_TO_USER => {
+                if data.len() < 2 {
+                    return None;
+                }
+                let length = usize::from(data.get_u16());
+                if data.len() < length {
+                    return None;
+                }
+                let user = String::from_utf8(data.split_to(length).to_vec()).ok()?;
+                let message = match kind {
+                    TEXT_TO_USER => Message::Text(Utf8Bytes::try_from(data).ok()?),
+                    _ => Message::Binary(data),
+                };
+                Content::SendToUser { user, message }
+            }
             _ => return None,
         };
         Some(Self { node, published, content })
@@ -128,6 +160,9 @@ mod tests {
             Content::SendTo { id: u128::MAX - 1, message: Message::Text("psst".into()) },
             Content::SendTo { id: 7, message: Message::Binary(Bytes::new()) },
             Content::Probe,
+            Content::Presence(Bytes::from_static(b"{\"n\":1}")),
+            Content::SendToUser { user: "ann".into(), message: Message::Text("psst".into()) },
+            Content::SendToUser { user: "bob".into(), message: Message::Binary(Bytes::from_static(b"\0")) },
         ] {
             let envelope = Envelope::new(0xfeed_f00d, content);
             assert_eq!(Envelope::decode(envelope.encode()), Some(envelope));

@@ -155,6 +155,10 @@ impl Broker {
             Content::SendTo { id, message } => {
                 self.registry.deliver_to(id, message);
             }
+            Content::Presence(note) => self.registry.presence_heard(&note),
+            Content::SendToUser { user, message } => {
+                self.registry.deliver_to_user(&user, &message);
+            }
             Content::Probe => {}
         }
     }
@@ -188,6 +192,18 @@ impl Fabric for Broker {
 
     fn connected(&self) -> bool {
         self.subscribed.load(Ordering::Acquire)
+    }
+
+    fn presence(&self, note: Bytes) {
+        self.publish(self.channels.presence(), Content::Presence(note));
+    }
+
+    fn send_to_user(&self, node: u32, user: &str, message: &Message) -> bool {
+        if !read(&self.peers).contains(&node) {
+            return false;
+        }
+        self.publish(self.channels.node(node), Content::SendToUser { user: user.to_owned(), message: message.clone() });
+        true
     }
 }
 

@@ -124,6 +124,7 @@ async fn renew(broker: &Broker, connection: &mut MultiplexedConnection) -> redis
         .await?;
     let peers: HashSet<u32> =
         live.iter().filter_map(|tag| u32::from_str_radix(tag, 16).ok()).filter(|tag| *tag != broker.node).collect();
+    broker.registry.presence_alive(&peers, false, PRESENCE_LASTS);
     *write(&broker.peers) = peers;
     Ok(())
 }

@@ -77,8 +77,9 @@ pub async fn run(
     bridge: Arc<Bridge>,
 ) {
     let own = broker.channels.node(broker.node);
-    // Every channel this node wants, by name, with what it delivers to (None: its own).
-    let mut wanted: HashMap<String, Option<Target>> = HashMap::from([(own, None)]);
+    // Every channel this node wants, by name, with what it delivers to (None: its own, and
+    // presence).
+    let mut wanted: HashMap<String, Option<Target>> = HashMap::from([(own, None), (broker.channels.presence(), None)]);
     let mut failures = 0;
     // Since when the node has not heard the broker (None: it never has yet).
     let mut deaf_since: Option<Instant> = None;
@@ -101,6 +102,8 @@ pub async fn run(
         };
         failures = 0;
         broker.subscribed.store(true, Ordering::Release);
+        // Whatever changed while this node did not hear the others, it learns (and tells) now.
+        broker.registry.presence_rejoined();
         match deaf_since.take() {
             None => tracing::info!("subscribed to the broker"),
             Some(since) => {

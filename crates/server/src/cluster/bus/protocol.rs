@@ -39,6 +39,14 @@ pub enum Note {
     /// (From the supervisor, under `--reload`) a worker with new code serves in this one's
     /// place: close every client with 1012 and exit.
     Restart,
+    /// A presence note, for every other worker.
+    Presence(Bytes),
+    /// For every connection of `user` on the worker tagged `node`.
+    SendToUser {
+        node: u32,
+        user: String,
+        message: Message,
+    },
 }
 
 const HELLO: u8 = 1;
@@ -49,6 +57,8 @@ const PEERS: u8 = 5;
 const METRICS: u8 = 6;
 const TOTALS: u8 = 7;
 const RESTART: u8 = 8;
+const PRESENCE: u8 = 9;
+const SEND_TO_USER: u8 = 10;
 
 const TEXT: u8 = 1;
 const BINARY: u8 = 2;
@@ -92,6 +102,16 @@ impl Note {
                 out.put_slice(&serde_json::to_vec(snapshot).unwrap_or_default());
             }
             Note::Restart => out.put_u8(RESTART),
+            Note::Presence(note) => {
+                out.put_u8(PRESENCE);
+                out.put_slice(note);
+            }
+            Note::SendToUser { node, user, message } => {
+                out.put_u8(SEND_TO_USER);
+                out.put_u32(*node);
+                put_str(&mut out, user);
+                put_message(&mut out, message);
+            }
         }
         out.freeze()
     }
@@ -123,6 +143,12 @@ impl Note {
             METRICS => Note::Metrics(serde_json::from_slice(&frame).ok()?),
             TOTALS => Note::Totals(serde_json::from_slice(&frame).ok()?),
             RESTART => Note::Restart,
+            PRESENCE => Note::Presence(frame),
+            SEND_TO_USER => Note::SendToUser {
+                node: get_u32(&mut frame)?,
+                user: get_str(&mut frame)?,
+                message: get_message(&mut frame)?,
+            },
             _ => return None,
         };
         Some(note)
@@ -142,9 +168,9 @@ pub enum Route {
 
 pub fn route(frame: &[u8]) -> Route {
     match frame {
-        [BROADCAST, ..] => Route::Others,
-        // A SendTo's id starts with the node tag.
-        [SEND_TO, a, b, c, d, ..] => Route::Node(u32::from_be_bytes([*a, *b, *c, *d])),
+        [BROADCAST | PRESENCE, ..] => Route::Others,
+        // A SendTo's id starts with the node tag; a SendToUser names it first.
+        [SEND_TO | SEND_TO_USER, a, b, c, d, ..] => Route::Node(u32::from_be_bytes([*a, *b, *c, *d])),
         _ => Route::Supervisor,
     }
 }
@@ -219,6 +245,8 @@ mod tests {
             Note::Metrics(totals.clone()),
             Note::Totals(totals),
             Note::Restart,
+            Note::Presence(Bytes::from_static(b"{}")),
+            Note::SendToUser { node: 9, user: "ann".into(), message: Message::Text("hi".into()) },
         ] {
             assert_eq!(Note::decode(note.encode()), Some(note));
         }
@@ -230,6 +258,9 @@ mod tests {
         assert_eq!(route(&broadcast.encode()), Route::Others);
         let send_to = Note::SendTo { id: (7u128 << 96) | 99, message: Message::Text("x".into()) };
         assert_eq!(route(&send_to.encode()), Route::Node(7));
+        let to_user = Note::SendToUser { node: 8, user: "ann".into(), message: Message::Text("x".into()) };
+        assert_eq!(route(&to_user.encode()), Route::Node(8));
+        assert_eq!(route(&Note::Presence(Bytes::new()).encode()), Route::Others);
         assert_eq!(route(&Note::Ready { worker: 0, address: String::new() }.encode()), Route::Supervisor);
         assert_eq!(route(&[SEND_TO, 1]), Route::Supervisor);
     }

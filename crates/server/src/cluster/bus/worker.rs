@@ -41,6 +41,9 @@ pub struct Bus {
     lost: CancellationToken,
     /// Cancelled when the supervisor asks this worker to hand over (`--reload`).
     restart: CancellationToken,
+    /// The bus joins this worker to the others (no broker does): it carries presence, and
+    /// the supervisor's list of workers says which nodes are alive.
+    carries: std::sync::atomic::AtomicBool,
 }
 
 impl Bus {
@@ -60,6 +63,7 @@ impl Bus {
             counted: Notify::new(),
             lost: CancellationToken::new(),
             restart: CancellationToken::new(),
+            carries: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(write_batches(sink, pending));
         let reader = bus.clone();
@@ -84,7 +88,15 @@ impl Bus {
                 self.registry.deliver_to(id, message);
             }
             Some(Note::Peers(nodes)) => {
-                *write(&self.peers) = nodes.into_iter().filter(|node| *node != self.registry.node.tag()).collect();
+                let peers: HashSet<u32> = nodes.into_iter().filter(|node| *node != self.registry.node.tag()).collect();
+                if self.carries.load(Ordering::Acquire) {
+                    self.registry.presence_alive(&peers, true, Duration::ZERO);
+                }
+                *write(&self.peers) = peers;
+            }
+            Some(Note::Presence(note)) => self.registry.presence_heard(&note),
+            Some(Note::SendToUser { user, message, .. }) => {
+                self.registry.deliver_to_user(&user, &message);
             }
             Some(Note::Totals(totals)) => {
                 *lock(&self.totals) = Some(totals);
@@ -99,6 +111,11 @@ impl Bus {
         if self.outbox.try_send(note.encode()).is_err() {
             self.registry.metrics.bus_drops.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The bus is what joins this worker to the others (there is no broker).
+    pub fn carry(&self) {
+        self.carries.store(true, Ordering::Release);
     }
 
     /// Tells the supervisor this worker serves at `address`.
@@ -156,5 +173,17 @@ impl Fabric for Bus {
 
     fn connected(&self) -> bool {
         !self.lost.is_cancelled()
+    }
+
+    fn presence(&self, note: Bytes) {
+        self.post(&Note::Presence(note));
+    }
+
+    fn send_to_user(&self, node: u32, user: &str, message: &Message) -> bool {
+        if !read(&self.peers).contains(&node) {
+            return false;
+        }
+        self.post(&Note::SendToUser { node, user: user.to_owned(), message: message.clone() });
+        true
     }
 }

@@ -318,6 +318,7 @@ fn events(state: &Shared) -> Vec<String> {
             | Event::Stop
             | Event::BrokerReconnected { .. }
             | Event::Lease { .. }
+            | Event::Presence { .. }
             | Event::Http(_)
             | Event::Stream(..) => {
                 unreachable!("the server's own events")

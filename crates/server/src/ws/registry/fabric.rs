@@ -17,4 +17,9 @@ pub trait Fabric: Send + Sync {
     fn interest(&self, endpoint: &str, room: Option<&str>, present: bool);
     /// Whether this process hears the others now (`/ready` says so).
     fn connected(&self) -> bool;
+    /// A presence note for every other node ([`super::Registry::presence_heard`] there).
+    fn presence(&self, note: bytes::Bytes);
+    /// A frame for every connection of `user` on the node tagged `node` (not this one): true
+    /// when that node is known to be up and the frame is on its way.
+    fn send_to_user(&self, node: u32, user: &str, message: &Message) -> bool;
 }

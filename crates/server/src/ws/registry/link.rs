@@ -33,8 +33,37 @@ pub struct Link {
     /// before the socket task stops reading.
     unreceived: AtomicUsize,
     receive_limit: usize,
+    membership: Mutex<Membership>,
+}
+
+/// Where the connection belongs: its rooms, and who the app says its client is.
+#[derive(Default)]
+pub(super) struct Membership {
     /// The rooms of its endpoint the connection is in (rarely more than a few).
-    rooms: Mutex<Vec<Box<str>>>,
+    pub rooms: Vec<Box<str>>,
+    /// The user the app identified (`websocket.identify`).
+    pub user: Option<Box<str>>,
+    pub stage: Stage,
+}
+
+/// Whether an identified connection counts in presence and `send_to_user`: only while the
+/// app serves it (a handshake it refuses never counts).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// The handshake, `on_connect` included.
+    #[default]
+    Opening,
+    /// Accepted: its handler runs.
+    Serving,
+    /// The conversation is over (closing, or closed).
+    Over,
+}
+
+impl Membership {
+    /// The user it counts for in presence now, if any.
+    pub fn counted_user(&self) -> Option<&str> {
+        self.user.as_deref().filter(|_| self.stage == Stage::Serving)
+    }
 }
 
 struct Outbox {
@@ -133,14 +162,14 @@ impl Link {
             joined: AtomicBool::new(false),
             unreceived: AtomicUsize::new(0),
             receive_limit,
-            rooms: Mutex::new(Vec::new()),
+            membership: Mutex::new(Membership::default()),
         }
     }
 
-    /// The rooms the connection is in.
-    pub(super) fn room_names(&self) -> MutexGuard<'_, Vec<Box<str>>> {
+    /// Its rooms and user.
+    pub(super) fn membership(&self) -> MutexGuard<'_, Membership> {
         // Nothing panics while holding this lock.
-        lock(&self.rooms)
+        lock(&self.membership)
     }
 
     /// Wakes the socket task (from the loop thread in one-thread mode: when it next runs the
@@ -269,10 +298,12 @@ impl NetworkLink for Link {
 
     fn join(&self) {
         self.joined.store(true, Ordering::Release);
+        self.registry.set_stage(self, Stage::Serving);
     }
 
     fn leave(&self) {
         self.joined.store(false, Ordering::Release);
+        self.registry.set_stage(self, Stage::Over);
     }
 
     fn join_room(&self, room: &str) {
@@ -283,8 +314,16 @@ impl NetworkLink for Link {
         self.registry.leave_room(self, room);
     }
 
+    fn identify(&self, user: &str) {
+        self.registry.identify(self, user);
+    }
+
+    fn presence(&self, room: Option<&str>) -> Vec<(String, u32)> {
+        self.registry.present(self.endpoint, room)
+    }
+
     fn rooms(&self) -> Vec<String> {
-        self.room_names().iter().map(ToString::to_string).collect()
+        self.membership().rooms.iter().map(ToString::to_string).collect()
     }
 
     fn decide(&self, decision: Decision) {

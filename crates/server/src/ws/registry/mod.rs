@@ -6,12 +6,15 @@
 mod fabric;
 mod link;
 pub mod node;
+mod presence;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
 
-use pyhost::bridge::{ConnKey, Frame, Hub};
+use pyhost::bridge::{Bridge, ConnKey, Frame, Hub};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -43,7 +46,16 @@ pub struct Registry {
     live: AtomicUsize,
     /// Notified whenever a connection comes or goes.
     changed: Notify,
+    /// The counted connections of each identified user here (`send_to_user`).
+    users: RwLock<HashMap<Box<str>, Vec<Arc<Link>>>>,
+    /// Who is present where, across the cluster.
+    presence: Mutex<presence::Presence>,
+    /// Where joins and leaves are announced (the app's `on_presence`).
+    announcer: OnceLock<Arc<Bridge>>,
 }
+
+/// How long a user whose last connection closed stays present, unless `--presence-grace` says.
+pub const PRESENCE_GRACE: Duration = Duration::from_secs(5);
 
 impl Registry {
     /// `patterns[i]` is endpoint `i`'s route pattern.
@@ -61,6 +73,9 @@ impl Registry {
             by_id: RwLock::new(HashMap::new()),
             live: AtomicUsize::new(0),
             changed: Notify::new(),
+            users: RwLock::new(HashMap::new()),
+            presence: Mutex::new(presence::Presence::new(node.tag(), PRESENCE_GRACE)),
+            announcer: OnceLock::new(),
         }
     }
 
@@ -71,7 +86,9 @@ impl Registry {
 
     /// Joins this process to the others: from now on what is broadcast here reaches theirs.
     pub fn join_fabric(&self, fabric: Arc<dyn Fabric>) {
-        let _ = self.fabric.set(fabric);
+        if self.fabric.set(fabric).is_ok() {
+            self.presence_rejoined();
+        }
     }
 
     pub fn has_fabric(&self) -> bool {
@@ -107,8 +124,11 @@ impl Registry {
             links.is_empty()
         };
         write(&self.by_id).remove(&link.id);
-        let rooms = std::mem::take(&mut *link.room_names());
-        for room in rooms {
+        let membership = std::mem::take(&mut *link.membership());
+        if let Some(user) = membership.counted_user() {
+            self.recount(link, &membership.rooms, Some(user), None);
+        }
+        for room in membership.rooms {
             self.forget_member(link.endpoint, &room, link.key);
         }
         self.live.fetch_sub(1, Ordering::AcqRel);
@@ -122,11 +142,16 @@ impl Registry {
         // The room holds the registry's own handle on the link; a connection that has ended
         // joins nothing.
         let Some(member) = read(&self.endpoints[link.endpoint]).get(&link.key).cloned() else { return };
-        let mut names = link.room_names();
-        if names.iter().any(|name| &**name == room) {
+        let mut membership = link.membership();
+        if membership.rooms.iter().any(|name| &**name == room) {
             return;
         }
-        names.push(room.into());
+        membership.rooms.push(room.into());
+        let user = membership.counted_user().map(str::to_owned);
+        drop(membership);
+        if let Some(user) = user {
+            self.count_presence(link.endpoint, [Some(room)].into_iter(), &user, true);
+        }
         let created = {
             let mut rooms = write(&self.rooms[link.endpoint]);
             let members = rooms.entry(room.into()).or_default();
@@ -139,9 +164,14 @@ impl Registry {
     }
 
     pub fn leave_room(&self, link: &Link, room: &str) {
-        let mut names = link.room_names();
-        let Some(position) = names.iter().position(|name| &**name == room) else { return };
-        names.swap_remove(position);
+        let mut membership = link.membership();
+        let Some(position) = membership.rooms.iter().position(|name| &**name == room) else { return };
+        membership.rooms.swap_remove(position);
+        let user = membership.counted_user().map(str::to_owned);
+        drop(membership);
+        if let Some(user) = user {
+            self.count_presence(link.endpoint, [Some(room)].into_iter(), &user, false);
+        }
         self.forget_member(link.endpoint, room, link.key);
     }
 
@@ -262,6 +292,14 @@ impl Hub for Registry {
     fn connections(&self, endpoint: usize) -> Vec<u128> {
         self.endpoints.get(endpoint).map_or_else(Vec::new, |links| read(links).values().map(|link| link.id).collect())
     }
+
+    fn send_to_user(&self, user: &str, frame: Frame) -> usize {
+        Registry::send_to_user(self, user, frame)
+    }
+
+    fn presence(&self, endpoint: usize, room: Option<&str>) -> Vec<(String, u32)> {
+        self.present(endpoint, room)
+    }
 }
 
 #[cfg(test)]
@@ -353,5 +391,50 @@ mod tests {
         let taken = ann.take(Waker::noop(), &mut frames, 0);
         assert!(frames.is_empty(), "its queue is dropped");
         assert_eq!(u16::from(taken.closing.unwrap().frame.code), pyhost::close_code::TRY_AGAIN_LATER);
+    }
+
+    fn present(registry: &Registry, room: Option<&str>) -> Vec<(String, u32)> {
+        registry.present(0, room)
+    }
+
+    #[test]
+    fn an_identified_connection_counts_while_it_is_served_and_send_to_user_reaches_each() {
+        let registry = Arc::new(Registry::new(vec!["/a".into()], Node::random(), usize::MAX));
+        registry.set_presence_grace(Duration::ZERO);
+        let opening = Arc::new(Link::new(
+            LinkSettings {
+                key: 1,
+                id: 1,
+                endpoint: 0,
+                capacity: 4,
+                byte_capacity: 1 << 20,
+                receive_limit: 1024,
+                decision: None,
+            },
+            registry.clone(),
+        ));
+        registry.insert(&opening);
+        opening.identify("ann");
+        assert!(present(&registry, None).is_empty(), "on_connect has not accepted it yet");
+        assert_eq!(registry.send_to_user("ann", Frame::Text("too early".into())), 0);
+        let (ann, phone) = (link(&registry, 2, 0), link(&registry, 3, 0));
+        ann.identify("ann");
+        phone.identify("ann");
+        phone.join_room("red");
+        assert_eq!(present(&registry, None), [("ann".to_owned(), 2)]);
+        assert_eq!(present(&registry, Some("red")), [("ann".to_owned(), 1)]);
+        assert_eq!(registry.send_to_user("ann", Frame::Text("hi".into())), 2);
+        assert_eq!((texts(&ann), texts(&phone)), (vec!["hi".to_owned()], vec!["hi".to_owned()]));
+        assert!(texts(&opening).is_empty());
+        phone.identify("bob");
+        assert_eq!(present(&registry, Some("red")), [("bob".to_owned(), 1)], "the room follows the user");
+        registry.remove(&phone);
+        registry.remove(&opening);
+        assert_eq!(present(&registry, None), [("ann".to_owned(), 1)]);
+        assert!(present(&registry, Some("red")).is_empty());
+        assert_eq!(registry.send_to_user("bob", Frame::Text("gone".into())), 0);
+        ann.leave();
+        assert!(present(&registry, None).is_empty(), "the conversation is over");
+        assert_eq!(registry.send_to_user("ann", Frame::Text("over".into())), 0);
     }
 }

@@ -10,7 +10,7 @@ from robyn._headers import Headers
 from robyn._query import QueryParams
 from robyn._request import Request
 from robyn._response import Response
-from robyn._websocket import WebSocket, WebSocketAdapter, WebSocketDisconnect
+from robyn._websocket import PresenceChange, WebSocket, WebSocketAdapter, WebSocketDisconnect
 from robyn.authentication import AuthenticationHandler
 from robyn.jsonify import jsonify
 from robyn.openapi import OpenAPI, OpenAPIInfo
@@ -30,6 +30,7 @@ __all__ = [
     "JsonBody",
     "OpenAPI",
     "OpenAPIInfo",
+    "PresenceChange",
     "QueryParams",
     "Request",
     "RequestBody",

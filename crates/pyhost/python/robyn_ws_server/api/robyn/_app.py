@@ -194,6 +194,23 @@ class Robyn(BaseRobyn):
 
         return _native.send_to(connection_id, data)
 
+    async def send_to_user(self, user: str, data: str | bytes) -> int:
+        """Send to every open connection of ``user`` (``websocket.identify``), on any
+        endpoint, process or host; returns how many connections it went to.
+        robyn-ws-server only; not in Robyn 0.88.0."""
+        from robyn import _native  # only inside the running server
+
+        return _native.send_to_user(user, data)
+
+    async def presence(self, path: str, room: str | None = None) -> dict[str, int]:
+        """The users present on the WebSocket route ``path`` (or in one of its rooms), across
+        every process and host, with their open connections; a user whose last connection
+        closed less than ``--presence-grace`` seconds ago is listed with 0.
+        robyn-ws-server only; not in Robyn 0.88.0."""
+        from robyn import _native  # only inside the running server
+
+        return dict(_native.presence(self._endpoint_index(path), room))
+
     async def broadcast(self, path: str, data: str | bytes, room: str | None = None) -> None:
         """Send to every client of the WebSocket route ``path`` (as registered, e.g.
         ``/user/:id``), or with ``room`` to that room's members. robyn-ws-server only; not in Robyn 0.88.0."""

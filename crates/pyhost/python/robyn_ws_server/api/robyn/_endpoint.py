@@ -13,7 +13,7 @@ from robyn._params import Dependencies, ParameterError, ParameterPlan
 from robyn._response import Response
 from robyn._streaming import Streamed
 from robyn._tracebacks import RepeatedFailures
-from robyn._websocket import HandshakeSettings, WebSocket, WebSocketDisconnect, dumps_json
+from robyn._websocket import HandshakeSettings, PresenceChange, WebSocket, WebSocketDisconnect, dumps_json
 
 if TYPE_CHECKING:
     from robyn._native import Connection
@@ -38,13 +38,16 @@ if TYPE_CHECKING:
     class WebSocketRoute(Protocol[P, R_co]):
         """What ``@app.websocket(path)`` makes of a handler, for type checkers and editors:
         the function itself, called as it was declared, with Robyn's ``@handler.on_connect``
-        and ``@handler.on_close`` decorators, which keep the callbacks' own types."""
+        and ``@handler.on_close`` decorators (and ``@handler.on_presence``), which keep the
+        callbacks' own types."""
 
         def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
         def on_connect(self, function: C) -> C: ...
 
         def on_close(self, function: C) -> C: ...
+
+        def on_presence(self, function: C) -> C: ...
 
 
 # The arguments of a callback the route does not have: one shared dict, never passed on.
@@ -108,6 +111,8 @@ class Endpoint:
         self.handler = _Callback(handler)
         self.on_connect: _Callback | None = None
         self.on_close: _Callback | None = None
+        # `on_presence(change)`: a plain function, called with a PresenceChange.
+        self.on_presence: Callback | None = None
         self.subprotocols = subprotocols or []
         # Its place in the server's list of routes, once the server runs.
         self.index: int | None = None
@@ -139,8 +144,15 @@ class Endpoint:
             self.on_close = _Callback(function)
             return function
 
+        def on_presence(function: C) -> C:
+            if not callable(function):
+                raise TypeError(f"on_presence takes a function, got {type(function).__name__}")
+            self.on_presence = function
+            return function
+
         handler.on_connect = on_connect  # type: ignore[attr-defined]
         handler.on_close = on_close  # type: ignore[attr-defined]
+        handler.on_presence = on_presence  # type: ignore[attr-defined]
         return cast("WebSocketRoute[P, R_co]", handler)
 
     def with_prefix(self, prefix: str) -> Endpoint:
@@ -211,6 +223,18 @@ class Endpoint:
                 failed = True
                 failures.failed(f"on_close on {self.path}", conn.id, error)
         conn.finish(failed, farewell)
+
+    async def presence_changed(self, room: str | None, joined: list[str], left: list[str]) -> None:
+        """Runs ``on_presence`` (sync or async) with one change; a failure is logged."""
+        callback = self.on_presence
+        if callback is None:
+            return
+        try:
+            result = callback(PresenceChange(room, joined, left))
+            if inspect.isawaitable(result):
+                await result
+        except Exception as error:
+            failures.failed(f"on_presence on {self.path}", room or "(the endpoint)", error)
 
     def _returned(self, result: Any) -> None:
         """A handler's return value goes nowhere: say so, once per route."""

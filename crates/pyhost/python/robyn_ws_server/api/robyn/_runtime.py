@@ -130,6 +130,7 @@ class Runtime:
             self._broker_reconnected,
             self.http.pipeline.on_http,
             self._lease_changed,
+            self._presence_changed,
         )
         doorbell = dispatcher.fileno()
         if doorbell is not None:
@@ -159,6 +160,13 @@ class Runtime:
         task = self._running_loop.create_task(self.endpoints[index].serve(conn))
         self._tasks.add(task)
         task.add_done_callback(self._forget_task, context=self._callback_context)
+
+    def _presence_changed(self, index: int, room: str | None, joined: list[str], left: list[str]) -> None:
+        endpoint = self.endpoints[index]
+        if endpoint.on_presence is not None:
+            task = self._running_loop.create_task(endpoint.presence_changed(room, joined, left))
+            self._tasks.add(task)
+            task.add_done_callback(self._forget_task, context=self._callback_context)
 
     def _broker_reconnected(self, gap_seconds: float) -> None:
         if self.app.broker_reconnect_handlers:

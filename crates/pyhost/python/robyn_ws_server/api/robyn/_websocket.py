@@ -34,6 +34,18 @@ class Client(NamedTuple):
     port: int
 
 
+@dataclass(frozen=True)
+class PresenceChange:
+    """Users who joined or left an endpoint (``room`` is ``None``) or one of its rooms, across
+    every process and host of the app, as ``on_presence`` gets them. A user joins when their
+    first connection there opens, and leaves when their last one has been closed for
+    ``--presence-grace`` seconds (coming back sooner is neither). robyn-ws-server only; not in Robyn 0.88.0."""
+
+    room: str | None
+    joined: list[str]
+    left: list[str]
+
+
 @dataclass
 class HandshakeSettings:
     """What the app configured that its WebSocket routes read handshakes with (set when the
@@ -54,7 +66,7 @@ class WebSocket:
 
     # Made on first use: most handlers read none of them, and every connection keeps its
     # websocket object for its whole life.
-    __slots__ = ("_conn", "_headers", "_query_params", "_settings", "identity")
+    __slots__ = ("_conn", "_headers", "_query_params", "_settings", "_user", "identity")
 
     def __init__(self, conn: Connection, *old_api: object, settings: HandshakeSettings = _NOTHING_CONFIGURED) -> None:
         if old_api:
@@ -65,6 +77,7 @@ class WebSocket:
         self._settings = settings
         # Who `authenticate()` found the client to be.
         self.identity: Identity | None = None
+        self._user: str | None = None
 
     @property
     def id(self) -> str:
@@ -170,6 +183,33 @@ class WebSocket:
     def leave(self, room: str) -> None:
         """Leave a room of this endpoint. robyn-ws-server only; not in Robyn 0.88.0."""
         self._conn.leave_room(room)
+
+    @property
+    def user(self) -> str | None:
+        """The user ``identify`` named, or ``None``. robyn-ws-server only; not in Robyn 0.88.0."""
+        return self._user
+
+    def identify(self, user: str) -> None:
+        """Says whose connection this is (a name the app chooses, typically after checking a
+        cookie or token; 1 to 256 bytes of UTF-8): from the moment the connection is accepted
+        until it ends, it counts in ``presence()`` and ``send_to_user(user, ...)`` reaches it,
+        from any process or host. Called again, the connection becomes the new user's.
+        robyn-ws-server only; not in Robyn 0.88.0."""
+        if not isinstance(user, str):
+            raise TypeError(f"identify() takes the user as a str, got {type(user).__name__}")
+        self._conn.identify(user)
+        self._user = user
+
+    async def send_to_user(self, user: str, data: str | bytes) -> int:
+        """Send to every open connection of ``user`` (``identify``), on any endpoint, process
+        or host; returns how many connections it went to. robyn-ws-server only; not in Robyn 0.88.0."""
+        return _native_send_to_user(user, data)
+
+    async def presence(self, room: str | None = None) -> dict[str, int]:
+        """The users present on this endpoint (or in one of its rooms), across every process
+        and host, with their open connections; a user whose last connection closed less than
+        ``--presence-grace`` seconds ago is listed with 0. robyn-ws-server only; not in Robyn 0.88.0."""
+        return dict(self._conn.presence(room))
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send to one open connection by its id (any endpoint): True when queued, False when
@@ -306,6 +346,12 @@ def _native_send_to(connection_id: str, data: str | bytes) -> bool:
     from robyn import _native  # only inside the running server
 
     return _native.send_to(connection_id, data)
+
+
+def _native_send_to_user(user: str, data: str | bytes) -> int:
+    from robyn import _native  # only inside the running server
+
+    return _native.send_to_user(user, data)
 
 
 _OLD_API = (
