@@ -44,6 +44,9 @@ pub enum Event {
     /// Users joined or left an endpoint (`room` None) or one of its rooms, across the cluster
     /// (announced by one process only): run the endpoint's `on_presence`.
     Presence { endpoint: usize, room: Option<String>, joined: Vec<String>, left: Vec<String> },
+    /// The answer to a question the app asked that the network side could not answer at once
+    /// (a history kept by the supervisor or by Redis): resolve the future `token` names.
+    Answer(Token, Answer),
     /// An HTTP request for the app: run its route and answer through `HttpCall::reply`.
     Http(Box<HttpCall>),
     /// News of a streamed response body for the app that produces it.
@@ -170,6 +173,55 @@ pub struct Refusal {
     pub body: Bytes,
 }
 
+/// Names a question of the app's whose answer comes later, as [`Event::Answer`].
+pub type Token = u64;
+
+/// An answer now, or (None) later as [`Event::Answer`]; an error says what went wrong (the
+/// broker cannot be reached, say) and what to do.
+pub type Now<T> = Option<Result<T, String>>;
+
+/// What comes back to the app from a history.
+#[derive(Debug)]
+pub enum Answer {
+    /// The offset a broadcast got (or was reserved).
+    Offset(Result<u64, String>),
+    /// What a client missed, or why it cannot be caught up.
+    Missed(Result<Missed, String>),
+    /// A recovery: how many missed messages were queued for the client, or the gap.
+    Recovered(Result<Recovered, String>),
+}
+
+/// Where a history stands: its epoch, and the last offset released in it (0: none yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub epoch: String,
+    pub offset: u64,
+}
+
+/// Why a client's position cannot be caught up from the history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gap {
+    /// The client's epoch is not the history's: it was lost (the server or Redis restarted
+    /// empty) and offsets started again.
+    Epoch,
+    /// Some of what the client missed is no longer kept (older than the history).
+    TooOld,
+}
+
+#[derive(Debug)]
+pub struct Missed {
+    pub position: Position,
+    /// The messages after the client's offset, in order (none when only the position was
+    /// asked for).
+    pub messages: Result<Vec<Frame>, Gap>,
+}
+
+#[derive(Debug)]
+pub struct Recovered {
+    pub position: Position,
+    pub queued: Result<usize, Gap>,
+}
+
 /// A message the interpreter side wants delivered.
 #[derive(Debug)]
 pub enum Frame {
@@ -208,6 +260,12 @@ pub trait NetworkLink: Send + Sync {
     /// The users present on this connection's endpoint (or one of its rooms), across the
     /// cluster, with their open connections.
     fn presence(&self, room: Option<&str>) -> Vec<(String, u32)>;
+    /// Joins `room` (None: starts the endpoint's broadcasts) and queues, in order and once
+    /// each, what the client missed since `since` in `epoch` and then what is broadcast
+    /// meanwhile.
+    fn recover(&self, room: Option<&str>, epoch: &str, since: u64, token: Token) -> Now<Recovered>;
+    /// Index of the connection's endpoint in the app's list of WebSocket routes.
+    fn endpoint(&self) -> usize;
     /// The app's answer to a handshake it decides on (`Opening::decides`); ignored once the
     /// connection is upgraded or gone.
     fn decide(&self, decision: Decision);
@@ -238,6 +296,23 @@ pub trait Hub: Send + Sync {
     /// The users present in an endpoint (or one of its rooms), across the cluster, with their
     /// open connections (0 while one lingers after leaving).
     fn presence(&self, endpoint: usize, room: Option<&str>) -> Vec<(String, u32)>;
+    /// Whether the endpoint keeps a history (`@app.websocket(path, history=N)`).
+    fn keeps_history(&self, endpoint: usize) -> bool;
+    /// A broadcast kept in the endpoint's history (but not to connection `except`): its offset.
+    fn broadcast_kept(
+        &self,
+        endpoint: usize,
+        room: Option<&str>,
+        frame: Frame,
+        except: Option<u128>,
+        token: Token,
+    ) -> Now<u64>;
+    /// Reserves the next offset of a history, for a message built once it is known.
+    fn reserve(&self, endpoint: usize, room: Option<&str>, token: Token) -> Now<u64>;
+    /// The message of a reserved offset (None: given up), released in offset order.
+    fn commit(&self, endpoint: usize, room: Option<&str>, offset: u64, frame: Option<Frame>, except: Option<u128>);
+    /// What was broadcast after `since` in `epoch` (None: only where the history stands).
+    fn missed(&self, endpoint: usize, room: Option<&str>, since: Option<(&str, u64)>, token: Token) -> Now<Missed>;
 }
 
 /// The shared event vector and how the loop thread learns of it.

@@ -21,6 +21,7 @@ const PACKAGE: &[(&str, &str)] = &[
     ("robyn._cors", include_str!("../python/robyn_ws_server/api/robyn/_cors.py")),
     ("robyn._endpoint", include_str!("../python/robyn_ws_server/api/robyn/_endpoint.py")),
     ("robyn._headers", include_str!("../python/robyn_ws_server/api/robyn/_headers.py")),
+    ("robyn._history", include_str!("../python/robyn_ws_server/api/robyn/_history.py")),
     ("robyn._http_params", include_str!("../python/robyn_ws_server/api/robyn/_http_params.py")),
     ("robyn._http_route", include_str!("../python/robyn_ws_server/api/robyn/_http_route.py")),
     ("robyn._http_routing", include_str!("../python/robyn_ws_server/api/robyn/_http_routing.py")),
@@ -115,6 +116,9 @@ pub struct EndpointSpec {
     pub subprotocols: Vec<String>,
     /// It has `on_connect`, which runs before the handshake is answered.
     pub decides: bool,
+    /// Its history (`history=N`, `history_ttl=S`): how many broadcasts each room keeps, and
+    /// for how many seconds at most.
+    pub history: Option<(usize, Option<f64>)>,
 }
 
 /// One HTTP route of the app (`@app.get(...)` and the like).
@@ -313,11 +317,17 @@ fn load_error(py: Python<'_>, loader: &Bound<'_, PyModule>, err: &PyErr) -> Star
 
 fn describe(runtime: &Bound<'_, PyAny>) -> PyResult<LoadedApp> {
     let app = runtime.getattr("app")?;
-    let endpoints: Vec<(String, Vec<String>, bool)> = runtime.call_method0("routes")?.extract()?;
+    type Route = (String, Vec<String>, bool, usize, Option<f64>);
+    let endpoints: Vec<Route> = runtime.call_method0("routes")?.extract()?;
     Ok(LoadedApp {
         endpoints: endpoints
             .into_iter()
-            .map(|(path, subprotocols, decides)| EndpointSpec { path, subprotocols, decides })
+            .map(|(path, subprotocols, decides, kept, span)| EndpointSpec {
+                path,
+                subprotocols,
+                decides,
+                history: (kept > 0).then_some((kept, span)),
+            })
             .collect(),
         http: describe_http(runtime)?,
         start_host: app.getattr("start_host")?.extract()?,

@@ -59,6 +59,7 @@ use crate::tls::{Tls, TlsFiles};
 use crate::ws::Shared;
 use crate::ws::deflate;
 use crate::ws::registry::Registry;
+use crate::ws::registry::history::Keep;
 use crate::ws::registry::node::Node;
 
 /// How long shutdown waits for the shutdown handlers (and a loop a handler may be blocking).
@@ -193,6 +194,9 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     registry.set_presence_grace(Duration::from_secs_f64(cli.presence_grace));
     registry.announce_to(bridge.clone());
     runtime.spawn(registry.clone().expire_presence());
+    let keeps = app.endpoints.iter().map(|endpoint| endpoint.history.map(keep_of)).collect();
+    registry.keep_histories(keeps, runtime.handle().clone());
+    runtime.spawn(registry.clone().give_up_abandoned());
     let broker = broker_link(cli)?;
     if let Some(link) = &broker {
         let _runtime = runtime.enter();
@@ -382,6 +386,11 @@ async fn serve(
     let _ = accepting.await;
     tracing::info!("no longer accepting connections; closing {} open connection(s)", state.registry.live());
     shutdown::close_all(&state, grace, departure).await;
+}
+
+/// What an endpoint's `history=N, history_ttl=S` keeps.
+fn keep_of((count, span): (usize, Option<f64>)) -> Keep {
+    Keep { count, span: span.map(Duration::from_secs_f64) }
 }
 
 /// Joins the supervisor's bus as worker `number`: from here on this worker's numbers go into

@@ -10,7 +10,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
-use super::frames::{binary_of, frame_of, type_name};
+use super::frames::{binary_of, frame_of, not_broadcastable, type_name};
 use super::hooks::{create_future, disconnect, fail, resolve};
 use super::phase::{Ender, Finish, HandlerPhase};
 use crate::bridge::{Decision, Frame, NetworkLink, Opening, Refusal, Request, SendError};
@@ -332,8 +332,7 @@ impl Connection {
     /// ended too, so a handler can tell the others that its client left.
     #[pyo3(signature = (data, room = None, exclude_self = false))]
     fn broadcast(&self, data: &Bound<'_, PyAny>, room: Option<&str>, exclude_self: bool) -> PyResult<()> {
-        let frame = frame_of(data)
-            .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
+        let frame = frame_of(data).map_err(|_| not_broadcastable(data))?;
         super::hub::fits_broadcast(data.py(), &frame)?;
         self.link.broadcast(frame, room, exclude_self);
         Ok(())
@@ -353,6 +352,21 @@ impl Connection {
     /// The rooms the connection is in.
     fn rooms(&self) -> Vec<String> {
         self.link.rooms()
+    }
+
+    /// Index of its endpoint in the app's WebSocket routes.
+    #[getter]
+    fn endpoint(&self) -> usize {
+        self.link.endpoint()
+    }
+
+    /// `websocket.recover(room, since=, epoch=)`: `(epoch, offset, count or None, gap or None)`
+    /// (or a future of it).
+    #[pyo3(signature = (room, epoch, since))]
+    fn recover(&self, py: Python<'_>, room: Option<&str>, epoch: &str, since: u64) -> PyResult<Py<PyAny>> {
+        let token = super::answers::token();
+        let now = self.link.recover(room, epoch, since, token);
+        super::answers::now_or_later(py, token, super::answers::recovered(now))
     }
 
     /// The users present on its endpoint (or one of its rooms), across the cluster.

@@ -102,6 +102,7 @@ impl Dispatcher {
             Event::Lease { task, held } => {
                 hooks(py)?.on_lease.call1(py, (task, held))?;
             }
+            Event::Answer(token, answer) => super::answers::answered(py, token, answer),
             Event::Presence { endpoint, room, joined, left } => {
                 hooks(py)?.on_presence.call1(py, (endpoint, room, joined, left))?;
             }

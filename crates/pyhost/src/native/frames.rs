@@ -33,3 +33,15 @@ pub(super) fn binary_of(data: &Bound<'_, PyAny>) -> Option<Frame> {
 pub(super) fn type_name(data: &Bound<'_, PyAny>) -> String {
     data.get_type().name().map(|name| name.to_string()).unwrap_or_else(|_| "?".into())
 }
+
+/// A broadcast of something that is not a message: what it takes, and where a function is
+/// taken instead.
+pub(super) fn not_broadcastable(data: &Bound<'_, PyAny>) -> PyErr {
+    if data.is_callable() {
+        return PyTypeError::new_err(
+            "broadcast() takes a function (called with the offset) only on a route with a history: \
+             @app.websocket(path, history=N); here it takes str or bytes",
+        );
+    }
+    PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data)))
+}

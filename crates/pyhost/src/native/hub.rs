@@ -7,7 +7,8 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use super::frames::{frame_of, type_name};
+use super::answers::{self, now_or_later};
+use super::frames::{frame_of, not_broadcastable, type_name};
 use crate::bridge::{Frame, Hub};
 
 static HUB: PyOnceLock<Arc<dyn Hub>> = PyOnceLock::new();
@@ -54,8 +55,7 @@ pub fn presence(py: Python<'_>, endpoint: usize, room: Option<&str>) -> PyResult
 #[pyfunction]
 #[pyo3(signature = (endpoint, data, room = None))]
 pub fn broadcast(py: Python<'_>, endpoint: usize, data: &Bound<'_, PyAny>, room: Option<&str>) -> PyResult<()> {
-    let frame = frame_of(data)
-        .map_err(|_| PyTypeError::new_err(format!("broadcast() takes str or bytes, got {}", type_name(data))))?;
+    let frame = frame_of(data).map_err(|_| not_broadcastable(data))?;
     fits_broadcast(py, &frame)?;
     hub(py)?.broadcast(endpoint, room, frame);
     Ok(())
@@ -84,4 +84,95 @@ pub(super) fn fits_broadcast(py: Python<'_>, frame: &Frame) -> PyResult<()> {
 pub fn connections(py: Python<'_>, endpoint: usize) -> PyResult<Vec<String>> {
     let ids = hub(py)?.connections(endpoint);
     Ok(ids.into_iter().map(|id| uuid::Uuid::from_u128(id).hyphenated().to_string()).collect())
+}
+
+/// `keeps_history(endpoint)`: whether the endpoint was declared with `history=N`.
+#[pyfunction]
+pub fn keeps_history(py: Python<'_>, endpoint: usize) -> PyResult<bool> {
+    Ok(hub(py)?.keeps_history(endpoint))
+}
+
+/// `broadcast_kept(endpoint, data, room=None, except_id=None)`: a broadcast kept in the
+/// endpoint's history; its offset, or a future of it.
+#[pyfunction]
+#[pyo3(signature = (endpoint, data, room = None, except_id = None))]
+pub fn broadcast_kept(
+    py: Python<'_>,
+    endpoint: usize,
+    data: &Bound<'_, PyAny>,
+    room: Option<&str>,
+    except_id: Option<&str>,
+) -> PyResult<Py<PyAny>> {
+    let frame = frame_of(data).map_err(|_| not_broadcastable(data))?;
+    fits_broadcast(py, &frame)?;
+    let token = answers::token();
+    let now = hub(py)?.broadcast_kept(endpoint, room, frame, id_of(except_id), token);
+    now_or_later(py, token, answers::offset(now))
+}
+
+/// `reserve(endpoint, room=None)`: the next offset of a history, or a future of it, for a
+/// message built once it is known (then `commit`).
+#[pyfunction]
+#[pyo3(signature = (endpoint, room = None))]
+pub fn reserve(py: Python<'_>, endpoint: usize, room: Option<&str>) -> PyResult<Py<PyAny>> {
+    let token = answers::token();
+    let now = hub(py)?.reserve(endpoint, room, token);
+    now_or_later(py, token, answers::offset(now))
+}
+
+/// `commit(endpoint, room, offset, data, except_id=None)`: the message of a reserved offset;
+/// None gives it up. A message that cannot be sent (not str or bytes, too big) is given up
+/// too, and the error raised.
+#[pyfunction]
+#[pyo3(signature = (endpoint, room, offset, data, except_id = None))]
+pub fn commit(
+    py: Python<'_>,
+    endpoint: usize,
+    room: Option<&str>,
+    offset: u64,
+    data: Option<&Bound<'_, PyAny>>,
+    except_id: Option<&str>,
+) -> PyResult<()> {
+    let hub = hub(py)?;
+    let frame = match data.map(|data| {
+        frame_of(data)
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "broadcast()'s callable must return str or bytes, got {}",
+                    type_name(data)
+                ))
+            })
+            .and_then(|frame| fits_broadcast(py, &frame).map(|()| frame))
+    }) {
+        Some(Err(error)) => {
+            hub.commit(endpoint, room, offset, None, None);
+            return Err(error);
+        }
+        Some(Ok(frame)) => Some(frame),
+        None => None,
+    };
+    hub.commit(endpoint, room, offset, frame, id_of(except_id));
+    Ok(())
+}
+
+/// `missed(endpoint, room=None, epoch=None, since=None)`: `(epoch, offset, messages, gap)`
+/// (or a future of it): where the history stands, and what came after `since` in `epoch`
+/// (without them: only where it stands).
+#[pyfunction]
+#[pyo3(signature = (endpoint, room = None, epoch = None, since = None))]
+pub fn missed(
+    py: Python<'_>,
+    endpoint: usize,
+    room: Option<&str>,
+    epoch: Option<&str>,
+    since: Option<u64>,
+) -> PyResult<Py<PyAny>> {
+    let token = answers::token();
+    let since = epoch.zip(since);
+    let now = hub(py)?.missed(endpoint, room, since, token);
+    now_or_later(py, token, answers::missed(now))
+}
+
+fn id_of(text: Option<&str>) -> Option<u128> {
+    text.and_then(|text| uuid::Uuid::parse_str(text).ok()).map(|id| id.as_u128())
 }

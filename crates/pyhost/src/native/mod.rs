@@ -2,6 +2,7 @@
 //! thread, where the GIL is held: the dispatcher hands a batch of network events to the
 //! connections, and each connection keeps the state its websocket object needs.
 
+mod answers;
 mod busy_clock;
 mod connection;
 mod dispatcher;
@@ -36,5 +37,10 @@ pub fn module(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
     module.add_function(wrap_pyfunction!(hub::connections, &module)?)?;
     module.add_function(wrap_pyfunction!(hub::send_to_user, &module)?)?;
     module.add_function(wrap_pyfunction!(hub::presence, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::keeps_history, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::broadcast_kept, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::reserve, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::commit, &module)?)?;
+    module.add_function(wrap_pyfunction!(hub::missed, &module)?)?;
     Ok(module)
 }

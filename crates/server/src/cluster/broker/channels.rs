@@ -33,6 +33,14 @@ impl Channels {
         format!("{}node:{node:08x}", self.prefix)
     }
 
+    /// The prefix of the keys that hold the history of an endpoint (or of one of its rooms).
+    pub fn history(&self, endpoint: &str, room: Option<&str>) -> String {
+        match room {
+            None => format!("{}history:{endpoint}", self.prefix),
+            Some(room) => format!("{}history:{endpoint} room:{room}", self.prefix),
+        }
+    }
+
     /// The channel every node subscribes to for presence notes.
     pub fn presence(&self) -> String {
         format!("{}presence", self.prefix)
@@ -60,6 +68,8 @@ mod tests {
             Channels::new(1).of("/chat", None),
             channels.nodes(),
             channels.presence(),
+            channels.history("/chat", None),
+            channels.history("/chat", Some("lobby")),
         ];
         let distinct: std::collections::HashSet<_> = names.iter().collect();
         assert_eq!(distinct.len(), names.len());

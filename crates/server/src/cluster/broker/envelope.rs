@@ -27,6 +27,9 @@ const PRESENCE: u8 = 6;
 /// `send_to_user`: the user follows, then the payload.
 const TEXT_TO_USER: u8 = 7;
 const BINARY_TO_USER: u8 = 8;
+/// A broadcast kept in a history: the id it must not reach (0: none) follows, then the payload.
+const KEPT_TEXT: u8 = 9;
+const KEPT_BINARY: u8 = 10;
 
 const HEADER: usize = 1 + 1 + 4 + 8;
 
@@ -37,6 +40,7 @@ pub enum Content {
     Probe,
     Presence(Bytes),
     SendToUser { user: String, message: Message },
+    Kept { except: Option<u128>, message: Message },
 }
 
 #[derive(Debug, PartialEq)]
@@ -62,6 +66,7 @@ impl Envelope {
             Content::SendToUser { message, .. } => {
                 (kind_of(message, TEXT_TO_USER, BINARY_TO_USER), payload_of(message))
             }
+            Content::Kept { message, .. } => (kind_of(message, KEPT_TEXT, KEPT_BINARY), payload_of(message)),
         };
         let mut out = BytesMut::with_capacity(HEADER + 16 + payload.len());
         out.put_u8(VERSION);
@@ -70,6 +75,7 @@ impl Envelope {
         out.put_u64(self.published);
         match &self.content {
             Content::SendTo { id, .. } => out.put_u128(*id),
+            Content::Kept { except, .. } => out.put_u128(except.unwrap_or(0)),
             Content::SendToUser { user, .. } => {
                 out.put_u16(u16::try_from(user.len()).unwrap_or(u16::MAX));
                 out.put_slice(user.as_bytes());
@@ -91,16 +97,20 @@ impl Envelope {
         let content = match kind {
             TEXT => Content::Broadcast(Message::Text(Utf8Bytes::try_from(data).ok()?)),
             BINARY => Content::Broadcast(Message::Binary(data)),
-            TEXT_TO | BINARY_TO => {
+            TEXT_TO | BINARY_TO | KEPT_TEXT | KEPT_BINARY => {
                 if data.len() < 16 {
                     return None;
                 }
                 let id = data.get_u128();
                 let message = match kind {
-                    TEXT_TO => Message::Text(Utf8Bytes::try_from(data).ok()?),
+                    TEXT_TO | KEPT_TEXT => Message::Text(Utf8Bytes::try_from(data).ok()?),
                     _ => Message::Binary(data),
                 };
-                Content::SendTo { id, message }
+                if matches!(kind, TEXT_TO | BINARY_TO) {
+                    Content::SendTo { id, message }
+                } else {
+                    Content::Kept { except: (id != 0).then_some(id), message }
+                }
             }
             PROBE => Content::Probe,
             PRESENCE => Content::Presence(data),
@@ -163,6 +173,8 @@ mod tests {
             Content::Presence(Bytes::from_static(b"{\"n\":1}")),
             Content::SendToUser { user: "ann".into(), message: Message::Text("psst".into()) },
             Content::SendToUser { user: "bob".into(), message: Message::Binary(Bytes::from_static(b"\0")) },
+            Content::Kept { except: None, message: Message::Text("kept".into()) },
+            Content::Kept { except: Some(9), message: Message::Binary(Bytes::from_static(b"\x01")) },
         ] {
             let envelope = Envelope::new(0xfeed_f00d, content);
             assert_eq!(Envelope::decode(envelope.encode()), Some(envelope));

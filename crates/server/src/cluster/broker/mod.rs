@@ -14,6 +14,7 @@
 
 mod channels;
 mod envelope;
+mod history;
 mod publisher;
 mod subscriber;
 
@@ -23,6 +24,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use pyhost::bridge::Bridge;
 use redis::ConnectionLike;
 use tokio::sync::{Notify, mpsc};
@@ -31,6 +33,8 @@ use tokio_tungstenite::tungstenite::Message;
 use self::channels::{Channels, Target};
 use self::envelope::{Content, Envelope};
 use self::subscriber::Interest;
+use crate::ws::registry::history::{Catchup, Keep, Position};
+use crate::ws::registry::presence::Scope;
 use crate::ws::registry::{Fabric, Registry};
 use pyhost::locks::{read, write};
 
@@ -94,7 +98,16 @@ pub struct Broker {
     /// connection, if it still has one, is to the Redis that went away.
     redis_back: Notify,
     registry: Arc<Registry>,
+    histories: Arc<history::Histories>,
+    /// The channels subscribed now, and a signal when that changes.
+    hearing: std::sync::Mutex<HashSet<String>>,
+    hearing_changed: Notify,
+    /// This broker, for the futures its questions return.
+    me: std::sync::Weak<Broker>,
 }
+
+/// How long a recovery waits for this node to hear its room's channel.
+const HEARING_WITHIN: Duration = Duration::from_secs(3);
 
 impl Broker {
     /// Starts the broker's tasks on the current runtime. Redis need not be up: until it is,
@@ -106,9 +119,10 @@ impl Broker {
         let resp3 = info.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3);
         let subscribing = link.client(info.set_redis_settings(resp3))?;
         let channels = Channels::new(client.get_db());
+        let histories = history::Histories::new(client.clone(), client.get_db(), registry.node.tag());
         let (publish, queued) = mpsc::channel(PUBLISH_QUEUE);
         let (interest, interests) = mpsc::unbounded_channel();
-        let broker = Arc::new(Self {
+        let broker = Arc::new_cyclic(|me| Self {
             node: registry.node.tag(),
             channels,
             publish,
@@ -117,6 +131,10 @@ impl Broker {
             subscribed: AtomicBool::new(false),
             redis_back: Notify::new(),
             registry,
+            histories,
+            hearing: std::sync::Mutex::new(HashSet::new()),
+            hearing_changed: Notify::new(),
+            me: me.clone(),
         });
         tokio::spawn(publisher::run(broker.clone(), client.clone(), queued));
         tokio::spawn(subscriber::run(broker.clone(), subscribing, interests, bridge));
@@ -130,9 +148,41 @@ impl Broker {
         }
     }
 
+    /// Whether this node hears `channel` now, and a signal when that changes.
+    fn heard(&self, channels: impl IntoIterator<Item = String>, hearing: bool) {
+        let mut heard = pyhost::locks::lock(&self.hearing);
+        for channel in channels {
+            if hearing {
+                heard.insert(channel);
+            } else {
+                heard.remove(&channel);
+            }
+        }
+        drop(heard);
+        self.hearing_changed.notify_waiters();
+    }
+
+    fn self_handle(&self) -> Option<Arc<Broker>> {
+        self.me.upgrade()
+    }
+
+    fn hears_nothing(&self) {
+        pyhost::locks::lock(&self.hearing).clear();
+    }
+
     /// What came in on the channel of `target` (None: this node's own channel): delivered to
-    /// this node's clients, unless this node sent it.
+    /// this node's clients, unless this node sent it (but for kept broadcasts, which every
+    /// node delivers as Redis releases them, in offset order).
     fn receive(&self, target: Option<&Target>, payload: Bytes, probes: &mut subscriber::Probes) {
+        if let Some((offset, envelope)) = history::kept_offset(&payload) {
+            if let (Some(Target { endpoint, room }), Some(envelope)) =
+                (target, Envelope::decode(payload.slice_ref(envelope)))
+                && let Content::Kept { except, message } = envelope.content
+            {
+                self.registry.deliver_kept(endpoint, room.as_deref(), offset, &message, except);
+            }
+            return;
+        }
         let Some(envelope) = Envelope::decode(payload) else {
             tracing::debug!("a message on the broker that is not ours (or of another version): ignored");
             return;
@@ -159,7 +209,7 @@ impl Broker {
             Content::SendToUser { user, message } => {
                 self.registry.deliver_to_user(&user, &message);
             }
-            Content::Probe => {}
+            Content::Probe | Content::Kept { .. } => {}
         }
     }
 }
@@ -204,6 +254,58 @@ impl Fabric for Broker {
         }
         self.publish(self.channels.node(node), Content::SendToUser { user: user.to_owned(), message: message.clone() });
         true
+    }
+
+    fn append(
+        &self,
+        scope: &Scope,
+        keep: Keep,
+        message: Message,
+        except: Option<u128>,
+    ) -> BoxFuture<'static, Result<u64, String>> {
+        self.histories.append(scope, keep, message, except)
+    }
+
+    fn reserve(&self, scope: &Scope, _keep: Keep) -> BoxFuture<'static, Result<u64, String>> {
+        self.histories.reserve(scope)
+    }
+
+    fn commit(
+        &self,
+        scope: &Scope,
+        keep: Keep,
+        offset: u64,
+        message: Option<Message>,
+        except: Option<u128>,
+    ) -> BoxFuture<'static, ()> {
+        self.histories.commit(scope, keep, offset, message, except)
+    }
+
+    fn catch_up(
+        &self,
+        scope: &Scope,
+        keep: Keep,
+        since: Option<(String, u64)>,
+    ) -> BoxFuture<'static, Result<(Position, Catchup), String>> {
+        self.histories.catch_up(scope, keep, since)
+    }
+
+    fn hearing(&self, scope: &Scope) -> BoxFuture<'static, ()> {
+        let channel = self.channels.of(&scope.endpoint, scope.room.as_deref());
+        let broker = self.self_handle();
+        Box::pin(async move {
+            let Some(broker) = broker else { return };
+            let heard = async {
+                loop {
+                    let changed = broker.hearing_changed.notified();
+                    if pyhost::locks::lock(&broker.hearing).contains(&channel) {
+                        return;
+                    }
+                    changed.await;
+                }
+            };
+            let _ = tokio::time::timeout(HEARING_WITHIN, heard).await;
+        })
     }
 }
 

@@ -102,6 +102,7 @@ pub async fn run(
         };
         failures = 0;
         broker.subscribed.store(true, Ordering::Release);
+        broker.heard(wanted.keys().cloned(), true);
         // Whatever changed while this node did not hear the others, it learns (and tells) now.
         broker.registry.presence_rejoined();
         match deaf_since.take() {
@@ -124,6 +125,7 @@ pub async fn run(
         }
         let lost = listen(&broker, subscription, &mut interests, &mut wanted).await;
         broker.subscribed.store(false, Ordering::Release);
+        broker.hears_nothing();
         deaf_since = Some(Instant::now());
         tracing::warn!("lost the broker subscription ({lost}): reconnecting");
     }
@@ -203,11 +205,15 @@ async fn listen(
                 let outcome = match change {
                     Interest::Subscribe { channel, target } => {
                         let outcome = connection.subscribe(&channel).await;
-                        wanted.insert(channel, Some(target));
+                        wanted.insert(channel.clone(), Some(target));
+                        if outcome.is_ok() {
+                            broker.heard([channel], true);
+                        }
                         outcome
                     }
                     Interest::Unsubscribe { channel } => {
                         wanted.remove(&channel);
+                        broker.heard([channel.clone()], false);
                         connection.unsubscribe(&channel).await
                     }
                 };

@@ -6,6 +6,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::metrics::Snapshot;
+use crate::ws::registry::history::{Catchup, Gap, Keep, Position};
+use crate::ws::registry::presence::Scope;
 
 #[derive(Debug, PartialEq)]
 pub enum Note {
@@ -47,6 +49,51 @@ pub enum Note {
         user: String,
         message: Message,
     },
+    /// (To the supervisor, which keeps the histories) a question; the answer comes back to
+    /// the asking worker with `token`.
+    HistoryAsk {
+        token: u64,
+        scope: Scope,
+        keep: Keep,
+        question: Question,
+    },
+    /// (To the supervisor) the message of a reserved offset (None: given up).
+    HistoryCommit {
+        scope: Scope,
+        keep: Keep,
+        offset: u64,
+        except: Option<u128>,
+        message: Option<Message>,
+    },
+    /// (From the supervisor, to the worker that asked.)
+    HistoryAnswer {
+        token: u64,
+        reply: Reply,
+    },
+    /// (From the supervisor, to every worker, in offset order) a kept broadcast released.
+    Released {
+        scope: Scope,
+        offset: u64,
+        except: Option<u128>,
+        message: Message,
+    },
+}
+
+/// What a worker asks of a history.
+#[derive(Debug, PartialEq)]
+pub enum Question {
+    /// Keep this broadcast: its offset.
+    Append { except: Option<u128>, message: Message },
+    /// The next offset, for a message built once it is known.
+    Reserve,
+    /// Where the history stands, and what came after an epoch and offset.
+    CatchUp { since: Option<(String, u64)> },
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Reply {
+    Offset(u64),
+    CaughtUp(Position, Catchup),
 }
 
 const HELLO: u8 = 1;
@@ -59,6 +106,19 @@ const TOTALS: u8 = 7;
 const RESTART: u8 = 8;
 const PRESENCE: u8 = 9;
 const SEND_TO_USER: u8 = 10;
+const HISTORY_ASK: u8 = 11;
+const HISTORY_COMMIT: u8 = 12;
+const HISTORY_ANSWER: u8 = 13;
+const RELEASED: u8 = 14;
+
+const APPEND: u8 = 1;
+const RESERVE: u8 = 2;
+const CATCH_UP: u8 = 3;
+const OFFSET: u8 = 1;
+const CAUGHT_UP: u8 = 2;
+const NO_GAP: u8 = 0;
+const EPOCH_GAP: u8 = 1;
+const TOO_OLD_GAP: u8 = 2;
 
 const TEXT: u8 = 1;
 const BINARY: u8 = 2;
@@ -112,6 +172,71 @@ impl Note {
                 put_str(&mut out, user);
                 put_message(&mut out, message);
             }
+            Note::HistoryAsk { token, scope, keep, question } => {
+                out.put_u8(HISTORY_ASK);
+                out.put_u64(*token);
+                put_scope(&mut out, scope);
+                put_keep(&mut out, *keep);
+                match question {
+                    Question::Append { except, message } => {
+                        out.put_u8(APPEND);
+                        out.put_u128(except.unwrap_or(0));
+                        put_message(&mut out, message);
+                    }
+                    Question::Reserve => out.put_u8(RESERVE),
+                    Question::CatchUp { since } => {
+                        out.put_u8(CATCH_UP);
+                        out.put_u8(u8::from(since.is_some()));
+                        let (epoch, offset) = since.clone().unwrap_or_default();
+                        put_str(&mut out, &epoch);
+                        out.put_u64(offset);
+                    }
+                }
+            }
+            Note::HistoryCommit { scope, keep, offset, except, message } => {
+                out.put_u8(HISTORY_COMMIT);
+                put_scope(&mut out, scope);
+                put_keep(&mut out, *keep);
+                out.put_u64(*offset);
+                out.put_u128(except.unwrap_or(0));
+                out.put_u8(u8::from(message.is_some()));
+                if let Some(message) = message {
+                    put_message(&mut out, message);
+                }
+            }
+            Note::HistoryAnswer { token, reply } => {
+                out.put_u8(HISTORY_ANSWER);
+                out.put_u64(*token);
+                match reply {
+                    Reply::Offset(offset) => {
+                        out.put_u8(OFFSET);
+                        out.put_u64(*offset);
+                    }
+                    Reply::CaughtUp(position, catchup) => {
+                        out.put_u8(CAUGHT_UP);
+                        put_str(&mut out, &position.epoch);
+                        out.put_u64(position.offset);
+                        match catchup {
+                            Ok(messages) => {
+                                out.put_u8(NO_GAP);
+                                for (offset, message) in messages {
+                                    out.put_u64(*offset);
+                                    put_sized_message(&mut out, message);
+                                }
+                            }
+                            Err(Gap::Epoch) => out.put_u8(EPOCH_GAP),
+                            Err(Gap::TooOld) => out.put_u8(TOO_OLD_GAP),
+                        }
+                    }
+                }
+            }
+            Note::Released { scope, offset, except, message } => {
+                out.put_u8(RELEASED);
+                put_scope(&mut out, scope);
+                out.put_u64(*offset);
+                out.put_u128(except.unwrap_or(0));
+                put_message(&mut out, message);
+            }
         }
         out.freeze()
     }
@@ -147,6 +272,60 @@ impl Note {
             SEND_TO_USER => Note::SendToUser {
                 node: get_u32(&mut frame)?,
                 user: get_str(&mut frame)?,
+                message: get_message(&mut frame)?,
+            },
+            HISTORY_ASK => {
+                let token = get_u64(&mut frame)?;
+                let scope = get_scope(&mut frame)?;
+                let keep = get_keep(&mut frame)?;
+                let question = match get_u8(&mut frame)? {
+                    APPEND => Question::Append { except: get_id(&mut frame)?, message: get_message(&mut frame)? },
+                    RESERVE => Question::Reserve,
+                    CATCH_UP => {
+                        let has_since = get_u8(&mut frame)? == 1;
+                        let since = (get_str(&mut frame)?, get_u64(&mut frame)?);
+                        Question::CatchUp { since: has_since.then_some(since) }
+                    }
+                    _ => return None,
+                };
+                Note::HistoryAsk { token, scope, keep, question }
+            }
+            HISTORY_COMMIT => {
+                let scope = get_scope(&mut frame)?;
+                let keep = get_keep(&mut frame)?;
+                let offset = get_u64(&mut frame)?;
+                let except = get_id(&mut frame)?;
+                let message = if get_u8(&mut frame)? == 1 { Some(get_message(&mut frame)?) } else { None };
+                Note::HistoryCommit { scope, keep, offset, except, message }
+            }
+            HISTORY_ANSWER => {
+                let token = get_u64(&mut frame)?;
+                let reply = match get_u8(&mut frame)? {
+                    OFFSET => Reply::Offset(get_u64(&mut frame)?),
+                    CAUGHT_UP => {
+                        let position = Position { epoch: get_str(&mut frame)?, offset: get_u64(&mut frame)? };
+                        let catchup = match get_u8(&mut frame)? {
+                            NO_GAP => {
+                                let mut messages = Vec::new();
+                                while frame.has_remaining() {
+                                    messages.push((get_u64(&mut frame)?, get_sized_message(&mut frame)?));
+                                }
+                                Ok(messages)
+                            }
+                            EPOCH_GAP => Err(Gap::Epoch),
+                            TOO_OLD_GAP => Err(Gap::TooOld),
+                            _ => return None,
+                        };
+                        Reply::CaughtUp(position, catchup)
+                    }
+                    _ => return None,
+                };
+                Note::HistoryAnswer { token, reply }
+            }
+            RELEASED => Note::Released {
+                scope: get_scope(&mut frame)?,
+                offset: get_u64(&mut frame)?,
+                except: get_id(&mut frame)?,
                 message: get_message(&mut frame)?,
             },
             _ => return None,
@@ -191,6 +370,62 @@ fn put_message(out: &mut BytesMut, message: &Message) {
             out.put_slice(&other.clone().into_data());
         }
     }
+}
+
+fn put_scope(out: &mut BytesMut, scope: &Scope) {
+    put_str(out, &scope.endpoint);
+    out.put_u8(u8::from(scope.room.is_some()));
+    put_str(out, scope.room.as_deref().unwrap_or_default());
+}
+
+fn get_scope(frame: &mut Bytes) -> Option<Scope> {
+    let endpoint = get_str(frame)?;
+    let has_room = get_u8(frame)? == 1;
+    let room = get_str(frame)?;
+    Some(Scope { endpoint, room: has_room.then_some(room) })
+}
+
+fn put_keep(out: &mut BytesMut, keep: Keep) {
+    out.put_u64(keep.count as u64);
+    out.put_u64(keep.span.map_or(0, |span| u64::try_from(span.as_millis()).unwrap_or(u64::MAX)));
+}
+
+fn get_keep(frame: &mut Bytes) -> Option<Keep> {
+    let count = usize::try_from(get_u64(frame)?).ok()?;
+    let span = get_u64(frame)?;
+    Some(Keep { count, span: (span > 0).then(|| std::time::Duration::from_millis(span)) })
+}
+
+/// A message that other fields follow: its length first.
+fn put_sized_message(out: &mut BytesMut, message: &Message) {
+    let payload = message.clone().into_data();
+    out.put_u8(if matches!(message, Message::Text(_)) { TEXT } else { BINARY });
+    out.put_u32(u32::try_from(payload.len()).unwrap_or(u32::MAX));
+    out.put_slice(&payload);
+}
+
+fn get_sized_message(frame: &mut Bytes) -> Option<Message> {
+    let kind = get_u8(frame)?;
+    let length = usize::try_from(get_u32(frame)?).ok()?;
+    if frame.remaining() < length {
+        return None;
+    }
+    let payload = frame.split_to(length);
+    match kind {
+        TEXT => Utf8Bytes::try_from(payload).ok().map(Message::Text),
+        BINARY => Some(Message::Binary(payload)),
+        _ => None,
+    }
+}
+
+/// A connection id, 0 for none (no id is 0: its node tag never is).
+fn get_id(frame: &mut Bytes) -> Option<Option<u128>> {
+    let id = get_u128(frame)?;
+    Some((id != 0).then_some(id))
+}
+
+fn get_u64(frame: &mut Bytes) -> Option<u64> {
+    (frame.remaining() >= 8).then(|| frame.get_u64())
 }
 
 fn get_u8(frame: &mut Bytes) -> Option<u8> {
@@ -247,6 +482,49 @@ mod tests {
             Note::Restart,
             Note::Presence(Bytes::from_static(b"{}")),
             Note::SendToUser { node: 9, user: "ann".into(), message: Message::Text("hi".into()) },
+            Note::HistoryAsk {
+                token: 5,
+                scope: Scope::new("/chat", Some("red")),
+                keep: Keep { count: 100, span: Some(std::time::Duration::from_secs(60)) },
+                question: Question::Append { except: Some(42), message: Message::Text("kept".into()) },
+            },
+            Note::HistoryAsk {
+                token: 6,
+                scope: Scope::new("/chat", None),
+                keep: Keep { count: 1, span: None },
+                question: Question::CatchUp { since: Some(("e1".into(), 7)) },
+            },
+            Note::HistoryAsk {
+                token: 7,
+                scope: Scope::new("/chat", None),
+                keep: Keep { count: 1, span: None },
+                question: Question::Reserve,
+            },
+            Note::HistoryCommit {
+                scope: Scope::new("/chat", None),
+                keep: Keep { count: 3, span: None },
+                offset: 9,
+                except: None,
+                message: None,
+            },
+            Note::HistoryAnswer {
+                token: 8,
+                reply: Reply::CaughtUp(
+                    Position { epoch: "e".into(), offset: 3 },
+                    Ok(vec![(2, Message::Text("a".into())), (3, Message::Binary(Bytes::from_static(b"\0")))]),
+                ),
+            },
+            Note::HistoryAnswer {
+                token: 9,
+                reply: Reply::CaughtUp(Position { epoch: "e".into(), offset: 3 }, Err(Gap::TooOld)),
+            },
+            Note::HistoryAnswer { token: 10, reply: Reply::Offset(11) },
+            Note::Released {
+                scope: Scope::new("/chat", Some("red")),
+                offset: 4,
+                except: Some(1),
+                message: Message::Text("x".into()),
+            },
         ] {
             assert_eq!(Note::decode(note.encode()), Some(note));
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -14,13 +14,17 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::Framed;
 
-use super::protocol::{Note, Route, route};
+use super::protocol::{Note, Question, Reply, Route, route};
 use super::{OUTBOX, codec, write_batches};
 use crate::metrics::Snapshot;
+use crate::ws::registry::history::{Keep, Logs, Outgoing, log_of};
+use crate::ws::registry::presence::Scope;
 use pyhost::locks::lock;
 
 /// How often the totals go out.
 const TOTALS_EVERY: Duration = Duration::from_secs(1);
+/// How often reserved offsets are checked for a message that never came (its worker died).
+const ABANDONED_TICK: Duration = Duration::from_millis(500);
 
 /// What the supervisor hears from the bus.
 #[derive(Debug)]
@@ -38,6 +42,9 @@ pub struct Switchboard {
     /// Notes a stalled worker could not take.
     drops: AtomicU64,
     heard: mpsc::UnboundedSender<Heard>,
+    /// The histories of the app's endpoints, kept here for every worker: they outlive a
+    /// worker, and a reload.
+    logs: Mutex<Logs>,
 }
 
 /// One connected worker.
@@ -58,11 +65,20 @@ impl Switchboard {
             retired: Mutex::new(Snapshot::default()),
             drops: AtomicU64::new(0),
             heard,
+            logs: Mutex::new(HashMap::new()),
         });
         let accepting = board.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(accepting.clone().serve(stream));
+            }
+        });
+        let keeping = board.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(ABANDONED_TICK);
+            loop {
+                every.tick().await;
+                keeping.give_up_abandoned();
             }
         });
         let summing = board.clone();
@@ -124,7 +140,58 @@ impl Switchboard {
                     member.last = snapshot;
                 }
             }
+            Some(Note::HistoryAsk { token, scope, keep, question }) => {
+                let reply = self.answer(&scope, keep, question);
+                if let Some(member) = lock(&self.members).get(&node) {
+                    let _ = member.outbox.try_send(Note::HistoryAnswer { token, reply }.encode());
+                }
+            }
+            Some(Note::HistoryCommit { scope, keep, offset, except, message }) => {
+                let outgoing = message.map(|message| Outgoing { message, except });
+                let mut logs = lock(&self.logs);
+                let released = log_of(&mut logs, &scope, keep).commit(offset, outgoing, Instant::now());
+                self.release(&scope, released);
+            }
             _ => tracing::debug!(worker, "an unexpected note on the bus: ignored"),
+        }
+    }
+
+    fn answer(&self, scope: &Scope, keep: Keep, question: Question) -> Reply {
+        let mut logs = lock(&self.logs);
+        let log = log_of(&mut logs, scope, keep);
+        let now = Instant::now();
+        match question {
+            Question::Append { except, message } => {
+                let offset = log.reserve(now);
+                let released = log.commit(offset, Some(Outgoing { message, except }), now);
+                // Released while the logs are locked: every worker gets them in offset order.
+                self.release(scope, released);
+                Reply::Offset(offset)
+            }
+            Question::Reserve => Reply::Offset(log.reserve(now)),
+            Question::CatchUp { since } => {
+                let catchup = match since {
+                    Some((epoch, offset)) => log.since(&epoch, offset, now),
+                    None => Ok(Vec::new()),
+                };
+                Reply::CaughtUp(log.position(), catchup)
+            }
+        }
+    }
+
+    /// Kept broadcasts released: to every worker, the one that made them too.
+    fn release(&self, scope: &Scope, released: Vec<(u64, Outgoing)>) {
+        for (offset, Outgoing { message, except }) in released {
+            let note = Note::Released { scope: scope.clone(), offset, except, message }.encode();
+            self.pass(&note, |_| true);
+        }
+    }
+
+    fn give_up_abandoned(&self) {
+        let mut logs = lock(&self.logs);
+        for (scope, log) in logs.iter_mut().filter(|(_, log)| log.has_waiting()) {
+            let released = log.give_up_abandoned(Instant::now());
+            self.release(scope, released);
         }
     }
 

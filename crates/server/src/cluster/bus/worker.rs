@@ -3,28 +3,33 @@
 //! comes back here for this process's clients. Nothing here waits on the bus: notes queue for
 //! one writer task, which sends whatever has piled up in one write.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::UnixStream;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::Note;
+use super::protocol::{Note, Question, Reply};
 use super::{OUTBOX, codec, write_batches};
 use crate::metrics::Snapshot;
+use crate::ws::registry::history::{Catchup, Keep, Position};
+use crate::ws::registry::presence::Scope;
 use crate::ws::registry::{Fabric, Registry};
 use pyhost::locks::{lock, read, write};
 
 /// How often a worker tells the supervisor its numbers.
 const METRICS_EVERY: Duration = Duration::from_secs(1);
+/// How long a question to the supervisor's histories may wait for its answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// How long a joining worker waits for the supervisor's first totals.
 const FIRST_TOTALS: Duration = Duration::from_secs(5);
 
@@ -44,6 +49,9 @@ pub struct Bus {
     /// The bus joins this worker to the others (no broker does): it carries presence, and
     /// the supervisor's list of workers says which nodes are alive.
     carries: std::sync::atomic::AtomicBool,
+    /// Questions to the supervisor's histories, waiting for their answers.
+    asked: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
+    next_question: std::sync::atomic::AtomicU64,
 }
 
 impl Bus {
@@ -64,6 +72,8 @@ impl Bus {
             lost: CancellationToken::new(),
             restart: CancellationToken::new(),
             carries: std::sync::atomic::AtomicBool::new(false),
+            asked: Mutex::new(HashMap::new()),
+            next_question: std::sync::atomic::AtomicU64::new(1),
         });
         tokio::spawn(write_batches(sink, pending));
         let reader = bus.clone();
@@ -95,6 +105,14 @@ impl Bus {
                 *write(&self.peers) = peers;
             }
             Some(Note::Presence(note)) => self.registry.presence_heard(&note),
+            Some(Note::HistoryAnswer { token, reply }) => {
+                if let Some(asker) = lock(&self.asked).remove(&token) {
+                    let _ = asker.send(reply);
+                }
+            }
+            Some(Note::Released { scope, offset, except, message }) => {
+                self.registry.deliver_kept(&scope.endpoint, scope.room.as_deref(), offset, &message, except);
+            }
             Some(Note::SendToUser { user, message, .. }) => {
                 self.registry.deliver_to_user(&user, &message);
             }
@@ -103,7 +121,14 @@ impl Bus {
                 self.counted.notify_one();
             }
             Some(Note::Restart) => self.restart.cancel(),
-            Some(Note::Hello { .. } | Note::Ready { .. } | Note::Metrics(_)) | None => {}
+            Some(
+                Note::Hello { .. }
+                | Note::Ready { .. }
+                | Note::Metrics(_)
+                | Note::HistoryAsk { .. }
+                | Note::HistoryCommit { .. },
+            )
+            | None => {}
         }
     }
 
@@ -111,6 +136,20 @@ impl Bus {
         if self.outbox.try_send(note.encode()).is_err() {
             self.registry.metrics.bus_drops.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Asks the supervisor's histories; the answer, or an error after [`ANSWER_WITHIN`].
+    fn ask(&self, scope: &Scope, keep: Keep, question: Question) -> BoxFuture<'static, Result<Reply, String>> {
+        let token = self.next_question.fetch_add(1, Ordering::Relaxed);
+        let (answer, answered) = oneshot::channel();
+        lock(&self.asked).insert(token, answer);
+        self.post(&Note::HistoryAsk { token, scope: scope.clone(), keep, question });
+        Box::pin(async move {
+            match tokio::time::timeout(ANSWER_WITHIN, answered).await {
+                Ok(Ok(reply)) => Ok(reply),
+                _ => Err(format!("the supervisor's history did not answer within {ANSWER_WITHIN:?}")),
+            }
+        })
     }
 
     /// The bus is what joins this worker to the others (there is no broker).
@@ -186,4 +225,66 @@ impl Fabric for Bus {
         self.post(&Note::SendToUser { node, user: user.to_owned(), message: message.clone() });
         true
     }
+
+    fn append(
+        &self,
+        scope: &Scope,
+        keep: Keep,
+        message: Message,
+        except: Option<u128>,
+    ) -> BoxFuture<'static, Result<u64, String>> {
+        offset_of(self.ask(scope, keep, Question::Append { except, message }))
+    }
+
+    fn reserve(&self, scope: &Scope, keep: Keep) -> BoxFuture<'static, Result<u64, String>> {
+        offset_of(self.ask(scope, keep, Question::Reserve))
+    }
+
+    fn commit(
+        &self,
+        scope: &Scope,
+        keep: Keep,
+        offset: u64,
+        message: Option<Message>,
+        except: Option<u128>,
+    ) -> BoxFuture<'static, ()> {
+        self.post(&Note::HistoryCommit { scope: scope.clone(), keep, offset, except, message });
+        Self::always_hearing()
+    }
+
+    fn catch_up(
+        &self,
+        scope: &Scope,
+        keep: Keep,
+        since: Option<(String, u64)>,
+    ) -> BoxFuture<'static, Result<(Position, Catchup), String>> {
+        let asking = self.ask(scope, keep, Question::CatchUp { since });
+        Box::pin(async move {
+            match asking.await? {
+                Reply::CaughtUp(position, catchup) => Ok((position, catchup)),
+                Reply::Offset(_) => Err("the supervisor answered another question".to_owned()),
+            }
+        })
+    }
+
+    fn hearing(&self, _scope: &Scope) -> BoxFuture<'static, ()> {
+        Self::always_hearing()
+    }
+}
+
+impl Bus {
+    /// Nothing to wait for: the supervisor passes every released broadcast to every worker,
+    /// and a note is posted at once.
+    fn always_hearing() -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
+fn offset_of(asking: BoxFuture<'static, Result<Reply, String>>) -> BoxFuture<'static, Result<u64, String>> {
+    Box::pin(async move {
+        match asking.await? {
+            Reply::Offset(offset) => Ok(offset),
+            Reply::CaughtUp(..) => Err("the supervisor answered another question".to_owned()),
+        }
+    })
 }

@@ -319,6 +319,7 @@ fn events(state: &Shared) -> Vec<String> {
             | Event::BrokerReconnected { .. }
             | Event::Lease { .. }
             | Event::Presence { .. }
+            | Event::Answer(..)
             | Event::Http(_)
             | Event::Stream(..) => {
                 unreachable!("the server's own events")

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures_util::task::AtomicWaker;
-use pyhost::bridge::{ConnKey, Decision, Frame, NetworkLink, SendError};
+use pyhost::bridge::{ConnKey, Decision, Frame, NetworkLink, Now, Recovered, SendError, Token};
 use pyhost::close_code::{self, reason};
 use pyhost::locks::lock;
 use tokio::sync::oneshot;
@@ -44,6 +44,16 @@ pub(super) struct Membership {
     /// The user the app identified (`websocket.identify`).
     pub user: Option<Box<str>>,
     pub stage: Stage,
+    /// Recoveries under way (`websocket.recover`): what is broadcast to their room meanwhile
+    /// is held here, to be queued after what the client missed.
+    pub recovering: Vec<Recovering>,
+}
+
+/// One recovery under way: its room (None: the endpoint's broadcasts), and the broadcasts
+/// held meanwhile with their offsets.
+pub(super) struct Recovering {
+    pub room: Option<Box<str>>,
+    pub held: Vec<(u64, Message)>,
 }
 
 /// Whether an identified connection counts in presence and `send_to_user`: only while the
@@ -170,6 +180,57 @@ impl Link {
     pub(super) fn membership(&self) -> MutexGuard<'_, Membership> {
         // Nothing panics while holding this lock.
         lock(&self.membership)
+    }
+
+    /// Holds a broadcast of `room` with its offset while a recovery of that room is under way;
+    /// false when none is.
+    pub(super) fn hold_if_recovering(&self, room: Option<&str>, offset: u64, message: &Message) -> bool {
+        let mut membership = self.membership();
+        let Some(recovery) = membership.recovering.iter_mut().find(|recovery| recovery.room.as_deref() == room) else {
+            return false;
+        };
+        recovery.held.push((offset, message.clone()));
+        true
+    }
+
+    /// Ends the recovery of `room`: queues `missed` (in order), then what was held meanwhile
+    /// after `upto` (the rest was in `missed`), whatever the queue's capacity (a history is
+    /// bounded). Answers how many of the missed it queued.
+    pub(super) fn end_recovery(&self, room: Option<&str>, missed: Vec<(u64, Message)>, upto: u64) -> usize {
+        // Held across the queueing, so no broadcast overtakes what was missed.
+        let mut membership = self.membership();
+        let held = match membership.recovering.iter().position(|recovery| recovery.room.as_deref() == room) {
+            Some(found) => membership.recovering.swap_remove(found).held,
+            None => Vec::new(),
+        };
+        let count = missed.len();
+        self.queue_past_capacity(missed.into_iter().chain(held.into_iter().filter(|(offset, _)| *offset > upto)));
+        drop(membership);
+        count
+    }
+
+    /// Starts holding the broadcasts of `room` for a recovery.
+    pub(super) fn begin_recovery(&self, room: Option<&str>) {
+        self.membership().recovering.push(Recovering { room: room.map(Into::into), held: Vec::new() });
+    }
+
+    /// Queues frames whatever the queue's capacity (unless the connection is closing).
+    pub(super) fn queue_past_capacity(&self, frames: impl Iterator<Item = (u64, Message)>) {
+        let mut outbox = self.outbox();
+        if outbox.gone || outbox.closing.is_some() {
+            return;
+        }
+        for (_, message) in frames {
+            outbox.push(message);
+        }
+        drop(outbox);
+        self.wake_task();
+    }
+
+    /// The endpoint's broadcasts reach this connection from now on (a recovery of them in
+    /// `on_connect`, before the handler runs).
+    pub(super) fn open_broadcasts(&self) {
+        self.joined.store(true, Ordering::Release);
     }
 
     /// Wakes the socket task (from the loop thread in one-thread mode: when it next runs the
@@ -320,6 +381,18 @@ impl NetworkLink for Link {
 
     fn presence(&self, room: Option<&str>) -> Vec<(String, u32)> {
         self.registry.present(self.endpoint, room)
+    }
+
+    fn recover(&self, room: Option<&str>, epoch: &str, since: u64, token: Token) -> Now<Recovered> {
+        // The registry's handle on this link (the same one), which a later answer needs.
+        let Some(me) = self.registry.link_of(self) else {
+            return Some(Err("the connection has ended".to_owned()));
+        };
+        self.registry.recover(&me, room, epoch, since, token)
+    }
+
+    fn endpoint(&self) -> usize {
+        self.endpoint
     }
 
     fn rooms(&self) -> Vec<String> {

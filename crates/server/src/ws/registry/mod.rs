@@ -4,9 +4,11 @@
 //! endpoint or a room from any coroutine.
 
 mod fabric;
+mod histories;
+pub mod history;
 mod link;
 pub mod node;
-mod presence;
+pub mod presence;
 mod users;
 
 use std::collections::HashMap;
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
-use pyhost::bridge::{Bridge, ConnKey, Frame, Hub};
+use pyhost::bridge::{Bridge, ConnKey, Frame, Hub, Missed, Now, Token};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -50,8 +52,17 @@ pub struct Registry {
     users: RwLock<HashMap<Box<str>, Vec<Arc<Link>>>>,
     /// Who is present where, across the cluster.
     presence: Mutex<presence::Presence>,
-    /// Where joins and leaves are announced (the app's `on_presence`).
+    /// Where joins and leaves are announced (the app's `on_presence`), and the answers to
+    /// the app's questions that come later.
     announcer: OnceLock<Arc<Bridge>>,
+    /// What each endpoint's history keeps (None: it keeps none).
+    keeps: OnceLock<Vec<Option<history::Keep>>>,
+    /// Where questions to the fabric wait for their answers.
+    runtime: OnceLock<tokio::runtime::Handle>,
+    /// The histories, when this process keeps them itself.
+    logs: Mutex<history::Logs>,
+    /// Connections recovering now: while there are any, kept broadcasts look for them.
+    recovering: AtomicUsize,
 }
 
 /// How long a user whose last connection closed stays present, unless `--presence-grace` says.
@@ -76,6 +87,10 @@ impl Registry {
             users: RwLock::new(HashMap::new()),
             presence: Mutex::new(presence::Presence::new(node.tag(), PRESENCE_GRACE)),
             announcer: OnceLock::new(),
+            keeps: OnceLock::new(),
+            runtime: OnceLock::new(),
+            logs: Mutex::new(HashMap::new()),
+            recovering: AtomicUsize::new(0),
         }
     }
 
@@ -299,6 +314,33 @@ impl Hub for Registry {
 
     fn presence(&self, endpoint: usize, room: Option<&str>) -> Vec<(String, u32)> {
         self.present(endpoint, room)
+    }
+
+    fn keeps_history(&self, endpoint: usize) -> bool {
+        self.keeps.get().is_some_and(|keeps| keeps.get(endpoint).is_some_and(Option::is_some))
+    }
+
+    fn broadcast_kept(
+        &self,
+        endpoint: usize,
+        room: Option<&str>,
+        frame: Frame,
+        except: Option<u128>,
+        token: Token,
+    ) -> Now<u64> {
+        self.keep_broadcast(endpoint, room, message(frame), except, token)
+    }
+
+    fn reserve(&self, endpoint: usize, room: Option<&str>, token: Token) -> Now<u64> {
+        self.reserve_offset(endpoint, room, token)
+    }
+
+    fn commit(&self, endpoint: usize, room: Option<&str>, offset: u64, frame: Option<Frame>, except: Option<u128>) {
+        self.commit_offset(endpoint, room, offset, frame.map(message), except);
+    }
+
+    fn missed(&self, endpoint: usize, room: Option<&str>, since: Option<(&str, u64)>, token: Token) -> Now<Missed> {
+        self.catch_up(endpoint, room, since, token)
     }
 }
 

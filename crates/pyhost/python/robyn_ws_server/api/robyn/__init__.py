@@ -7,6 +7,7 @@ from robyn import status_codes
 from robyn._app import Robyn, SubRouter
 from robyn._cors import ALLOW_CORS
 from robyn._headers import Headers
+from robyn._history import HistoryGap, HistoryPosition
 from robyn._query import QueryParams
 from robyn._request import Request
 from robyn._response import Response
@@ -27,6 +28,8 @@ __all__ = [
     "ALLOW_CORS",
     "AuthenticationHandler",
     "Headers",
+    "HistoryGap",
+    "HistoryPosition",
     "JsonBody",
     "OpenAPI",
     "OpenAPIInfo",

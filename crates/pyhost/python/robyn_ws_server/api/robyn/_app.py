@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, overload
 
+from robyn import _history
 from robyn._endpoint import C, Callback, Endpoint
 from robyn._http_route import normalize
 from robyn._http_routing import HttpRouting
@@ -35,6 +36,22 @@ started_here: Robyn | None = None
 _GLOBAL_DEPENDENCIES: dict[str, Any] = {}
 
 
+# Most broadcasts a route's history may keep per room (each at most --max-broadcast-size).
+MOST_KEPT = 100_000
+
+
+def _history_of(history: int, history_ttl: float | None) -> tuple[int, float | None] | None:
+    """``history=N, history_ttl=S`` of ``@app.websocket``, checked."""
+    if not isinstance(history, int) or isinstance(history, bool) or not 0 <= history <= MOST_KEPT:
+        raise ValueError(f"history is how many broadcasts each room keeps, 0 to {MOST_KEPT}, got {history!r}")
+    if history_ttl is not None:
+        if isinstance(history_ttl, bool) or not isinstance(history_ttl, (int, float)) or not history_ttl > 0:
+            raise ValueError(f"history_ttl is seconds (more than 0), got {history_ttl!r}")
+        if history == 0:
+            raise ValueError("history_ttl needs a history: give history=N too")
+    return (history, None if history_ttl is None else float(history_ttl)) if history else None
+
+
 class BaseRobyn(HttpRouting):
     def __init__(self, file_object: str = "", *_args: Any, dependencies: Any = None, **_kwargs: Any) -> None:
         self.file_path = file_object
@@ -53,24 +70,34 @@ class BaseRobyn(HttpRouting):
     # -- WebSocket routes ---------------------------------------------------------------
 
     def websocket(
-        self, endpoint: str, subprotocols: Iterable[str] = ()
+        self,
+        endpoint: str,
+        subprotocols: Iterable[str] = (),
+        history: int = 0,
+        history_ttl: float | None = None,
     ) -> Callable[[Callable[P, R_co]], WebSocketRoute[P, R_co]]:
         """Registers an async handler for WebSocket connections on ``endpoint``: an exact path
         (``/chat``), with ``:name`` parameters (``/user/:id``) or a last ``*name`` segment
         (``/files/*rest``). ``subprotocols``: the ones it speaks, in order; the first of the
         client's offers that it lists is chosen.
 
-        The function returned is the handler itself, with ``.on_connect`` and ``.on_close``
-        decorators. ``subprotocols``, and an ``on_connect`` that refuses the handshake by
-        returning a ``Response``, are robyn-ws-server only; not in Robyn 0.88.0."""
+        ``history``: each room of the route (and the route as a whole) keeps its last this many
+        broadcasts, each with an offset, ``history_ttl`` seconds at most, for clients that
+        reconnect to catch up (``websocket.recover``, ``websocket.missed``).
+
+        The function returned is the handler itself, with ``.on_connect``, ``.on_close`` and
+        ``.on_presence`` decorators. ``subprotocols``, ``history``, ``.on_presence``, and an
+        ``on_connect`` that refuses the handshake by returning a ``Response``, are
+        robyn-ws-server only; not in Robyn 0.88.0."""
         if not isinstance(endpoint, str) or not endpoint.startswith("/"):
             raise ValueError(f"WebSocket path must be a string starting with '/', got {endpoint!r}")
         if isinstance(subprotocols, str):
             raise TypeError(f"subprotocols is a list of names, got the string {subprotocols!r}")
         spoken = list(subprotocols)
+        kept = _history_of(history, history_ttl)
 
         def decorator(handler: Callable[P, R_co]) -> WebSocketRoute[P, R_co]:
-            route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken, owner=self)
+            route = Endpoint(self._prefixed(endpoint), handler, self._dependencies, spoken, owner=self, history=kept)
             self.endpoints.append(route)
             return route.attach(handler)
 
@@ -211,12 +238,32 @@ class Robyn(BaseRobyn):
 
         return dict(_native.presence(self._endpoint_index(path), room))
 
-    async def broadcast(self, path: str, data: str | bytes, room: str | None = None) -> None:
+    async def broadcast(
+        self, path: str, data: str | bytes | Callable[[int], str | bytes], room: str | None = None
+    ) -> int | None:
         """Send to every client of the WebSocket route ``path`` (as registered, e.g.
-        ``/user/:id``), or with ``room`` to that room's members. robyn-ws-server only; not in Robyn 0.88.0."""
+        ``/user/:id``), or with ``room`` to that room's members. On a route with a history it
+        returns the broadcast's offset, and ``data`` may be a function called once with the
+        offset that returns the message (see ``websocket.broadcast``); else ``None``.
+        robyn-ws-server only; not in Robyn 0.88.0."""
         from robyn import _native  # only inside the running server
 
-        _native.broadcast(self._endpoint_index(path), data, room)
+        index = self._endpoint_index(path)
+        if _native.keeps_history(index):
+            return await _history.broadcast(index, data, room, None)
+        _native.broadcast(index, data, room)  # type: ignore[arg-type]  # a function: refused there, saying why
+        return None
+
+    async def missed(self, path: str, room: str | None = None, *, since: int, epoch: str) -> list[str | bytes]:
+        """What was broadcast on the route ``path`` (or in ``room``) after offset ``since`` of
+        ``epoch``, in order; raises ``HistoryGap`` when that cannot be told (see
+        ``websocket.missed``). robyn-ws-server only; not in Robyn 0.88.0."""
+        return await _history.missed(self._endpoint_index(path), room, since, epoch)
+
+    async def position(self, path: str, room: str | None = None) -> _history.HistoryPosition:
+        """Where the history of the route ``path`` (or of ``room``) stands: its epoch and
+        last offset. robyn-ws-server only; not in Robyn 0.88.0."""
+        return await _history.position(self._endpoint_index(path), room)
 
     def connections(self, path: str) -> list[str]:
         """The ids of the open connections of the WebSocket route ``path``.

@@ -103,8 +103,11 @@ class Endpoint:
         dependencies: Callable[[], Dependencies],
         subprotocols: list[str] | None = None,
         owner: Any = None,
+        history: tuple[int, float | None] | None = None,
     ) -> None:
         self.path = path
+        # How many broadcasts each room keeps, and for how many seconds at most.
+        self.history = history
         # The router that registered it, whose authentication handler it uses.
         self.owner = owner
         self.handshake = HandshakeSettings()

@@ -55,12 +55,21 @@ class Runtime:
         self.http = HttpService(app)
         self.once = OnceTasks(list(app.once_handlers))
         for endpoint in self.endpoints:
-            endpoint.handshake = HandshakeSettings(self.http.sessions, authentication_handler(endpoint.owner))
+            endpoint.handshake = HandshakeSettings(
+                self.http.sessions,
+                authentication_handler(endpoint.owner),
+                index=endpoint.index if endpoint.index is not None else -1,
+                history=endpoint.history is not None,
+            )
 
-    def routes(self) -> list[tuple[str, list[str], bool]]:
-        """What the server needs of each WebSocket route: its pattern, its subprotocols, and
-        whether its handshakes wait for ``on_connect``."""
-        return [(endpoint.path, endpoint.subprotocols, endpoint.decides) for endpoint in self.endpoints]
+    def routes(self) -> list[tuple[str, list[str], bool, int, float | None]]:
+        """What the server needs of each WebSocket route: its pattern, its subprotocols,
+        whether its handshakes wait for ``on_connect``, and its history (how many broadcasts
+        each room keeps, 0 for none; for how many seconds at most)."""
+        return [
+            (endpoint.path, endpoint.subprotocols, endpoint.decides, *(endpoint.history or (0, None)))
+            for endpoint in self.endpoints
+        ]
 
     # -- The HTTP side, as the server asks for it at start-up --------------------------------
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from robyn import _history
 from robyn._headers import Headers
 from robyn._query import QueryParams
 from robyn._request import Identity, Request, Url
@@ -54,6 +55,9 @@ class HandshakeSettings:
 
     sessions: SessionManager | None = None
     authentication_handler: Any = None
+    # The route's place in the server's list, and whether it keeps a history (`history=N`).
+    index: int = -1
+    history: bool = False
 
 
 _NOTHING_CONFIGURED = HandshakeSettings()
@@ -267,12 +271,45 @@ class WebSocket:
         """Send ``data`` as compact JSON in a text frame."""
         await self.send_text(dumps_json(data))
 
-    async def broadcast(self, data: str | bytes, room: str | None = None, exclude_self: bool = False) -> None:
+    async def broadcast(
+        self, data: str | bytes | Callable[[int], str | bytes], room: str | None = None, exclude_self: bool = False
+    ) -> int | None:
         """Send to every client connected to this endpoint (or, with ``room``, to that room's
         members), this one included unless ``exclude_self``: ``str`` as a text frame, ``bytes``
         as a binary frame. Nobody waits on a slow client: it is closed with 1013.
-        ``room`` and ``exclude_self`` are robyn-ws-server only; not in Robyn 0.88.0."""
-        self._conn.broadcast(data, room, exclude_self)
+
+        On a route with a history (``@app.websocket(path, history=N)``) the broadcast is kept
+        and gets an offset, which it returns; ``data`` may then be a function, called once
+        with the offset, that returns the message (to put the offset into it). Without a
+        history it returns ``None``.
+        ``room``, ``exclude_self``, the offset and the function are robyn-ws-server only; not in Robyn 0.88.0."""
+        if self._settings.history:
+            return await _history.broadcast(self._settings.index, data, room, self.id if exclude_self else None)
+        self._conn.broadcast(data, room, exclude_self)  # type: ignore[arg-type]  # a function: refused there, saying why
+        return None
+
+    async def missed(self, room: str | None = None, *, since: int, epoch: str) -> list[str | bytes]:
+        """What was broadcast to this endpoint (or ``room``) after offset ``since`` of
+        ``epoch``, in order, from the route's history; raises ``HistoryGap`` when that cannot
+        be told (the history began again, or no longer keeps all of it), never a partial
+        answer. See ``recover`` to send them to this client in order with what follows.
+        robyn-ws-server only; not in Robyn 0.88.0."""
+        return await _history.missed(self._settings.index, room, since, epoch)
+
+    async def recover(self, room: str | None = None, *, since: int, epoch: str) -> int:
+        """Catches this client up: joins ``room`` (or, with none, starts the endpoint's
+        broadcasts, so call it from ``on_connect``) and queues what was broadcast there after
+        offset ``since`` of ``epoch``, then what is broadcast meanwhile, in offset order and
+        each once. Returns how many missed messages it queued; raises ``HistoryGap`` when they
+        cannot be told (the room is joined all the same, so the client gets what follows once
+        it has reloaded its state). robyn-ws-server only; not in Robyn 0.88.0."""
+        _history.check_position(since, epoch)
+        return await _history.recovered(self._conn.recover(room, epoch, since))
+
+    async def position(self, room: str | None = None) -> _history.HistoryPosition:
+        """Where the history of this endpoint (or ``room``) stands: its epoch and last offset,
+        for a client that starts from now. robyn-ws-server only; not in Robyn 0.88.0."""
+        return await _history.position(self._settings.index, room)
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection: the client gets a Close frame with ``code`` once the handler
