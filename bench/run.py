@@ -226,21 +226,27 @@ def our_defaults() -> str:
 # --- setting up ------------------------------------------------------------------------
 
 
+def use_built() -> None:
+    """Copies the server and the generator from where they were built (`ROBYN_WS_BENCH_BUILT`,
+    or target/release) to where every load takes them from."""
+    built = Path(os.environ.get(PREBUILT, "") or BUILT)
+    BINARIES.mkdir(parents=True, exist_ok=True)
+    for binary in (SERVER, LOADGEN):
+        shutil.copy2(built / binary.name, binary)
+
+
 def setup() -> None:
     """Builds both binaries and installs the peers into .bench/venv (once per requirements),
     and Debian's wrk for the HTTP loads."""
     install_libuv()
     install_wrk()
-    built = Path(os.environ.get(PREBUILT, "") or BUILT)
     if not os.environ.get(PREBUILT):
         subprocess.run(
             ["cargo", "build", "--release", "--locked", "--quiet", "-p", "robyn-ws-server", "-p", "ws-loadgen"],
             cwd=ROOT,
             check=True,
         )
-    BINARIES.mkdir(parents=True, exist_ok=True)
-    for binary in (SERVER, LOADGEN):
-        shutil.copy2(built / binary.name, binary)
+    use_built()
     stamp = VENV / "requirements.sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == wanted:

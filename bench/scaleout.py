@@ -96,9 +96,9 @@ def two_processes() -> Iterator[Setup]:
 
 
 @contextmanager
-def instances(count: int) -> Iterator[Setup]:
+def instances(count: int, app: list[str] = APP) -> Iterator[Setup]:
     name = f"{count} instance(s) + Redis"
-    with redis_server() as (broker, url), running(name, [[*APP, "--broker", url]] * count) as setup:
+    with redis_server() as (broker, url), running(name, [[*app, "--broker", url]] * count) as setup:
         setup.broker = broker
         yield setup
 

@@ -196,7 +196,7 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     runtime.spawn(registry.clone().expire_presence());
     let keeps = app.endpoints.iter().map(|endpoint| endpoint.history.map(keep_of)).collect();
     registry.keep_histories(keeps, runtime.handle().clone());
-    runtime.spawn(registry.clone().give_up_abandoned());
+    runtime.spawn(registry.clone().tend_histories());
     let broker = broker_link(cli)?;
     if let Some(link) = &broker {
         let _runtime = runtime.enter();

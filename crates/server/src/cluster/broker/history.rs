@@ -32,6 +32,11 @@ local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function touch(idle_ms)
+  for _, key in ipairs(KEYS) do
+    redis.call('PEXPIRE', key, idle_ms)
+  end
+end
 local function ensure(epoch)
   if redis.call('EXISTS', meta) == 0 then
     redis.call('HSET', meta, 'epoch', epoch, 'reserved', 0, 'released', 0, 'forgotten', 0)
@@ -68,24 +73,27 @@ local function release(keep, channel, abandoned_ms)
 end
 ";
 
-/// ARGV: new epoch, keep, channel, abandoned ms, payload. Returns {offset, released, reserved}.
+/// ARGV: new epoch, keep, channel, abandoned ms, payload, idle ms. Returns {offset, released, reserved}.
 const APPEND: &str = r"
 ensure(ARGV[1])
 local offset = redis.call('HINCRBY', meta, 'reserved', 1)
 redis.call('HSET', waiting, offset, ARGV[5])
 local state = release(tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]))
+touch(ARGV[6])
 return {offset, state[1], state[2]}
 ";
 
-/// ARGV: new epoch. Returns the offset reserved.
+/// ARGV: new epoch, idle ms. Returns the offset reserved.
 const RESERVE: &str = r"
 ensure(ARGV[1])
 local offset = redis.call('HINCRBY', meta, 'reserved', 1)
 redis.call('ZADD', reserved, now_ms(), offset)
+touch(ARGV[2])
 return offset
 ";
 
-/// ARGV: keep, channel, abandoned ms, offset, payload ('' gives it up). Returns {released, reserved}.
+/// ARGV: keep, channel, abandoned ms, offset, payload ('' gives it up), idle ms. Returns
+/// {released, reserved}.
 const COMMIT: &str = r"
 if redis.call('EXISTS', meta) == 0 then
   return {0, 0}
@@ -95,7 +103,9 @@ redis.call('ZREM', reserved, offset)
 if offset > tonumber(redis.call('HGET', meta, 'released')) then
   redis.call('HSET', waiting, offset, ARGV[5])
 end
-return release(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]))
+local state = release(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]))
+touch(ARGV[6])
+return state
 ";
 
 /// ARGV: keep, channel, abandoned ms. Returns {released, reserved}.
@@ -244,18 +254,20 @@ impl Histories {
         Box::pin(async move {
             let epoch = new_epoch();
             let (count, channel, abandoned) = release_args(keep, &names);
-            let args: [&[u8]; 5] = [epoch.as_bytes(), count.as_bytes(), channel, abandoned.as_bytes(), &payload];
+            let idle = idle_ms(keep);
+            let args: [&[u8]; 6] =
+                [epoch.as_bytes(), count.as_bytes(), channel, abandoned.as_bytes(), &payload, idle.as_bytes()];
             let (offset, released, reserved): (u64, u64, u64) = histories.run(&SCRIPTS.append, &names, &args).await?;
             histories.release_later_if_waiting(names, keep, released, reserved);
             Ok(offset)
         })
     }
 
-    pub fn reserve(self: &Arc<Self>, scope: &Scope) -> BoxFuture<'static, Result<u64, String>> {
+    pub fn reserve(self: &Arc<Self>, scope: &Scope, keep: Keep) -> BoxFuture<'static, Result<u64, String>> {
         let (histories, names) = (self.clone(), self.names(scope));
         Box::pin(async move {
-            let epoch = new_epoch();
-            histories.run(&SCRIPTS.reserve, &names, &[epoch.as_bytes()]).await
+            let (epoch, idle) = (new_epoch(), idle_ms(keep));
+            histories.run(&SCRIPTS.reserve, &names, &[epoch.as_bytes(), idle.as_bytes()]).await
         })
     }
 
@@ -272,8 +284,9 @@ impl Histories {
         let payload = message.map(|message| self.envelope(message, except)).unwrap_or_default();
         Box::pin(async move {
             let (count, channel, abandoned) = release_args(keep, &names);
-            let offset = offset.to_string();
-            let args: [&[u8]; 5] = [count.as_bytes(), channel, abandoned.as_bytes(), offset.as_bytes(), &payload];
+            let (offset, idle) = (offset.to_string(), idle_ms(keep));
+            let args: [&[u8]; 6] =
+                [count.as_bytes(), channel, abandoned.as_bytes(), offset.as_bytes(), &payload, idle.as_bytes()];
             match histories.run::<(u64, u64)>(&SCRIPTS.commit, &names, &args).await {
                 Ok((released, reserved)) => histories.release_later_if_waiting(names, keep, released, reserved),
                 Err(error) => tracing::warn!("a kept broadcast was lost: {error}"),
@@ -326,6 +339,11 @@ impl Histories {
 /// reserved offset counts as abandoned.
 fn release_args(keep: Keep, names: &Names) -> (String, &[u8], String) {
     (keep.count.max(1).to_string(), names.channel.as_bytes(), ABANDONED_AFTER.as_millis().to_string())
+}
+
+/// How long a history's keys last in Redis without a broadcast, in ms.
+fn idle_ms(keep: Keep) -> String {
+    keep.idle_limit().as_millis().to_string()
 }
 
 /// The catch-up script's answer as a position and what was missed.

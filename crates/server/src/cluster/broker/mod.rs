@@ -266,8 +266,8 @@ impl Fabric for Broker {
         self.histories.append(scope, keep, message, except)
     }
 
-    fn reserve(&self, scope: &Scope, _keep: Keep) -> BoxFuture<'static, Result<u64, String>> {
-        self.histories.reserve(scope)
+    fn reserve(&self, scope: &Scope, keep: Keep) -> BoxFuture<'static, Result<u64, String>> {
+        self.histories.reserve(scope, keep)
     }
 
     fn commit(

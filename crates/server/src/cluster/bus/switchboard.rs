@@ -17,14 +17,15 @@ use tokio_util::codec::Framed;
 use super::protocol::{Note, Question, Reply, Route, route};
 use super::{OUTBOX, codec, write_batches};
 use crate::metrics::Snapshot;
-use crate::ws::registry::history::{Keep, Logs, Outgoing, log_of};
+use crate::ws::registry::history::{Keep, Logs, Outgoing, log_of, tend};
 use crate::ws::registry::presence::Scope;
 use pyhost::locks::lock;
 
 /// How often the totals go out.
 const TOTALS_EVERY: Duration = Duration::from_secs(1);
-/// How often reserved offsets are checked for a message that never came (its worker died).
-const ABANDONED_TICK: Duration = Duration::from_millis(500);
+/// How often reserved offsets are checked for a message that never came (its worker died),
+/// and histories for being idle.
+const TEND_EVERY: Duration = Duration::from_millis(500);
 
 /// What the supervisor hears from the bus.
 #[derive(Debug)]
@@ -75,10 +76,10 @@ impl Switchboard {
         });
         let keeping = board.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(ABANDONED_TICK);
+            let mut every = tokio::time::interval(TEND_EVERY);
             loop {
                 every.tick().await;
-                keeping.give_up_abandoned();
+                keeping.tend_histories();
             }
         });
         let summing = board.clone();
@@ -187,11 +188,11 @@ impl Switchboard {
         }
     }
 
-    fn give_up_abandoned(&self) {
+    /// Gives up offsets whose message never came (its worker died), forgets idle histories.
+    fn tend_histories(&self) {
         let mut logs = lock(&self.logs);
-        for (scope, log) in logs.iter_mut().filter(|(_, log)| log.has_waiting()) {
-            let released = log.give_up_abandoned(Instant::now());
-            self.release(scope, released);
+        for (scope, released) in tend(&mut logs, Instant::now()) {
+            self.release(&scope, released);
         }
     }
 

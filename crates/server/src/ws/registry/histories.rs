@@ -14,12 +14,13 @@ use pyhost::bridge::{Answer, Event, Frame, Missed, Now, Position, Recovered, Tok
 use pyhost::locks::{lock, read};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::history::{Catchup, Keep, Outgoing, log_of};
+use super::history::{Catchup, Keep, Outgoing, log_of, tend};
 use super::presence::Scope;
 use super::{Link, Links, Registry};
 
-/// How often reserved offsets are checked for a message that never came.
-const ABANDONED_TICK: Duration = Duration::from_millis(500);
+/// How often reserved offsets are checked for a message that never came, and histories for
+/// being idle.
+const TEND_EVERY: Duration = Duration::from_millis(500);
 
 impl Registry {
     /// What each endpoint keeps (by endpoint index), set once before serving.
@@ -249,14 +250,14 @@ impl Registry {
         }
     }
 
-    /// Gives up offsets reserved and never committed (in this process's own histories).
-    pub async fn give_up_abandoned(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(ABANDONED_TICK);
+    /// Gives up offsets reserved and never committed, and forgets idle histories (those this
+    /// process keeps itself).
+    pub async fn tend_histories(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(TEND_EVERY);
         loop {
             tick.tick().await;
             let mut logs = lock(&self.logs);
-            for (scope, log) in logs.iter_mut().filter(|(_, log)| log.has_waiting()) {
-                let released = log.give_up_abandoned(Instant::now());
+            for (scope, released) in tend(&mut logs, Instant::now()) {
                 if let Some(&endpoint) = self.by_pattern.get(&scope.endpoint) {
                     self.offer_released(endpoint, scope.room.as_deref(), released);
                 }

@@ -22,6 +22,9 @@ use super::presence::Scope;
 /// broadcasts after it released).
 pub const ABANDONED_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a history with no `history_ttl` lasts without a broadcast before it is forgotten.
+pub const IDLE_WITHOUT_SPAN: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What an endpoint keeps (`@app.websocket(path, history=N, history_ttl=S)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keep {
@@ -29,6 +32,14 @@ pub struct Keep {
     pub count: usize,
     /// And none older than this.
     pub span: Option<Duration>,
+}
+
+impl Keep {
+    /// How long a room's history lasts without a broadcast: then it is forgotten (and begins
+    /// a new epoch), so rooms that come and go do not pile up.
+    pub fn idle_limit(self) -> Duration {
+        self.span.unwrap_or(IDLE_WITHOUT_SPAN)
+    }
 }
 
 pub use pyhost::bridge::{Gap, Position};
@@ -63,11 +74,27 @@ pub struct Log {
     kept: VecDeque<(u64, Instant, Message)>,
     /// The last offset no longer kept (0: none dropped).
     forgotten: u64,
+    /// When an offset was last reserved or committed.
+    active: Instant,
 }
 
 impl Log {
     pub fn new(epoch: String, keep: Keep) -> Self {
-        Self { epoch, keep, reserved: 0, released: 0, waiting: BTreeMap::new(), kept: VecDeque::new(), forgotten: 0 }
+        Self {
+            epoch,
+            keep,
+            reserved: 0,
+            released: 0,
+            waiting: BTreeMap::new(),
+            kept: VecDeque::new(),
+            forgotten: 0,
+            active: Instant::now(),
+        }
+    }
+
+    /// Whether nothing was broadcast for longer than the history lasts idle.
+    pub fn idle(&self, now: Instant) -> bool {
+        now.duration_since(self.active) > self.keep.idle_limit() && self.waiting.is_empty()
     }
 
     pub fn position(&self) -> Position {
@@ -75,6 +102,7 @@ impl Log {
     }
 
     pub fn reserve(&mut self, now: Instant) -> u64 {
+        self.active = now;
         self.reserved += 1;
         self.waiting.insert(self.reserved, Slot::Reserved(now));
         self.reserved
@@ -83,6 +111,7 @@ impl Log {
     /// The message of a reserved offset (None: the broadcast was given up). Answers what can
     /// be released now, in order: this one, and those that waited for it.
     pub fn commit(&mut self, offset: u64, outgoing: Option<Outgoing>, now: Instant) -> Vec<(u64, Outgoing)> {
+        self.active = now;
         if let Some(slot) = self.waiting.get_mut(&offset) {
             *slot = Slot::Committed(outgoing);
         }
@@ -154,6 +183,16 @@ impl Log {
 
 /// Histories by what they keep the broadcasts of.
 pub type Logs = std::collections::HashMap<Scope, Log>;
+
+/// Forgets the histories idle past their limit; answers what those with offsets that never got
+/// their message release now, by scope.
+pub fn tend(logs: &mut Logs, now: Instant) -> Vec<(Scope, Vec<(u64, Outgoing)>)> {
+    logs.retain(|_, log| !log.idle(now));
+    logs.iter_mut()
+        .filter(|(_, log)| log.has_waiting())
+        .map(|(scope, log)| (scope.clone(), log.give_up_abandoned(now)))
+        .collect()
+}
 
 /// The history of `scope`, begun (in a new epoch) if there is none yet.
 pub fn log_of<'a>(logs: &'a mut Logs, scope: &Scope, keep: Keep) -> &'a mut Log {
@@ -235,6 +274,20 @@ mod tests {
         log.commit(second, text("new"), later);
         assert_eq!(log.since("e", 0, start + Duration::from_secs(70)), Err(Gap::TooOld));
         assert_eq!(offsets(&log.since("e", 1, start + Duration::from_secs(70)).unwrap()), [2]);
+    }
+
+    #[test]
+    fn an_idle_history_is_forgotten() {
+        let mut logs = Logs::new();
+        let keep = Keep { count: 5, span: Some(Duration::from_secs(60)) };
+        let start = Instant::now();
+        let scope = Scope::new("/a", Some("r"));
+        let offset = log_of(&mut logs, &scope, keep).reserve(start);
+        log_of(&mut logs, &scope, keep).commit(offset, text("x"), start);
+        tend(&mut logs, start + Duration::from_secs(30));
+        assert!(logs.contains_key(&scope));
+        tend(&mut logs, start + Duration::from_secs(61));
+        assert!(logs.is_empty());
     }
 
     #[test]
