@@ -110,7 +110,11 @@ async def crowd(setup: Setup, users: int, probes: int, joins: int) -> dict:
 def measure_round(scale: Scale, quiet: bool, smoke: bool) -> dict[str, dict]:
     results: dict[str, dict] = {}
     users, probes, joins = (50, 100, 10) if smoke else (CROWD, PROBES, JOINS)
-    for name, start in (("1 process", one_process), ("--processes 2", two_processes), ("2 instances + Redis", two_instances)):
+    for name, start in (
+        ("1 process", one_process),
+        ("--processes 2", two_processes),
+        ("2 instances + Redis", two_instances),
+    ):
         if quiet:
             wait_for_quiet()
         with start() as setup:
@@ -174,11 +178,15 @@ def render(measured: dict) -> str:
         + "beside the sender / on the other process / on the other instance) | "
         + " | ".join(cell(setup, "send_to_user", "p50_us") for setup in setups)
         + " |",
-        "| `send_to_user` latency p99 | " + " | ".join(cell(setup, "send_to_user", "p99_us") for setup in setups) + " |",
+        "| `send_to_user` latency p99 | "
+        + " | ".join(cell(setup, "send_to_user", "p99_us") for setup in setups)
+        + " |",
         "| the same over a broadcast (`exclude_self`), p50 | "
         + " | ".join(cell(setup, "broadcast", "p50_us") for setup in setups)
         + " |",
-        "| the same over a broadcast, p99 | " + " | ".join(cell(setup, "broadcast", "p99_us") for setup in setups) + " |",
+        "| the same over a broadcast, p99 | "
+        + " | ".join(cell(setup, "broadcast", "p99_us") for setup in setups)
+        + " |",
         f"| `presence(room)` query p50, {CROWD:,} users present | "
         + " | ".join(cell(setup, "presence_query_p50_us") for setup in setups)
         + " |",
@@ -207,7 +215,9 @@ def render(measured: dict) -> str:
         lines.append(
             f"| server CPU per delivery, {label} (µs) | "
             + " | ".join(
-                f"{value:.2f}" if (value := median(rounds, setup, f"fanout {label}", "fanout_server_us_per_message")) else "n/a"
+                f"{value:.2f}"
+                if (value := median(rounds, setup, f"fanout {label}", "fanout_server_us_per_message"))
+                else "n/a"
                 for setup in setups
             )
             + " |"

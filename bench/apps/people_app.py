@@ -34,7 +34,7 @@ async def kept_offset(websocket):
     try:
         while True:
             text = await websocket.receive_text()
-            await websocket.broadcast(lambda offset: f"{text} {offset}")
+            await websocket.broadcast(lambda offset, text=text: f"{text} {offset}")
     except WebSocketDisconnect:
         pass
 
