@@ -196,7 +196,9 @@ fn serve_app(cli: &Cli, app: LoadedApp) -> Result<(), StartupError> {
     runtime.spawn(registry.clone().expire_presence());
     let keeps = app.endpoints.iter().map(|endpoint| endpoint.history.map(keep_of)).collect();
     registry.keep_histories(keeps, runtime.handle().clone());
-    runtime.spawn(registry.clone().tend_histories());
+    if app.endpoints.iter().any(|endpoint| endpoint.history.is_some()) {
+        runtime.spawn(registry.clone().tend_histories());
+    }
     let broker = broker_link(cli)?;
     if let Some(link) = &broker {
         let _runtime = runtime.enter();

@@ -52,6 +52,8 @@ pub struct Registry {
     users: RwLock<HashMap<Box<str>, Vec<Arc<Link>>>>,
     /// Who is present where, across the cluster.
     presence: Mutex<presence::Presence>,
+    /// Told when a user may have started to linger (their leave falls due later).
+    lingering: Notify,
     /// Where joins and leaves are announced (the app's `on_presence`), and the answers to
     /// the app's questions that come later.
     announcer: OnceLock<Arc<Bridge>>,
@@ -86,6 +88,7 @@ impl Registry {
             changed: Notify::new(),
             users: RwLock::new(HashMap::new()),
             presence: Mutex::new(presence::Presence::new(node.tag(), PRESENCE_GRACE)),
+            lingering: Notify::new(),
             announcer: OnceLock::new(),
             keeps: OnceLock::new(),
             runtime: OnceLock::new(),

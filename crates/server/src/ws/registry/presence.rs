@@ -256,9 +256,9 @@ impl Presence {
         }
     }
 
-    /// Whether anyone lingers (the caller checks back for their leave).
-    pub fn has_lingering(&self) -> bool {
-        !self.lingering.is_empty()
+    /// When the next lingering user's grace is over (None: nobody lingers).
+    pub fn next_leave(&self) -> Option<Instant> {
+        self.lingering.values().min().copied()
     }
 
     /// Whether this node announces joins and leaves: it is the oldest node it knows of, and

@@ -15,9 +15,6 @@ use super::link::Stage;
 use super::presence::{Changes, Entry, Note, Scope};
 use super::{Link, Registry, message};
 
-/// How often lingering users are checked for their leave.
-const EXPIRY_TICK: Duration = Duration::from_millis(100);
-
 impl Registry {
     /// Where joins and leaves go (the app's `on_presence`); until set, they are not announced.
     pub fn announce_to(&self, bridge: Arc<Bridge>) {
@@ -102,13 +99,20 @@ impl Registry {
             presence.delta(entries)
         };
         self.publish_presence(&note);
-        self.announce(changes);
+        self.counts_changed(changes);
     }
 
     fn publish_presence(&self, note: &Note) {
         if let Some(fabric) = self.fabric.get() {
             fabric.presence(note.encode().into());
         }
+    }
+
+    /// Counts changed: wakes the task that announces leaves (a user may have started to
+    /// linger, which is no change to announce yet), and announces what did change.
+    fn counts_changed(&self, changes: Changes) {
+        self.lingering.notify_one();
+        self.announce(changes);
     }
 
     /// Hands joins and leaves to the app, when this node is the one that announces them.
@@ -165,7 +169,7 @@ impl Registry {
         if let Some(answer) = answer {
             self.publish_presence(&answer);
         }
-        self.announce(changes);
+        self.counts_changed(changes);
     }
 
     /// The other nodes alive now: `exact` from the bus (a node not listed is gone), otherwise
@@ -173,7 +177,7 @@ impl Registry {
     pub fn presence_alive(&self, nodes: &HashSet<u32>, exact: bool, expiry: Duration) {
         let mut changes = Changes::new();
         lock(&self.presence).alive(nodes, exact, expiry, Instant::now(), &mut changes);
-        self.announce(changes);
+        self.counts_changed(changes);
     }
 
     /// This node (re)joined the others: it asks for their counts and gives its own.
@@ -187,20 +191,23 @@ impl Registry {
         self.publish_presence(&snapshot);
     }
 
-    /// Announces the leaves of users who lingered past the grace period, as they fall due.
+    /// Announces the leaves of users who lingered past the grace period, as they fall due
+    /// (asleep while nobody lingers).
     pub async fn expire_presence(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(EXPIRY_TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            let mut changes = Changes::new();
-            {
-                let mut presence = lock(&self.presence);
-                if !presence.has_lingering() {
-                    continue;
+            let lingering = self.lingering.notified();
+            let next = lock(&self.presence).next_leave();
+            match next {
+                None => lingering.await,
+                Some(due) => {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => {}
+                        () = lingering => continue,
+                    }
                 }
-                presence.expire(Instant::now(), &mut changes);
             }
+            let mut changes = Changes::new();
+            lock(&self.presence).expire(Instant::now(), &mut changes);
             self.announce(changes);
         }
     }
