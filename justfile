@@ -43,8 +43,15 @@ lint: venv
 # --smoke` is a two-minute check; `just bench --part http` (or ws, sse, tls) measures one part;
 # `just bench --report-only` renders docs/bench/ and the tables again from results.json.
 # ROBYN_WS_BENCH_BUILT=path/to/target/release takes binaries built there instead of running cargo.
-bench *flags:
+bench *flags: venv
     python3 bench/run.py {{flags}}
+
+# Presence, send_to_user and history, our server alone: send_to_user and presence latency
+# (p50, p99) in one process, across processes and across hosts, and fan-out with a history
+# against without: writes docs/bench/presence.md (also part of `just bench`).
+bench-presence *flags: venv
+    cargo build --release --locked -p robyn-ws-server -p ws-loadgen
+    .venv/bin/python bench/presence.py {{flags}}
 
 # What a client can make the server hold, and what it keeps after a peak, per allocator
 # (glibc, mimalloc, jemalloc; with and without trimming): writes docs/bench/memory.md.

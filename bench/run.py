@@ -44,6 +44,8 @@ LOADGEN = BINARIES / "ws-loadgen"
 # A folder holding both binaries already built (another worktree's target/release, say): the
 # benchmark copies them from there and runs no cargo build.
 PREBUILT = "ROBYN_WS_BENCH_BUILT"
+# Set for a part run by `main`, which has copied the binaries already.
+COPIED = "ROBYN_WS_BENCH_COPIED"
 # Set once `setup` has run, for the process that re-executes in the benchmark's venv.
 SET_UP = "ROBYN_WS_BENCH_SET_UP"
 
@@ -228,7 +230,9 @@ def our_defaults() -> str:
 
 def use_built() -> None:
     """Copies the server and the generator from where they were built (`ROBYN_WS_BENCH_BUILT`,
-    or target/release) to where every load takes them from."""
+    or target/release) to where every load takes them from (unless `main` has)."""
+    if os.environ.get(COPIED):
+        return
     built = Path(os.environ.get(PREBUILT, "") or BUILT)
     BINARIES.mkdir(parents=True, exist_ok=True)
     for binary in (SERVER, LOADGEN):
@@ -737,6 +741,12 @@ def main() -> None:
         rounds_flag = ["--rounds", str(options.rounds)] if options.rounds else []
         scaleout = [sys.executable, str(ROOT / "bench" / "scaleout.py"), *smoke, *rounds_flag]
         subprocess.run([*scaleout, "--out", str(options.out)], cwd=ROOT, check=True)
+        # Presence, send_to_user and history, our server alone (bench/presence.py); its clients
+        # use `websockets`, which the tests' virtualenv has.
+        python = ROOT / ".venv" / "bin" / "python"
+        presence = [str(python if python.exists() else sys.executable), str(ROOT / "bench" / "presence.py")]
+        copied = {**os.environ, COPIED: "1"}
+        subprocess.run([*presence, *smoke, *rounds_flag, "--out", str(options.out)], cwd=ROOT, env=copied, check=True)
         # The binary against the pip package (bench/two_ways.py); a full run only, since
         # installing the package builds it (minutes), which a smoke run need not check.
         if not options.smoke:

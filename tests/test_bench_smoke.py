@@ -98,6 +98,18 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
     ]:
         assert measured[setup][relay]["p50_us"], f"{setup}: no {relay} latency"
     assert "| another node (2 instances, through Redis) | " in (tmp_path / "scaleout.md").read_text()
+    # The presence part: every figure in every setup.
+    presence = json.loads((tmp_path / "presence.json").read_text())
+    (measured,) = presence["rounds"]
+    assert set(measured) == {"1 process", "--processes 2", "2 instances + Redis"}
+    for setup, figures in measured.items():
+        for relay in ("send_to_user", "broadcast"):
+            assert figures[relay]["p50_us"], f"{setup}: no {relay} latency"
+        assert figures["presence_users"] == 50, f"{setup}: presence() did not list every user"
+        assert figures["presence_query_p50_us"], f"{setup}: no presence query figure"
+        for route in ("plain", "history", "history, offset in the message"):
+            assert figures[f"fanout {route}"]["fanout"], f"{setup}: no fan-out to the {route} route"
+    assert "| fan-out, history, against plain | " in (tmp_path / "presence.md").read_text()
     # The HTTP part: every figure on every server, checked answers first.
     http = results["http"]
     assert list(http["rounds"]) == HTTP_SERVERS
