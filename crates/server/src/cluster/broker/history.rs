@@ -116,10 +116,14 @@ end
 return release(tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]))
 ";
 
-/// ARGV: new epoch, whether a position follows (1/0), its epoch, its offset, span ms (0: none).
-/// Returns {epoch, released, status (0 ok, 1 epoch, 2 too old), offset, payload, ...}.
+/// ARGV: new epoch, whether a position follows (1/0), its epoch, its offset, span ms (0: none),
+/// idle ms. Returns {epoch, released, status (0 ok, 1 epoch, 2 too old), offset, payload, ...}.
 const CATCH_UP: &str = r"
 ensure(ARGV[1])
+if redis.call('PTTL', meta) < 0 then
+  -- Begun by this question: it lasts like a history that nobody broadcasts to.
+  redis.call('PEXPIRE', meta, ARGV[6])
+end
 local epoch = redis.call('HGET', meta, 'epoch')
 local released = tonumber(redis.call('HGET', meta, 'released'))
 if ARGV[2] == '0' then
@@ -322,12 +326,14 @@ impl Histories {
             let (has_since, (since_epoch, since_offset)) = (since.is_some(), since.unwrap_or_default());
             let since_offset = since_offset.to_string();
             let span = keep.span.map_or(0, |span| span.as_millis()).to_string();
-            let args: [&[u8]; 5] = [
+            let idle = idle_ms(keep);
+            let args: [&[u8]; 6] = [
                 epoch.as_bytes(),
                 if has_since { b"1" } else { b"0" },
                 since_epoch.as_bytes(),
                 since_offset.as_bytes(),
                 span.as_bytes(),
+                idle.as_bytes(),
             ];
             let answer: Vec<Value> = histories.run(&SCRIPTS.catch_up, &names, &args).await?;
             caught_up(answer).ok_or_else(|| "the broker's history answered in a form this server does not know".into())
