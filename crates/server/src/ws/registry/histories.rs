@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::history::{Catchup, Keep, Outgoing, log_of, tend};
 use super::presence::Scope;
-use super::{Link, Links, Registry};
+use super::{Link, Registry};
 
 /// How often reserved offsets are checked for a message that never came, and histories for
 /// being idle.
@@ -230,7 +230,7 @@ impl Registry {
     /// one holds it instead).
     fn offer_kept(&self, endpoint: usize, room: Option<&str>, offset: u64, message: &Message, except: Option<u128>) {
         let recovering = self.recovering.load(Ordering::Acquire) > 0;
-        let offer = |links: &Links| {
+        self.visit_members(endpoint, room, |links| {
             for link in links.values() {
                 if Some(link.id) == except || (recovering && link.hold_if_recovering(room, offset, message)) {
                     continue;
@@ -239,15 +239,7 @@ impl Registry {
                     link.offer(message.clone());
                 }
             }
-        };
-        match room {
-            None => offer(&read(&self.endpoints[endpoint])),
-            Some(room) => {
-                if let Some(members) = read(&self.rooms[endpoint]).get(room) {
-                    offer(members);
-                }
-            }
-        }
+        });
     }
 
     /// Gives up offsets reserved and never committed, and forgets idle histories (those this

@@ -237,18 +237,23 @@ impl Registry {
     }
 
     fn offer(&self, endpoint: usize, room: Option<&str>, message: &Message, except: Option<ConnKey>) {
-        let offer = |links: &Links| {
+        self.visit_members(endpoint, room, |links| {
             for link in links.values() {
                 if link.is_joined() && Some(link.key) != except {
                     link.offer(message.clone());
                 }
             }
-        };
+        });
+    }
+
+    /// Hands `visit` the connections of an endpoint, or of one of its rooms (none: it has no
+    /// members), under the lock that keeps them.
+    fn visit_members(&self, endpoint: usize, room: Option<&str>, visit: impl FnOnce(&Links)) {
         match room {
-            None => offer(&read(&self.endpoints[endpoint])),
+            None => visit(&read(&self.endpoints[endpoint])),
             Some(room) => {
                 if let Some(members) = read(&self.rooms[endpoint]).get(room) {
-                    offer(members);
+                    visit(members);
                 }
             }
         }
