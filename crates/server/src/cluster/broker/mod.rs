@@ -249,9 +249,7 @@ impl Fabric for Broker {
     }
 
     fn send_to_user(&self, node: u32, user: &str, message: &Message) -> bool {
-        if !read(&self.peers).contains(&node) {
-            return false;
-        }
+        // Presence names the node: it was heard from, and would have been forgotten if gone.
         self.publish(self.channels.node(node), Content::SendToUser { user: user.to_owned(), message: message.clone() });
         true
     }

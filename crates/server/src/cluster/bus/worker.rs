@@ -219,9 +219,7 @@ impl Fabric for Bus {
     }
 
     fn send_to_user(&self, node: u32, user: &str, message: &Message) -> bool {
-        if !read(&self.peers).contains(&node) {
-            return false;
-        }
+        // Presence names the worker: it was heard from, and would have been forgotten if gone.
         self.post(&Note::SendToUser { node, user: user.to_owned(), message: message.clone() });
         true
     }

@@ -23,8 +23,8 @@ pub trait Fabric: Send + Sync {
     fn connected(&self) -> bool;
     /// A presence note for every other node ([`super::Registry::presence_heard`] there).
     fn presence(&self, note: bytes::Bytes);
-    /// A frame for every connection of `user` on the node tagged `node` (not this one): true
-    /// when that node is known to be up and the frame is on its way.
+    /// A frame for every connection of `user` on the node tagged `node` (not this one, and
+    /// one presence has heard from): true when the frame is on its way.
     fn send_to_user(&self, node: u32, user: &str, message: &Message) -> bool;
 
     /// Appends a broadcast to the history of `scope` (kept by the supervisor, or by Redis):

@@ -111,8 +111,11 @@ pub struct Presence {
     /// Users whose count fell to zero, until when they stay present.
     lingering: HashMap<(Scope, String), Instant>,
     grace: Duration,
-    /// Before this, the node does not announce: it may not have everyone's counts yet.
+    /// Before this, the node does not announce: it may not have everyone's counts yet (nor
+    /// know whether it is the oldest). What changes meanwhile waits here, announced then if
+    /// the node leads.
     settled: Instant,
+    deferred: Changes,
 }
 
 /// How long a node that has just joined (or heard the broker again) waits for the others'
@@ -133,6 +136,7 @@ impl Presence {
             lingering: HashMap::new(),
             grace,
             settled: Instant::now(),
+            deferred: Changes::new(),
         }
     }
 
@@ -267,6 +271,28 @@ impl Presence {
         now >= self.settled && self.peers.iter().all(|(node, peer)| (self.born, self.node) < (peer.born, *node))
     }
 
+    /// What to announce of `changes` now (if this node leads): nothing while it settles, when
+    /// they wait instead; once settled, what waited too.
+    pub fn announceable(&mut self, mut changes: Changes, now: Instant) -> Changes {
+        if now < self.settled {
+            merge(&mut self.deferred, changes);
+            return Changes::new();
+        }
+        if !self.deferred.is_empty() {
+            let mut waited = std::mem::take(&mut self.deferred);
+            merge(&mut waited, changes);
+            changes = waited;
+        }
+        if self.leads(now) { changes } else { Changes::new() }
+    }
+
+    /// When something must happen without a change to prompt it: a lingering user's leave, or
+    /// the end of settling with changes waiting.
+    pub fn next_due(&self) -> Option<Instant> {
+        let settling = (!self.deferred.is_empty()).then_some(self.settled);
+        self.next_leave().into_iter().chain(settling).min()
+    }
+
     /// Users present in `scope`: open connections across the cluster, 0 for one lingering.
     pub fn present(&self, scope: &Scope) -> HashMap<String, u32> {
         let mut present = self.totals.get(scope).cloned().unwrap_or_default();
@@ -341,6 +367,15 @@ impl Presence {
                 self.lingering.insert(key, Instant::now() + self.grace);
             }
         }
+    }
+}
+
+/// Adds `more` to `changes`, scope by scope.
+fn merge(changes: &mut Changes, more: Changes) {
+    for (scope, change) in more {
+        let into = changes.entry(scope).or_default();
+        into.joined.extend(change.joined);
+        into.left.extend(change.left);
     }
 }
 
@@ -488,6 +523,30 @@ mod tests {
         assert!(!young.leads(now + SETTLE));
         young.alive(&HashSet::new(), true, Duration::ZERO, now, &mut Changes::new());
         assert!(young.leads(now + SETTLE), "the older one is gone");
+    }
+
+    #[test]
+    fn what_changes_while_a_node_settles_is_announced_once_it_has_if_it_leads() {
+        let mut presence = Presence::new(1, Duration::ZERO);
+        let now = Instant::now();
+        presence.unsettle(now);
+        let mut changes = Changes::new();
+        presence.add(&chat(), "ann", true, &mut changes);
+        assert!(presence.announceable(changes, now).is_empty(), "settling: it waits");
+        assert_eq!(presence.next_due(), Some(now + SETTLE));
+        let mut later = Changes::new();
+        presence.add(&chat(), "bob", true, &mut later);
+        let announced = presence.announceable(later, now + SETTLE);
+        assert_eq!(joined(&announced, &chat()), ["ann", "bob"]);
+        assert_eq!(presence.next_due(), None);
+        presence.unsettle(now + SETTLE);
+        presence.add(&chat(), "cy", true, &mut Changes::new());
+        let mut deferred = Changes::new();
+        presence.add(&lobby(), "cy", true, &mut deferred);
+        presence.announceable(deferred, now + SETTLE);
+        let older = Note { node: 0, born: 0, seq: 1, kind: NoteKind::Snapshot(vec![]) };
+        presence.apply(older, now, &mut Changes::new());
+        assert!(presence.announceable(Changes::new(), now + SETTLE * 3).is_empty(), "another node leads");
     }
 
     #[test]

@@ -115,9 +115,11 @@ impl Registry {
         self.announce(changes);
     }
 
-    /// Hands joins and leaves to the app, when this node is the one that announces them.
+    /// Hands joins and leaves to the app, when this node is the one that announces them (once
+    /// it has settled: what changed meanwhile waits until then).
     fn announce(&self, changes: Changes) {
-        if changes.is_empty() || !lock(&self.presence).leads(Instant::now()) {
+        let changes = lock(&self.presence).announceable(changes, Instant::now());
+        if changes.is_empty() {
             return;
         }
         let Some(bridge) = self.announcer.get() else { return };
@@ -191,12 +193,12 @@ impl Registry {
         self.publish_presence(&snapshot);
     }
 
-    /// Announces the leaves of users who lingered past the grace period, as they fall due
-    /// (asleep while nobody lingers).
+    /// Announces the leaves of users who lingered past the grace period as they fall due, and
+    /// what changed while this node settled once it has (asleep while nothing is due).
     pub async fn expire_presence(self: Arc<Self>) {
         loop {
             let lingering = self.lingering.notified();
-            let next = lock(&self.presence).next_leave();
+            let next = lock(&self.presence).next_due();
             match next {
                 None => lingering.await,
                 Some(due) => {
