@@ -61,9 +61,7 @@ class User(Client):
     async def ask(self, **command: Any) -> dict[str, Any]:
         await self.command(**command)
         async with self._changed:
-            await asyncio.wait_for(
-                self._changed.wait_for(lambda: bool(self.replies) or self._reader.done()), TIMEOUT
-            )
+            await asyncio.wait_for(self._changed.wait_for(lambda: bool(self.replies) or self._reader.done()), TIMEOUT)
             assert self.replies, f"the connection closed before answering {command}"
             return self.replies.pop(0)
 
@@ -101,9 +99,7 @@ async def spread(server: Server, processes: int, user: str | None = None, most: 
     return list(kept.values())
 
 
-async def send_to_user(
-    client: User, user: Any, text: str, via: str = "websocket", binary: bool = False
-) -> int:
+async def send_to_user(client: User, user: Any, text: str, via: str = "websocket", binary: bool = False) -> int:
     reply = await client.ask(op="send_to_user", user=user, text=text, via=via, binary=binary)
     assert "sent" in reply, reply
     assert type(reply["sent"]) is int, reply
@@ -404,8 +400,14 @@ async def test_identify_again_moves_the_connection_to_the_other_user(one):
 async def test_identify_refuses_what_is_not_a_user_and_the_server_serves_on(one):
     servers = [one]
     client = await connect(one, "ann")
-    for bad, error in (("", "ValueError"), ("x" * 257, "ValueError"), ("é" * 129, "ValueError"),
-                       (123, "TypeError"), (None, "TypeError"), (["ann"], "TypeError")):
+    for bad, error in (
+        ("", "ValueError"),
+        ("x" * 257, "ValueError"),
+        ("é" * 129, "ValueError"),
+        (123, "TypeError"),
+        (None, "TypeError"),
+        (["ann"], "TypeError"),
+    ):
         reply = await identify(client, bad)
         assert reply.get("error") == error, f"identify({bad!r}) answered {reply}"
         assert await client.ask(op="whoami") == {"user": "ann"}, f"identify({bad!r}) changed the user"
@@ -455,7 +457,7 @@ async def test_send_to_user_and_presence_span_processes(start_server):
     server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
     ann = await spread(server, 2, "ann")
-    bob = (await spread(server, 2, "bob"))
+    bob = await spread(server, 2, "bob")
     askers = {client.pid: client for client in bob}
     assert len(askers) == 2
 
