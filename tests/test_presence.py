@@ -202,14 +202,15 @@ _fences = itertools.count()
 
 
 async def fence(server: Server, servers: Sequence[Server], leave: bool = True) -> None:
-    """A user of its own comes (and, with `leave`, goes): once on_presence has reported that,
-    what was due before it (a leave of a user who left earlier, say) has been reported too."""
+    """A user of its own comes to /other (so /chat's presence is left alone) and goes: once
+    on_presence has reported the join (with `leave`, the leave after the grace), what was due
+    before it (a leave of a user who left earlier, say) has been reported too."""
     name = f"fence{next(_fences)}"
-    client = await connect(server, name)
-    await until_history(servers, name, ["joined"])
+    client = await connect(server, name, path="/other")
+    await until_history(servers, name, ["joined"], path="/other")
+    await client.close()
     if leave:
-        await client.close()
-        await until_history(servers, name, ["joined", "left"])
+        await until_history(servers, name, ["joined", "left"], path="/other")
 
 
 def one_caller(servers: Sequence[Server]) -> int:
