@@ -213,6 +213,26 @@ async def fence(server: Server, servers: Sequence[Server], leave: bool = True) -
         await until_history(servers, name, ["joined", "left"], path="/other")
 
 
+async def announcing(server: Server, servers: Sequence[Server], timeout: float = TIMEOUT) -> None:
+    """Waits until on_presence is being called: users of their own come to /other, one after
+    another, until one's join is reported. (A cluster's leader announces nothing in its first
+    second, test_a_join_right_after_the_start_is_announced's concern: the tests that wait here
+    are about something else.)"""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        name = f"warmup{next(_fences)}"
+        client = await connect(server, name, path="/other")
+        try:
+            while loop.time() < deadline and not history(servers, name, path="/other"):
+                await asyncio.sleep(0.02)
+        finally:
+            await client.close()
+        if history(servers, name, path="/other") == ["joined"]:
+            return
+        assert loop.time() < deadline, f"on_presence was not called within {timeout} s"
+
+
 def one_caller(servers: Sequence[Server]) -> int:
     """on_presence runs in one process of the cluster: the pid of every call."""
     pids = {pid for pid, _, _ in calls(servers)}
@@ -457,6 +477,7 @@ async def test_the_grace_comes_from_the_environment_and_zero_is_at_once(start_se
 async def test_send_to_user_and_presence_span_processes(start_server):
     server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
+    await announcing(server, servers)
     ann = await spread(server, 2, "ann")
     bob = await spread(server, 2, "bob")
     askers = {client.pid: client for client in bob}
@@ -509,6 +530,7 @@ async def test_send_to_user_and_presence_span_processes(start_server):
 
 async def test_a_user_on_three_processes_gets_each_message_once_per_connection(start_server):
     server = start_server(APP, "--processes", "3", "--presence-grace", str(SHORT_GRACE))
+    await announcing(server, [server])
     ann = await spread(server, 3, "ann")
     sender = await connect(server, "bob")
     await until_presence(sender, {"ann": 3, "bob": 1}, timeout=2)
@@ -531,6 +553,7 @@ async def test_a_user_on_three_processes_gets_each_message_once_per_connection(s
 async def test_the_users_of_a_killed_worker_leave_after_the_grace(start_server):
     server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
+    await announcing(server, servers)
     # Two anonymous connections on the two processes become ann and bob.
     ann, bob = await spread(server, 2)
     assert await identify(ann, "ann") == {"user": "ann"}
@@ -567,6 +590,17 @@ async def test_the_users_of_a_killed_worker_leave_after_the_grace(start_server):
     assert server.stop() == 0, server.output
 
 
+async def test_a_join_right_after_the_start_is_announced(start_server):
+    # Whoever connects the moment the server is up (clients reconnecting after a deploy, say)
+    # is announced like anyone else: once, not never.
+    server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
+    ann = await connect(server, "ann")
+    await until_history([server], "ann", ["joined"])
+    await ann.close()
+    await until_history([server], "ann", ["joined", "left"])
+    assert server.stop() == 0, server.output
+
+
 # Several instances on Redis ---------------------------------------------------------------
 
 
@@ -585,6 +619,7 @@ async def test_send_to_user_and_presence_span_instances(start_server, redis):
     first = instance(start_server, redis)
     second = instance(start_server, redis, "--processes", "2")
     servers = [first, second]
+    await announcing(second, servers)
     ann = [await connect(first, "ann"), *await spread(second, 2, "ann")]
     bob = await connect(first, "bob")
     carol = await connect(second, "carol")
@@ -635,6 +670,7 @@ async def test_the_users_of_a_killed_instance_leave_within_seconds(start_server,
     older = instance(start_server, redis)
     younger = instance(start_server, redis)
     servers = [older, younger]
+    await announcing(younger, servers)
     bob = await connect(older, "bob")
     ann = await connect(younger, "ann")
     await until_presence(ann, {"ann": 1, "bob": 1})
@@ -666,6 +702,7 @@ async def test_the_users_of_a_killed_instance_leave_within_seconds(start_server,
 async def test_presence_stays_right_through_a_redis_restart(start_server, redis):
     first, second = instance(start_server, redis), instance(start_server, redis)
     servers = [first, second]
+    await announcing(second, servers)
     ann = await connect(first, "ann")
     bob = await connect(second, "bob")
     assert await bob.ask(op="join", room="blue") == {"joined": "blue"}
