@@ -223,8 +223,9 @@ async def announcing(server: Server, servers: Sequence[Server], timeout: float =
     while True:
         name = f"warmup{next(_fences)}"
         client = await connect(server, name, path="/other")
+        attempt = loop.time() + 0.3
         try:
-            while loop.time() < deadline and not history(servers, name, path="/other"):
+            while loop.time() < attempt and not history(servers, name, path="/other"):
                 await asyncio.sleep(0.02)
         finally:
             await client.close()
