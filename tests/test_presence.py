@@ -617,6 +617,29 @@ def instance(start_server, redis: Redis, *flags: str) -> Server:
     return start_server(APP, "--broker", redis.url, "--presence-grace", str(SHORT_GRACE), *flags)
 
 
+async def reachable(sender: User, user: str, count: int, timeout: float = TIMEOUT) -> None:
+    """Sends to `user` (a probe, whose messages nobody reads) until all `count` of its
+    connections are reached (test_send_to_user_agrees_with_presence_across_instances's
+    concern: the tests that wait here are about something else)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (sent := await send_to_user(sender, user, "ping")) != count:
+        assert loop.time() < deadline, f"send_to_user({user!r}) reached {sent}, not {count}, for {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+async def test_send_to_user_agrees_with_presence_across_instances(start_server, redis):
+    # Once presence() lists a user's connection on another instance, send_to_user reaches it.
+    first, second = instance(start_server, redis), instance(start_server, redis)
+    bob = await connect(first, "bob")
+    ann = await connect(second, "ann")
+    await until_presence(bob, {"ann": 1, "bob": 1})
+    sent = await send_to_user(bob, "ann", "as soon as she is listed")
+    assert sent == 1, f"presence() lists ann, but send_to_user found {sent} connections of hers"
+    assert await ann.until(lambda texts: bool(texts)) == ["as soon as she is listed"]
+    await closed_all([ann, bob])
+
+
 async def test_send_to_user_and_presence_span_instances(start_server, redis):
     first = instance(start_server, redis)
     second = instance(start_server, redis, "--processes", "2")
@@ -625,12 +648,14 @@ async def test_send_to_user_and_presence_span_instances(start_server, redis):
     ann = [await connect(first, "ann"), *await spread(second, 2, "ann")]
     bob = await connect(first, "bob")
     carol = await connect(second, "carol")
-    everyone = {"ann": 3, "bob": 1, "carol": 1}
-    # The instances learn of each other within two seconds of starting.
+    probes = [await connect(first, "probe"), *await spread(second, 2, "probe")]
+    everyone = {"ann": 3, "bob": 1, "carol": 1, "probe": 3}
     for asker in (bob, carol, ann[1], ann[2]):
         await until_presence(asker, everyone)
     for user in everyone:
         await until_history(servers, user, ["joined"])
+    for sender in (bob, carol, ann[1]):
+        await reachable(sender, "probe", 3)
 
     assert await send_to_user(bob, "ann", "from first") == 3
     assert await send_to_user(carol, "ann", "from second", via="app") == 3
@@ -649,14 +674,15 @@ async def test_send_to_user_and_presence_span_instances(start_server, redis):
     # ann leaves once, when her last connection anywhere closes.
     await ann[0].close()
     await ann[1].close()
-    await until_presence(bob, {"ann": 1, "bob": 1, "carol": 1})
+    await until_presence(bob, {"ann": 1, "bob": 1, "carol": 1, "probe": 3})
     assert await send_to_user(bob, "ann", "last one") == 1
     await ann[2].close()
     await until_history(servers, "ann", ["joined", "left"])
     for asker in (bob, carol):
-        await until_presence(asker, {"bob": 1, "carol": 1})
+        await until_presence(asker, {"bob": 1, "carol": 1, "probe": 3})
     assert await send_to_user(carol, "ann", "gone") == 0
 
+    await closed_all(probes)
     await fence(first, servers)
     for user in ("bob", "carol"):
         assert history(servers, user) == ["joined"]
@@ -728,9 +754,16 @@ async def test_presence_stays_right_through_a_redis_restart(start_server, redis)
     for asker in (ann, bob):
         await until_presence(asker, {"ann": 1, "bob": 1, "carol": 1})
         await until_presence(asker, {"bob": 1}, path="/chat", room="blue")
-    sent = await send_to_user(ann, "bob", "after the restart")
-    assert sent == 1, f"presence() lists bob, but send_to_user found {sent} connections of his"
-    assert await bob.until(lambda texts: bool(texts)) == ["after the restart"]
+    # (Whether send_to_user agrees with presence() at once is checked at the end.)
+    first_sent = await send_to_user(ann, "bob", "after the restart")
+    probes = [await connect(first, "probe"), await connect(second, "probe")]
+    await until_presence(ann, {"ann": 1, "bob": 1, "carol": 1, "probe": 2})
+    await until_presence(bob, {"ann": 1, "bob": 1, "carol": 1, "probe": 2})
+    for sender in (ann, bob):
+        await reachable(sender, "probe", 2)
+    await closed_all(probes)
+    assert await send_to_user(ann, "bob", "after the restart, again") == 1
+    assert await bob.until(lambda texts: texts[-1:] == ["after the restart, again"])
 
     # Changes after the restart go round.
     assert await send_to_user(ann, "carol", "to carol") == 1
@@ -751,6 +784,7 @@ async def test_presence_stays_right_through_a_redis_restart(start_server, redis)
     assert history(servers, "bob", room="blue") == ["joined"]
     assert history(servers, "ann") == ["joined", "left"]
     assert history(servers, "carol") == ["joined"], "carol came right after the restart: on_presence never heard"
+    assert first_sent == 1, f"right after the restart presence() listed bob, but send_to_user found {first_sent}"
     await closed_all([bob, carol])
     for server in servers:
         assert server.stop() == 0, server.output
