@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -246,12 +247,32 @@ async def closed_all(clients: Sequence[User]) -> None:
         await client.close()
 
 
+@pytest.fixture
+def start(start_server) -> Iterator[Any]:
+    """start_server, whose servers are also stopped by a signal to the supervisor at the end
+    (a test that failed half-way included): a supervisor killed outright leaves its workers
+    running."""
+    started: list[Server] = []
+
+    def run(*args: Any, **kwargs: Any) -> Server:
+        server = start_server(*args, **kwargs, ready=False)
+        started.append(server)
+        return server.started()
+
+    yield run
+    for server in started:
+        try:
+            server.stop(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 # One process ------------------------------------------------------------------------------
 
 
 @pytest.fixture
-def one(start_server) -> Iterator[Server]:
-    server = start_server(APP, "--presence-grace", str(GRACE))
+def one(start) -> Iterator[Server]:
+    server = start(APP, "--presence-grace", str(GRACE))
     yield server
     assert server.stop() == 0, server.output
 
@@ -457,10 +478,10 @@ async def test_identify_refuses_what_is_not_a_user_and_the_server_serves_on(one)
     await closed_all([client, bob])
 
 
-async def test_the_grace_comes_from_the_environment_and_zero_is_at_once(start_server, binary):
+async def test_the_grace_comes_from_the_environment_and_zero_is_at_once(start, binary):
     assert "--presence-grace" in run_to_exit(binary, "--help").stdout
     # The default grace is 5 s: a leave within 2 s is the environment's 0.
-    server = start_server(APP, env={"ROBYN_PRESENCE_GRACE": "0"})
+    server = start(APP, env={"ROBYN_PRESENCE_GRACE": "0"})
     ann, bob = await connect(server, "ann"), await connect(server, "bob")
     await until_history([server], "ann", ["joined"])
     closed = time.monotonic()
@@ -475,8 +496,8 @@ async def test_the_grace_comes_from_the_environment_and_zero_is_at_once(start_se
 # Several processes ------------------------------------------------------------------------
 
 
-async def test_send_to_user_and_presence_span_processes(start_server):
-    server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
+async def test_send_to_user_and_presence_span_processes(start):
+    server = start(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
     await announcing(server, servers)
     ann = await spread(server, 2, "ann")
@@ -530,8 +551,8 @@ async def test_send_to_user_and_presence_span_processes(start_server):
     assert server.stop() == 0, server.output
 
 
-async def test_a_user_on_three_processes_gets_each_message_once_per_connection(start_server):
-    server = start_server(APP, "--processes", "3", "--presence-grace", str(SHORT_GRACE))
+async def test_a_user_on_three_processes_gets_each_message_once_per_connection(start):
+    server = start(APP, "--processes", "3", "--presence-grace", str(SHORT_GRACE))
     await announcing(server, [server])
     ann = await spread(server, 3, "ann")
     sender = await connect(server, "bob")
@@ -552,8 +573,8 @@ async def test_a_user_on_three_processes_gets_each_message_once_per_connection(s
     assert server.stop() == 0, server.output
 
 
-async def test_the_users_of_a_killed_worker_leave_after_the_grace(start_server):
-    server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
+async def test_the_users_of_a_killed_worker_leave_after_the_grace(start):
+    server = start(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
     await announcing(server, servers)
     # Two anonymous connections on the two processes become ann and bob.
@@ -592,10 +613,10 @@ async def test_the_users_of_a_killed_worker_leave_after_the_grace(start_server):
     assert server.stop() == 0, server.output
 
 
-async def test_a_join_right_after_the_start_is_announced(start_server):
+async def test_a_join_right_after_the_start_is_announced(start):
     # Whoever connects the moment the server is up (clients reconnecting after a deploy, say)
     # is announced like anyone else: once, not never.
-    server = start_server(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
+    server = start(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     ann = await connect(server, "ann")
     await until_history([server], "ann", ["joined"])
     await ann.close()
@@ -613,8 +634,8 @@ def redis() -> Iterator[Redis]:
     server.close()
 
 
-def instance(start_server, redis: Redis, *flags: str) -> Server:
-    return start_server(APP, "--broker", redis.url, "--presence-grace", str(SHORT_GRACE), *flags)
+def instance(start, redis: Redis, *flags: str) -> Server:
+    return start(APP, "--broker", redis.url, "--presence-grace", str(SHORT_GRACE), *flags)
 
 
 async def reachable(sender: User, user: str, count: int, timeout: float = TIMEOUT) -> None:
@@ -628,9 +649,9 @@ async def reachable(sender: User, user: str, count: int, timeout: float = TIMEOU
         await asyncio.sleep(0.05)
 
 
-async def test_send_to_user_agrees_with_presence_across_instances(start_server, redis):
+async def test_send_to_user_agrees_with_presence_across_instances(start, redis):
     # Once presence() lists a user's connection on another instance, send_to_user reaches it.
-    first, second = instance(start_server, redis), instance(start_server, redis)
+    first, second = instance(start, redis), instance(start, redis)
     bob = await connect(first, "bob")
     ann = await connect(second, "ann")
     await until_presence(bob, {"ann": 1, "bob": 1})
@@ -640,9 +661,9 @@ async def test_send_to_user_agrees_with_presence_across_instances(start_server, 
     await closed_all([ann, bob])
 
 
-async def test_send_to_user_and_presence_span_instances(start_server, redis):
-    first = instance(start_server, redis)
-    second = instance(start_server, redis, "--processes", "2")
+async def test_send_to_user_and_presence_span_instances(start, redis):
+    first = instance(start, redis)
+    second = instance(start, redis, "--processes", "2")
     servers = [first, second]
     await announcing(second, servers)
     ann = [await connect(first, "ann"), *await spread(second, 2, "ann")]
@@ -693,10 +714,10 @@ async def test_send_to_user_and_presence_span_instances(start_server, redis):
         assert server.stop() == 0, server.output
 
 
-async def test_the_users_of_a_killed_instance_leave_within_seconds(start_server, redis):
+async def test_the_users_of_a_killed_instance_leave_within_seconds(start, redis):
     # The instance killed is the older one, which (being the oldest) ran on_presence.
-    older = instance(start_server, redis)
-    younger = instance(start_server, redis)
+    older = instance(start, redis)
+    younger = instance(start, redis)
     servers = [older, younger]
     await announcing(younger, servers)
     bob = await connect(older, "bob")
@@ -727,8 +748,8 @@ async def test_the_users_of_a_killed_instance_leave_within_seconds(start_server,
     await closed_all([ann, carol])
 
 
-async def test_presence_stays_right_through_a_redis_restart(start_server, redis):
-    first, second = instance(start_server, redis), instance(start_server, redis)
+async def test_presence_stays_right_through_a_redis_restart(start, redis):
+    first, second = instance(start, redis), instance(start, redis)
     servers = [first, second]
     await announcing(second, servers)
     ann = await connect(first, "ann")
