@@ -266,21 +266,54 @@ async def given_up_and_gaps(url: str) -> None:
 
 
 async def forgets_after_ttl(url: str) -> None:
-    """/ttl keeps its broadcasts 1 s at most: then asking from before them is a gap."""
+    """/ttl keeps its broadcasts 1 s at most: asking from before the oldest kept is then "too
+    old" while the room goes on; a room idle for 1 s is forgotten and begins a new epoch
+    (README, "Users, presence and history")."""
     room = fresh_room()
     a = await Client.open(url)
-    said = time.monotonic()
+    try:
+        await forgotten_after_ttl(a, room)
+    finally:
+        await a.close()
+
+
+async def forgotten_after_ttl(a: Client, room: str) -> None:
+    began = time.monotonic()
     assert await a.say(room, "soon old") == 1
     epoch, _ = await a.position(room)
-    # No event says when it expires, so ask until it has.
+    assert [m["o"] for m in (await a.ask("missed", room=room, since=0, epoch=epoch))["messages"]] == [1]
+    # No event says when a broadcast expires, so ask until it has, broadcasting meanwhile.
+    last = 1
     while "gap" not in (reply := await a.ask("missed", room=room, since=0, epoch=epoch)):
-        assert [m["o"] for m in reply["messages"]] == [1]
-        assert time.monotonic() - said < 5, "still kept after 5 s"
+        assert [m["o"] for m in reply["messages"]][0] == 1, reply
+        assert time.monotonic() - began < 5, "still kept after 5 s"
+        await asyncio.sleep(0.2)
+        last = await a.say(room, "keeps the room alive")
+    assert time.monotonic() - began >= 0.9
+    assert (reply["gap"], reply["epoch"], reply["offset"]) == ("too old", epoch, last), reply
+    recent = await a.ask("missed", room=room, since=last - 1, epoch=epoch)
+    assert [m["o"] for m in recent["messages"]] == [last]
+    # Idle for history_ttl: forgotten; a client that was up to date is told to reload.
+    idle = time.monotonic()
+    while "gap" not in (reply := await a.ask("missed", room=room, since=last, epoch=epoch)):
+        assert reply == {"messages": []}
+        assert time.monotonic() - idle < 5, "an idle room still kept after 5 s"
         await asyncio.sleep(0.1)
-    assert time.monotonic() - said >= 0.9
-    assert (reply["gap"], reply["epoch"], reply["offset"]) == ("too old", epoch, 1), reply
-    assert await a.ask("missed", room=room, since=1, epoch=epoch) == {"messages": []}
-    await a.close()
+    assert time.monotonic() - idle >= 0.9
+    assert (reply["gap"], reply["offset"]) == ("epoch", 0) and reply["epoch"] != epoch, reply
+    assert await a.position(room) == (reply["epoch"], 0)
+
+
+async def endpoint_recovery_elsewhere(url: str, sender: Client) -> Client:
+    """A client connecting with `?since=&epoch=` recovers the endpoint's broadcasts in
+    on_connect, on another process than the sender's: what it missed, then the live ones."""
+    epoch, start = await sender.position(None)
+    assert await sender.burst(None, 3, "to all") == [start + 1, start + 2, start + 3]
+    back = await on_other_process(f"{url}?since={start + 1}&epoch={epoch}", sender.pid)
+    assert back.hello is not None and back.hello["recovered"] == {"count": 2}, back.hello
+    assert await sender.say(None, "to all, live") == start + 4
+    assert await back.until_offset(start + 4, room=None) == [start + 2, start + 3, start + 4]
+    return back
 
 
 # -- One process ------------------------------------------------------------------------
@@ -301,23 +334,23 @@ async def test_offsets_are_consecutive_per_room_and_for_the_endpoint(one):
     assert (reply["said"], reply["calls"]) == (5, [5])
     # A plain str is kept and gets the next offset.
     assert await a.ask("plain", room=red, text="plain") == {"said": 6}
+    # exclude_self: kept with the next offset, not sent back to its sender.
+    reply = await a.ask("say", room=red, text="not to a", exclude_self=True)
+    assert (reply["said"], reply["calls"]) == (7, [7])
+    assert await b.say(red, "to both") == 8
+    assert await a.until_offset(8, room=red) == [1, 2, 3, 4, 5, None, 8]
+    assert await b.until_offset(8, room=red) == [1, 2, 3, 4, 5, None, 7, 8]
 
-    expected_red = [1, 2, 3, 4, 5, None]
-    for client in (a, b):
-        await client.until(lambda messages: len([m for m in messages if m["room"] == red]) == 6)
-        assert client.offsets(red) == expected_red
-        assert [m["text"] for m in client.messages if m["room"] == red] == [
-            *(f"red {n}" for n in range(4)),
-            "from the app",
-            "plain",
-        ]
+    texts = [*(f"red {n}" for n in range(4)), "from the app", "plain", "not to a", "to both"]
+    assert [m["text"] for m in a.messages if m["room"] == red] == texts[:6] + texts[7:]
+    assert [m["text"] for m in b.messages if m["room"] == red] == texts
     assert a.offsets(blue) == [1]
     assert b.offsets(blue) == []
 
     red_epoch, red_offset = await a.position(red)
-    assert red_offset == 6 and red_epoch
-    assert await b.position(red) == (red_epoch, 6)
-    assert (await a.ask("app_position", room=red)) == {"epoch": red_epoch, "offset": 6}
+    assert red_offset == 8 and red_epoch
+    assert await b.position(red) == (red_epoch, 8)
+    assert (await a.ask("app_position", room=red)) == {"epoch": red_epoch, "offset": 8}
     assert (await a.position(blue))[1] == 1
     assert (await a.position(fresh_room()))[1] == 0, "offset 0 before any broadcast"
 
@@ -329,7 +362,7 @@ async def test_offsets_are_consecutive_per_room_and_for_the_endpoint(one):
     for client in (a, b):
         await client.until(lambda messages: len([m for m in messages if m["room"] is None]) == 2)
         assert client.offsets(None) == [before + 1, before + 2]
-    assert a.offsets(red) == expected_red, "nothing more in the room"
+    assert a.offsets(red) == [1, 2, 3, 4, 5, None, 8], "nothing more in the room"
     await close_all([a, b])
 
 
@@ -568,7 +601,8 @@ async def test_recovery_across_workers(workers):
     sender = await on_other_process(url, away.pid)
     back = await recovery_elsewhere(away, url, sender, fresh_room())
     amid = await recovery_amid_broadcasts(url, back, fresh_room())
-    await close_all([sender, back, amid])
+    everyone = await endpoint_recovery_elsewhere(url, sender)
+    await close_all([sender, back, amid, everyone])
 
 
 async def test_given_up_offsets_gaps_and_ttl_across_workers(workers):
@@ -617,19 +651,14 @@ async def test_recovery_from_the_other_instance(pair):
     back = await recovery_elsewhere(away, second.url("/h"), sender, fresh_room())
     assert back.pid != away.pid
     amid = await recovery_amid_broadcasts(second.url("/h"), sender, fresh_room())
-    await close_all([sender, back, amid])
+    everyone = await endpoint_recovery_elsewhere(second.url("/h"), sender)
+    await close_all([sender, back, amid, everyone])
 
 
 async def test_given_up_offsets_and_gaps_across_instances(pair):
     await given_up_and_gaps(pair[0].url("/h"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: with --broker, every Redis key of a room's history expires after history_ttl "
-    "without a broadcast (PEXPIRE idle_limit = the span), so an idle room begins a new epoch at offset 0 "
-    "and a client at offset 1 is told 'epoch' where one process and --processes say 'too old' / []",
-)
 async def test_history_ttl_across_instances(pair):
     await forgets_after_ttl(pair[1].url("/ttl"))
 
