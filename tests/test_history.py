@@ -120,6 +120,7 @@ class Client:
 
     async def position(self, room: str | None) -> tuple[str, int]:
         reply = await self.ask("position", room=room)
+        assert reply["type"], f"not a robyn.HistoryPosition: {reply}"
         return reply["epoch"], reply["offset"]
 
     async def until(self, have: Callable[[list[dict[str, Any]]], bool], timeout: float = TIMEOUT) -> list[dict]:
@@ -285,7 +286,7 @@ async def forgotten_after_ttl(a: Client, room: str) -> None:
     # No event says when a broadcast expires, so ask until it has, broadcasting meanwhile.
     last = 1
     while "gap" not in (reply := await a.ask("missed", room=room, since=0, epoch=epoch)):
-        assert [m["o"] for m in reply["messages"]][0] == 1, reply
+        assert reply["messages"][0]["o"] == 1, reply
         assert time.monotonic() - began < 5, "still kept after 5 s"
         await asyncio.sleep(0.2)
         last = await a.say(room, "keeps the room alive")
@@ -350,7 +351,7 @@ async def test_offsets_are_consecutive_per_room_and_for_the_endpoint(one):
     red_epoch, red_offset = await a.position(red)
     assert red_offset == 8 and red_epoch
     assert await b.position(red) == (red_epoch, 8)
-    assert (await a.ask("app_position", room=red)) == {"epoch": red_epoch, "offset": 8}
+    assert (await a.ask("app_position", room=red)) == {"epoch": red_epoch, "offset": 8, "type": True}
     assert (await a.position(blue))[1] == 1
     assert (await a.position(fresh_room()))[1] == 0, "offset 0 before any broadcast"
 
@@ -535,8 +536,9 @@ async def test_the_epoch_changes_when_the_server_restarts(binary, io_threads):
 
 
 async def concurrent_bursts_agree(clients: list[Client], room: str) -> None:
-    """Every client bursts as many into `room` at once as the history keeps between them: every client sees the same order,
-    offsets 1..n, no gap, no duplicate; each sender's own offsets rise."""
+    """Every client bursts into `room` at once (as many as the history keeps, between them):
+    every client sees the same order, offsets 1..n, no gap, no duplicate; each sender's own
+    offsets rise."""
     for client in clients:
         await client.join(room)
     each = KEPT // len(clients)
