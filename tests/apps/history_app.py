@@ -16,6 +16,8 @@ from robyn import HistoryGap, HistoryPosition, Robyn
 app = Robyn(__file__)
 
 KEPT = 60
+# history_ttl of /ttl (seconds).
+TTL = 2
 
 # What each recovery in on_connect came to, by connection id, for the handler's hello.
 connected: dict[str, dict] = {}
@@ -150,7 +152,7 @@ async def kept_connect(websocket):
     return None
 
 
-@app.websocket("/ttl", history=KEPT, history_ttl=1)
+@app.websocket("/ttl", history=KEPT, history_ttl=TTL)
 async def short_lived(websocket):
     await serve(websocket, "/ttl", {})
 
