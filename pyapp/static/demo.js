@@ -12,8 +12,9 @@ const MOST_DELAY = 8000;
 const present = new Map(); // room -> the names of who is there
 
 // What the page keeps across reloads of this tab (sessionStorage): whose it is, where it is in
-// each of its rooms (room -> [epoch, offset], null before its first connection) and the lines
-// it shows, so that coming back it shows them again and asks for what it missed only.
+// each of its rooms (room -> [epoch, offset], null before its first connection), the lines it
+// shows and the room it talks in, so that coming back it shows them again and asks for what
+// it missed only.
 const KEY = "chat";
 const MOST_LINES = 500;
 let kept = { user: null, positions: null, log: [] };
@@ -82,6 +83,8 @@ function showPresent() {
 
 function setActive(room) {
   activeRoom = room;
+  kept.active = room;
+  save();
   $("line").placeholder = room ? `message #${room}, or /msg name text` : "/msg name text";
   for (const item of $("rooms").children) item.classList.toggle("active", item.dataset.room === room);
   showPresent();
@@ -105,8 +108,10 @@ function showRooms(rooms) {
     item.append(pick, leave);
     list.append(item);
   }
-  // A room just joined becomes the one to talk in; one just left hands over to another.
-  const joined = rooms.find((room) => !shownRooms.includes(room));
+  // A room just joined becomes the one to talk in; one just left hands over to another. A
+  // page that comes back talks where it did.
+  const comingBack = shownRooms.length === 0 && rooms.includes(kept.active);
+  const joined = comingBack ? kept.active : rooms.find((room) => !shownRooms.includes(room));
   shownRooms = rooms;
   // Where the page is in a room it left no longer matters.
   const positions = kept.positions ?? {};
