@@ -7,6 +7,7 @@ tests/test_example_chat.py."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -189,3 +190,138 @@ async def test_the_demo_over_https_and_wss(start_server: Callable[..., Server], 
             await expect(log(bob).last).to_have_text("#lobby ann: hello over TLS", timeout=WAIT)
         finally:
             await chromium.close()
+
+
+async def test_a_page_that_comes_back_shows_what_it_missed_once_in_order(server: Server, new_page: NewPage) -> None:
+    """ann's page goes elsewhere while bob talks, and comes back (within the presence grace,
+    so nobody left or joined): it shows what it showed before, then bob's lines, once each and
+    in order; a reload after that shows the same again, nothing twice."""
+    ann = await logged_in(new_page, server, "ann")
+    bob = await logged_in(new_page, server, "bob")
+    await say(ann, "brb")
+    before = ["ann joined #lobby", "bob joined #lobby", "#lobby ann: brb"]
+    await expect(log(ann)).to_have_text(before, timeout=WAIT)
+    await expect(log(bob).last).to_have_text("#lobby ann: brb", timeout=WAIT)
+
+    await ann.goto("about:blank", timeout=WAIT)
+    missed = [f"#lobby bob: missed {n}" for n in range(4)]
+    for n in range(4):
+        await say(bob, f"missed {n}")
+    await expect(log(bob).last).to_have_text(missed[-1], timeout=WAIT)
+
+    await ann.goto(f"http://127.0.0.1:{server.port}/", timeout=WAIT)
+    await expect(ann.locator("body")).to_have_attribute("data-socket", "open", timeout=WAIT)
+    await expect(log(ann)).to_have_text([*before, *missed], timeout=WAIT)
+    await expect(ann.locator("#present li")).to_have_text(["ann", "bob"], timeout=WAIT)
+    await say(bob, "welcome back")
+    await expect(log(ann)).to_have_text([*before, *missed, "#lobby bob: welcome back"], timeout=WAIT)
+
+    await ann.reload(timeout=WAIT)
+    await expect(ann.locator("body")).to_have_attribute("data-socket", "open", timeout=WAIT)
+    await say(ann, "thanks")
+    await expect(log(ann)).to_have_text(
+        [*before, *missed, "#lobby bob: welcome back", "#lobby ann: thanks"], timeout=WAIT
+    )
+    await expect(log(bob)).to_have_text(
+        ["bob joined #lobby", "#lobby ann: brb", *missed, "#lobby bob: welcome back", "#lobby ann: thanks"],
+        timeout=WAIT,
+    )
+
+
+async def test_a_page_comes_back_to_its_rooms_and_starts_one_again_when_its_history_is_lost(
+    server: Server, new_page: NewPage
+) -> None:
+    """The rooms a page was in are the rooms it comes back to; a position the server cannot go
+    on from (here: one from another epoch, as after a restart) has the page forget that
+    room's lines and say so, and the room goes on from there."""
+    ann = await logged_in(new_page, server, "ann")
+    await join(ann, "rust")
+    await expect(ann.locator("#rooms .room")).to_have_text(["#lobby", "#rust"], timeout=WAIT)
+    await say(ann, "in rust")
+    await expect(log(ann)).to_have_text(["ann joined #lobby", "ann joined #rust", "#rust ann: in rust"], timeout=WAIT)
+
+    await ann.evaluate("""() => {
+        const kept = JSON.parse(sessionStorage.getItem("chat"));
+        kept.positions.rust = ["an epoch of long ago", 7];
+        sessionStorage.setItem("chat", JSON.stringify(kept));
+    }""")
+    await ann.reload(timeout=WAIT)
+    await expect(ann.locator("#rooms .room")).to_have_text(["#lobby", "#rust"], timeout=WAIT)
+    await expect(ann.locator("#rooms li.active .room")).to_have_text("#rust", timeout=WAIT)
+    lost = "#rust: what was said while you were away is lost; the room starts again here"
+    await expect(log(ann)).to_have_text(["ann joined #lobby", lost], timeout=WAIT)
+    await expect(log(ann).last).to_have_class("notice", timeout=WAIT)
+    await say(ann, "again")
+    await expect(log(ann)).to_have_text(["ann joined #lobby", lost, "#rust ann: again"], timeout=WAIT)
+
+
+async def test_who_is_here_shows_each_rooms_users_and_follows_them(
+    start_server: Callable[..., Server], new_page: NewPage
+) -> None:
+    """The list beside the rooms is the active room's users: both ann and bob in the lobby,
+    only bob in #rust until ann joins; when ann's page closes, bob's lists and log hear she
+    left once the grace is over."""
+    server = start_server("pyapp.main", "--presence-grace", "0.3", cwd=ROOT)
+    ann = await logged_in(new_page, server, "ann")
+    bob = await logged_in(new_page, server, "bob")
+    for page in (ann, bob):
+        await expect(page.locator("#present li")).to_have_text(["ann", "bob"], timeout=WAIT)
+        await expect(page.locator("#present-room")).to_have_text("#lobby", timeout=WAIT)
+
+    await join(bob, "rust")
+    await expect(bob.locator("#present-room")).to_have_text("#rust", timeout=WAIT)
+    await expect(bob.locator("#present li")).to_have_text(["bob"], timeout=WAIT)
+    await join(ann, "rust")
+    await expect(bob.locator("#present li")).to_have_text(["ann", "bob"], timeout=WAIT)
+    await expect(log(bob).last).to_have_text("ann joined #rust", timeout=WAIT)
+
+    await ann.context.close()
+    await expect(bob.locator("#present li")).to_have_text(["bob"], timeout=WAIT)
+    await bob.click("#rooms li[data-room=lobby] .room")
+    await expect(bob.locator("#present li")).to_have_text(["bob"], timeout=WAIT)
+    left = [await item.text_content() for item in await log(bob).all()][-2:]
+    assert sorted(left) == ["ann left #lobby", "ann left #rust"]
+
+
+async def test_a_private_message_reaches_every_page_of_its_recipient(server: Server, new_page: NewPage) -> None:
+    """bob has two pages (tabs of one browser: one login); ann's message shows on both, and
+    ann's copy on hers; bob is in the lobby once."""
+    ann = await logged_in(new_page, server, "ann")
+    bob = await logged_in(new_page, server, "bob")
+    bob_again = await bob.context.new_page()
+    await bob_again.goto(f"http://127.0.0.1:{server.port}/", timeout=WAIT)
+    await expect(bob_again.locator("body")).to_have_attribute("data-socket", "open", timeout=WAIT)
+    await expect(bob_again.locator("#present li")).to_have_text(["ann", "bob"], timeout=WAIT)
+
+    await say(ann, "/msg bob to both tabs")
+    line = "ann → bob (private): to both tabs"
+    for page in (bob, bob_again, ann):
+        await expect(log(page).last).to_have_text(line, timeout=WAIT)
+    # bob's answer from one tab shows in the other too.
+    await say(bob_again, "/msg ann got it")
+    for page in (ann, bob, bob_again):
+        await expect(log(page).last).to_have_text("bob → ann (private): got it", timeout=WAIT)
+    await expect(log(ann)).to_have_text(["ann joined #lobby", "bob joined #lobby", line, "bob → ann (private): got it"])
+
+
+async def test_with_two_worker_processes_private_messages_and_presence_reach_across(
+    start_server: Callable[..., Server], new_page: NewPage
+) -> None:
+    """--processes 2: whichever worker each page's socket is on (tests/test_example_chat.py
+    puts them on different ones for sure), presence and private messages are the cluster's."""
+    server = start_server("pyapp.main", "--processes", "2", "--presence-grace", "0.3", cwd=ROOT)
+    # FIXME(server): presence changes in about the first second after the start with
+    # --processes never reach on_presence; waited out until that is fixed.
+    await asyncio.sleep(1.5)
+    pages = {name: await logged_in(new_page, server, name) for name in ("ann", "bob", "cy")}
+    for page in pages.values():
+        await expect(page.locator("#present li")).to_have_text(["ann", "bob", "cy"], timeout=WAIT)
+    for sender, to in [("ann", "bob"), ("bob", "cy"), ("cy", "ann")]:
+        await say(pages[sender], f"/msg {to} hello {to}")
+        for name in (sender, to):
+            await expect(log(pages[name]).last).to_have_text(f"{sender} → {to} (private): hello {to}", timeout=WAIT)
+    await pages["cy"].context.close()
+    await expect(pages["ann"].locator("#present li")).to_have_text(["ann", "bob"], timeout=WAIT)
+    await expect(log(pages["bob"]).last).to_have_text("cy left #lobby", timeout=WAIT)
+    await say(pages["ann"], "/msg cy still there?")
+    await expect(log(pages["ann"]).last).to_have_text("cy is not online", timeout=WAIT)
