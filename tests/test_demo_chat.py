@@ -7,7 +7,6 @@ tests/test_example_chat.py."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -310,9 +309,6 @@ async def test_with_two_worker_processes_private_messages_and_presence_reach_acr
     """--processes 2: whichever worker each page's socket is on (tests/test_example_chat.py
     puts them on different ones for sure), presence and private messages are the cluster's."""
     server = start_server("pyapp.main", "--processes", "2", "--presence-grace", "0.3", cwd=ROOT)
-    # FIXME(server): presence changes in about the first second after the start with
-    # --processes never reach on_presence; waited out until that is fixed.
-    await asyncio.sleep(1.5)
     pages = {name: await logged_in(new_page, server, name) for name in ("ann", "bob", "cy")}
     for page in pages.values():
         await expect(page.locator("#present li")).to_have_text(["ann", "bob", "cy"], timeout=WAIT)

@@ -316,10 +316,6 @@ async def test_private_messages_and_presence_span_worker_processes(start_server)
     the other's presence, announced once by on_presence."""
     server = start_server("pyapp.main", "--processes", "2", "--presence-grace", GRACE, cwd=ROOT)
     ann_login, bob_login = await log_in(server, "ann"), await log_in(server, "bob")
-    # FIXME(server): with --processes, presence changes in about the first second after
-    # "serving ... with 2 processes" never reach on_presence (not the join, nor a leave when
-    # the connection came and went in that second). Until that is fixed, the test waits it out.
-    await asyncio.sleep(1.5)
     async with server.connect("/rooms", additional_headers=ann_login) as ann:
         await entered(ann, "ann", ["ann"])
         ann_worker = serving_process(server, ann)

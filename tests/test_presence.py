@@ -195,7 +195,9 @@ async def until_history(
             f"on_presence reported {found} for {user} in {path} {room}, not {expected}, within {timeout} s"
         )
         await asyncio.sleep(0.02)
-    assert found == expected, f"on_presence reported {found} for {user} in {path} {room}, not {expected}"
+    assert found == expected, (
+        f"on_presence reported {found} for {user} in {path} {room}, not {expected}; every call: {calls(servers)}"
+    )
     return loop.time() - began
 
 
@@ -212,27 +214,6 @@ async def fence(server: Server, servers: Sequence[Server], leave: bool = True) -
     await client.close()
     if leave:
         await until_history(servers, name, ["joined", "left"], path="/other")
-
-
-async def announcing(server: Server, servers: Sequence[Server], timeout: float = TIMEOUT) -> None:
-    """Waits until on_presence is being called: users of their own come to /other, one after
-    another, until one's join is reported. (A cluster's leader announces nothing in its first
-    second, test_a_join_right_after_the_start_is_announced's concern: the tests that wait here
-    are about something else.)"""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        name = f"warmup{next(_fences)}"
-        client = await connect(server, name, path="/other")
-        attempt = loop.time() + 0.3
-        try:
-            while loop.time() < attempt and not history(servers, name, path="/other"):
-                await asyncio.sleep(0.02)
-        finally:
-            await client.close()
-        if history(servers, name, path="/other") == ["joined"]:
-            return
-        assert loop.time() < deadline, f"on_presence was not called within {timeout} s"
 
 
 def one_caller(servers: Sequence[Server]) -> int:
@@ -499,7 +480,6 @@ async def test_the_grace_comes_from_the_environment_and_zero_is_at_once(start, b
 async def test_send_to_user_and_presence_span_processes(start):
     server = start(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
-    await announcing(server, servers)
     ann = await spread(server, 2, "ann")
     bob = await spread(server, 2, "bob")
     askers = {client.pid: client for client in bob}
@@ -553,7 +533,6 @@ async def test_send_to_user_and_presence_span_processes(start):
 
 async def test_a_user_on_three_processes_gets_each_message_once_per_connection(start):
     server = start(APP, "--processes", "3", "--presence-grace", str(SHORT_GRACE))
-    await announcing(server, [server])
     ann = await spread(server, 3, "ann")
     sender = await connect(server, "bob")
     await until_presence(sender, {"ann": 3, "bob": 1}, timeout=2)
@@ -576,7 +555,6 @@ async def test_a_user_on_three_processes_gets_each_message_once_per_connection(s
 async def test_the_users_of_a_killed_worker_leave_after_the_grace(start):
     server = start(APP, "--processes", "2", "--presence-grace", str(SHORT_GRACE))
     servers = [server]
-    await announcing(server, servers)
     # Two anonymous connections on the two processes become ann and bob.
     ann, bob = await spread(server, 2)
     assert await identify(ann, "ann") == {"user": "ann"}
@@ -640,8 +618,7 @@ def instance(start, redis: Redis, *flags: str) -> Server:
 
 async def reachable(sender: User, user: str, count: int, timeout: float = TIMEOUT) -> None:
     """Sends to `user` (a probe, whose messages nobody reads) until all `count` of its
-    connections are reached (test_send_to_user_agrees_with_presence_across_instances's
-    concern: the tests that wait here are about something else)."""
+    connections are reached: the instances, just started, have heard each other."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while (sent := await send_to_user(sender, user, "ping")) != count:
@@ -665,7 +642,6 @@ async def test_send_to_user_and_presence_span_instances(start, redis):
     first = instance(start, redis)
     second = instance(start, redis, "--processes", "2")
     servers = [first, second]
-    await announcing(second, servers)
     ann = [await connect(first, "ann"), *await spread(second, 2, "ann")]
     bob = await connect(first, "bob")
     carol = await connect(second, "carol")
@@ -719,7 +695,6 @@ async def test_the_users_of_a_killed_instance_leave_within_seconds(start, redis)
     older = instance(start, redis)
     younger = instance(start, redis)
     servers = [older, younger]
-    await announcing(younger, servers)
     bob = await connect(older, "bob")
     ann = await connect(younger, "ann")
     await until_presence(ann, {"ann": 1, "bob": 1})
@@ -751,7 +726,6 @@ async def test_the_users_of_a_killed_instance_leave_within_seconds(start, redis)
 async def test_presence_stays_right_through_a_redis_restart(start, redis):
     first, second = instance(start, redis), instance(start, redis)
     servers = [first, second]
-    await announcing(second, servers)
     ann = await connect(first, "ann")
     bob = await connect(second, "bob")
     assert await bob.ask(op="join", room="blue") == {"joined": "blue"}

@@ -98,11 +98,12 @@ impl Bus {
                 self.registry.deliver_to(id, message);
             }
             Some(Note::Peers(nodes)) => {
-                let peers: HashSet<u32> = nodes.into_iter().filter(|node| *node != self.registry.node.tag()).collect();
+                // Under the lock `carry` takes too: presence never gets an older list after a newer.
+                let mut peers = write(&self.peers);
+                *peers = nodes.into_iter().filter(|node| *node != self.registry.node.tag()).collect();
                 if self.carries.load(Ordering::Acquire) {
                     self.registry.presence_alive(&peers, true, Duration::ZERO);
                 }
-                *write(&self.peers) = peers;
             }
             Some(Note::Presence(note)) => self.registry.presence_heard(&note),
             Some(Note::HistoryAnswer { token, reply }) => {
@@ -152,9 +153,12 @@ impl Bus {
         })
     }
 
-    /// The bus is what joins this worker to the others (there is no broker).
+    /// The bus is what joins this worker to the others (there is no broker): the workers it
+    /// lists are the nodes presence waits to hear from.
     pub fn carry(&self) {
+        let peers = write(&self.peers);
         self.carries.store(true, Ordering::Release);
+        self.registry.presence_alive(&peers, true, Duration::ZERO);
     }
 
     /// Tells the supervisor this worker serves at `address`.

@@ -116,6 +116,9 @@ pub struct Presence {
     /// the node leads.
     settled: Instant,
     deferred: Changes,
+    /// The other nodes the bus or the broker says are up: until this node has heard from
+    /// each (and so knows when it started), it cannot tell whether it is the oldest.
+    listed: HashSet<u32>,
 }
 
 /// How long a node that has just joined (or heard the broker again) waits for the others'
@@ -137,6 +140,7 @@ impl Presence {
             grace,
             settled: Instant::now(),
             deferred: Changes::new(),
+            listed: HashSet::new(),
         }
     }
 
@@ -234,6 +238,8 @@ impl Presence {
     /// The nodes alive now, as the bus says (`exact`: a node not in it is gone) or as the
     /// broker's list of live nodes says (a node missing from it for `expiry` is gone).
     pub fn alive(&mut self, nodes: &HashSet<u32>, exact: bool, expiry: Duration, now: Instant, changes: &mut Changes) {
+        self.listed.clone_from(nodes);
+        self.listed.remove(&self.node);
         let mut gone = Vec::new();
         for (node, peer) in &mut self.peers {
             if nodes.contains(node) {
@@ -265,17 +271,28 @@ impl Presence {
         self.lingering.values().min().copied()
     }
 
-    /// Whether this node announces joins and leaves: it is the oldest node it knows of, and
-    /// has had time to hear the others.
-    pub fn leads(&self, now: Instant) -> bool {
-        now >= self.settled && self.peers.iter().all(|(node, peer)| (self.born, self.node) < (peer.born, *node))
+    fn knows_an_older_node(&self) -> bool {
+        self.peers.iter().any(|(node, peer)| (peer.born, *node) < (self.born, self.node))
     }
 
-    /// What to announce of `changes` now (if this node leads): nothing while it settles, when
-    /// they wait instead; once settled, what waited too.
+    /// Whether this node announces joins and leaves: it has had time to hear the others, has
+    /// heard from every node listed as up, and is the oldest of them.
+    pub fn leads(&self, now: Instant) -> bool {
+        now >= self.settled
+            && self.listed.iter().all(|node| self.peers.contains_key(node))
+            && !self.knows_an_older_node()
+    }
+
+    /// What to announce of `changes` now (if this node leads): nothing while it settles (it
+    /// has not had time to hear everyone, or has not heard a node listed as up), when they
+    /// wait instead; once settled, what waited too.
     pub fn announceable(&mut self, mut changes: Changes, now: Instant) -> Changes {
-        if now < self.settled {
-            merge(&mut self.deferred, changes);
+        if now < self.settled || !self.listed.iter().all(|node| self.peers.contains_key(node)) {
+            // A change an older node has seen is that node's to announce: only what this
+            // node may yet have to announce waits.
+            if !self.knows_an_older_node() {
+                merge(&mut self.deferred, changes);
+            }
             return Changes::new();
         }
         if !self.deferred.is_empty() {
@@ -287,9 +304,10 @@ impl Presence {
     }
 
     /// When something must happen without a change to prompt it: a lingering user's leave, or
-    /// the end of settling with changes waiting.
-    pub fn next_due(&self) -> Option<Instant> {
-        let settling = (!self.deferred.is_empty()).then_some(self.settled);
+    /// the end of settling with changes waiting (hearing from a node listed as up is a change
+    /// that prompts).
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        let settling = (!self.deferred.is_empty() && now < self.settled).then_some(self.settled);
         self.next_leave().into_iter().chain(settling).min()
     }
 
@@ -526,6 +544,26 @@ mod tests {
     }
 
     #[test]
+    fn what_an_older_node_saw_while_this_one_settled_is_not_announced_again_when_it_goes() {
+        let mut young = Presence::new(9, Duration::from_secs(5));
+        let now = Instant::now();
+        young.unsettle(now);
+        let older = Note {
+            node: 5,
+            born: young.born - 1,
+            seq: 1,
+            kind: NoteKind::Snapshot(vec![Entry { scope: chat(), user: "ann".into(), count: 1 }]),
+        };
+        let mut changes = Changes::new();
+        young.apply(older, now, &mut changes);
+        assert!(young.announceable(changes, now).is_empty());
+        // The older node announced ann's join, then died; the young one leads from now on.
+        let mut gone = Changes::new();
+        young.alive(&HashSet::new(), true, Duration::ZERO, now, &mut gone);
+        assert!(young.announceable(gone, now + SETTLE).is_empty(), "ann lingers; her join is not said twice");
+    }
+
+    #[test]
     fn what_changes_while_a_node_settles_is_announced_once_it_has_if_it_leads() {
         let mut presence = Presence::new(1, Duration::ZERO);
         let now = Instant::now();
@@ -533,12 +571,12 @@ mod tests {
         let mut changes = Changes::new();
         presence.add(&chat(), "ann", true, &mut changes);
         assert!(presence.announceable(changes, now).is_empty(), "settling: it waits");
-        assert_eq!(presence.next_due(), Some(now + SETTLE));
+        assert_eq!(presence.next_due(now), Some(now + SETTLE));
         let mut later = Changes::new();
         presence.add(&chat(), "bob", true, &mut later);
         let announced = presence.announceable(later, now + SETTLE);
         assert_eq!(joined(&announced, &chat()), ["ann", "bob"]);
-        assert_eq!(presence.next_due(), None);
+        assert_eq!(presence.next_due(now + SETTLE), None);
         presence.unsettle(now + SETTLE);
         presence.add(&chat(), "cy", true, &mut Changes::new());
         let mut deferred = Changes::new();
@@ -547,6 +585,28 @@ mod tests {
         let older = Note { node: 0, born: 0, seq: 1, kind: NoteKind::Snapshot(vec![]) };
         presence.apply(older, now, &mut Changes::new());
         assert!(presence.announceable(Changes::new(), now + SETTLE * 3).is_empty(), "another node leads");
+    }
+
+    #[test]
+    fn a_node_listed_as_up_but_not_heard_from_keeps_a_settled_node_from_leading() {
+        let mut young = Presence::new(9, Duration::ZERO);
+        let now = Instant::now();
+        young.alive(&HashSet::from([5, 9]), true, Duration::ZERO, now, &mut Changes::new());
+        let mut changes = Changes::new();
+        young.add(&chat(), "ann", true, &mut changes);
+        assert!(young.announceable(changes, now).is_empty(), "node 5 may be older");
+        assert!(!young.leads(now));
+        let older = Note { node: 5, born: young.born - 1, seq: 1, kind: NoteKind::Snapshot(vec![]) };
+        young.apply(older, now, &mut Changes::new());
+        assert!(young.announceable(Changes::new(), now).is_empty(), "5 is older: it announces");
+        let mut alone = Presence::new(9, Duration::ZERO);
+        alone.alive(&HashSet::from([5]), true, Duration::ZERO, now, &mut Changes::new());
+        let mut changes = Changes::new();
+        alone.add(&chat(), "ann", true, &mut changes);
+        assert!(alone.announceable(changes, now).is_empty());
+        alone.alive(&HashSet::new(), true, Duration::ZERO, now, &mut Changes::new());
+        let said = alone.announceable(Changes::new(), now + SETTLE);
+        assert_eq!(joined(&said, &chat()), ["ann"], "5 went: what waited is said");
     }
 
     #[test]

@@ -198,7 +198,7 @@ impl Registry {
     pub async fn expire_presence(self: Arc<Self>) {
         loop {
             let lingering = self.lingering.notified();
-            let next = lock(&self.presence).next_due();
+            let next = lock(&self.presence).next_due(Instant::now());
             match next {
                 None => lingering.await,
                 Some(due) => {
