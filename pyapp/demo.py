@@ -44,6 +44,7 @@ There are no passwords: anyone may take any name, which is all a demo needs.
 import json
 import os
 import re
+from collections.abc import Callable
 from typing import Any, Optional, cast
 
 from robyn import HistoryGap, PresenceChange, Request, Response, SubRouter, WebSocket
@@ -112,31 +113,27 @@ def resumed(websocket: WebSocket) -> Optional[dict[str, tuple[str, int]]]:
     if not isinstance(positions, dict):
         return {}
     rooms: dict[str, tuple[str, int]] = {}
-    for room, position in cast("dict[Any, Any]", positions).items():
+    for room, position in cast("dict[object, object]", positions).items():
         if len(rooms) == MOST_ROOMS:
             break
         if not (isinstance(room, str) and NAME.fullmatch(room) and isinstance(position, list)):
             continue
-        if len(cast("list[Any]", position)) != 2:
+        pair = cast("list[object]", position)
+        if len(pair) != 2:
             continue
-        epoch, offset = cast("list[Any]", position)
+        epoch, offset = pair
         if isinstance(epoch, str) and type(offset) is int and offset >= 0:
             rooms[room] = (epoch, offset)
     return rooms
 
 
-def system_line(kind: str, room: str, user: str) -> Any:
+def system_line(kind: str, room: str, user: str) -> Callable[[int], str]:
     """A "joined" or "left" line for a room's history: a function of the offset it gets."""
-    return lambda offset: json.dumps({"type": kind, "room": room, "user": user, "offset": offset})
 
+    def line(offset: int) -> str:
+        return json.dumps({"type": kind, "room": room, "user": user, "offset": offset})
 
-def root_app() -> Any:
-    """The app this router is served by, which broadcasts from outside a connection. (A
-    SubRouter has no `broadcast` of its own; include_router sets `parent`.)"""
-    app: Any = router
-    while getattr(app, "parent", None) is not None:
-        app = app.parent
-    return app
+    return line
 
 
 class Member:
@@ -280,7 +277,6 @@ async def arrivals_and_departures(change: PresenceChange) -> None:
     who went, as lines of its history, so that a page that comes back hears them too."""
     if change.room is None:  # the endpoint as a whole: the rooms say it all
         return
-    app = root_app()
     for kind, users in (("joined", change.joined), ("left", change.left)):
         for user in users:
-            await app.broadcast(PATH, system_line(kind, change.room, user), room=change.room)
+            await router.broadcast(PATH, system_line(kind, change.room, user), room=change.room)

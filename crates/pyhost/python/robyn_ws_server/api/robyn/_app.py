@@ -169,49 +169,7 @@ class BaseRobyn(HttpRouting):
         self.broker_reconnect_handlers.extend(router.broker_reconnect_handlers)
         router.parent = self
 
-    # -- Paths ----------------------------------------------------------------------------
-
-    def _prefixed(self, endpoint: str) -> str:
-        return endpoint
-
-
-class Robyn(BaseRobyn):
-    """The app. ``openapi``: the document's metadata (``OpenAPI(info=OpenAPIInfo(...))``);
-    ``openapi_file_path``: a JSON file served at ``/openapi.json`` instead of the document built
-    from the routes (relative to the app's file; an ``openapi.json`` beside it counts too, as in
-    Robyn)."""
-
-    def __init__(
-        self,
-        file_object: str = "",
-        config: Any = None,
-        openapi_file_path: str | None = None,
-        openapi: OpenAPI | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(file_object, *args, **kwargs)
-        self.start_host: str | None = None
-        self.start_port: int | None = None
-        self.config = config
-        self.openapi = openapi
-        self.init_openapi(openapi_file_path)
-        created.append(self)
-
-    def init_openapi(self, openapi_file_path: str | None = None) -> None:
-        """Robyn's: sets up ``app.openapi`` (none when ``config.disable_openapi``)."""
-        if getattr(self.config, "disable_openapi", False):
-            self.openapi = None
-            return
-        if self.openapi is None:
-            self.openapi = OpenAPI()
-        beside = os.path.join(self.directory_path, "openapi.json")
-        if openapi_file_path:
-            self.openapi.override_openapi(os.path.join(self.directory_path, openapi_file_path))
-        elif os.path.isfile(beside):
-            self.openapi.override_openapi(beside)
-
-    # -- Reaching connections from anywhere in the app -------------------------------------
+    # -- Reaching connections from anywhere in the app (a router's: through its app) -------
 
     async def send_to(self, connection_id: str, data: str | bytes) -> bool:
         """Send to one open connection by its id: True when queued, False when no such
@@ -273,11 +231,57 @@ class Robyn(BaseRobyn):
         return _native.connections(self._endpoint_index(path))
 
     def _endpoint_index(self, path: str) -> int:
-        for route in reversed(self.endpoints):
+        # A router's routes are served by the app it was included in, under its prefixes.
+        owner: BaseRobyn = self
+        while (parent := getattr(owner, "parent", None)) is not None:
+            path, owner = owner._prefixed(path), parent
+        for route in reversed(owner.endpoints):
             if route.path == path and route.index is not None:
                 return route.index
-        served = ", ".join(route.path for route in self.endpoints) or "none"
+        served = ", ".join(route.path for route in owner.endpoints) or "none"
         raise ValueError(f"no WebSocket route {path!r} (the app's are: {served}); name a route as it was registered")
+
+    # -- Paths ----------------------------------------------------------------------------
+
+    def _prefixed(self, endpoint: str) -> str:
+        return endpoint
+
+
+class Robyn(BaseRobyn):
+    """The app. ``openapi``: the document's metadata (``OpenAPI(info=OpenAPIInfo(...))``);
+    ``openapi_file_path``: a JSON file served at ``/openapi.json`` instead of the document built
+    from the routes (relative to the app's file; an ``openapi.json`` beside it counts too, as in
+    Robyn)."""
+
+    def __init__(
+        self,
+        file_object: str = "",
+        config: Any = None,
+        openapi_file_path: str | None = None,
+        openapi: OpenAPI | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(file_object, *args, **kwargs)
+        self.start_host: str | None = None
+        self.start_port: int | None = None
+        self.config = config
+        self.openapi = openapi
+        self.init_openapi(openapi_file_path)
+        created.append(self)
+
+    def init_openapi(self, openapi_file_path: str | None = None) -> None:
+        """Robyn's: sets up ``app.openapi`` (none when ``config.disable_openapi``)."""
+        if getattr(self.config, "disable_openapi", False):
+            self.openapi = None
+            return
+        if self.openapi is None:
+            self.openapi = OpenAPI()
+        beside = os.path.join(self.directory_path, "openapi.json")
+        if openapi_file_path:
+            self.openapi.override_openapi(os.path.join(self.directory_path, openapi_file_path))
+        elif os.path.isfile(beside):
+            self.openapi.override_openapi(beside)
 
     def start(self, host: str | None = None, port: int | None = None, *args: Any, **kwargs: Any) -> None:
         """Serves the app, as in Robyn, and returns after shutdown (SIGINT or SIGTERM). Where to
