@@ -12,7 +12,10 @@ machine's two cores (shared by the servers, Redis and the load generator).
   round trip per look).
 - Fan-out with a history against without: ws-loadgen's fan-out load (1,000 subscribers,
   bursts of 100 broadcasts) to a route without history, to one with `history=100`, and to one
-  whose messages are made by a function of the offset; the ratio to the plain route.
+  whose messages are made by a function of the offset; the ratio to the plain route. The
+  broadcasts come from one publisher, then from ten taking turns: a kept broadcast waits for
+  its offset, so one publisher's broadcasts go one at a time through the history's keeper
+  (the supervisor, or Redis), each delivered on its own.
 
 Only our server runs here: none of the peers (Robyn, Starlette, socketify.py, picows) has
 presence, user addressing or a history to measure beside it.
@@ -36,6 +39,9 @@ CROWD = 1000
 PROBES = 2000
 JOINS = 100
 ROUTES = {"plain": "/broadcast", "history": "/kept", "history, offset in the message": "/kept_offset"}
+# One publisher: each kept broadcast waits for its offset before the next is read. Ten: as many
+# in flight, as in a room where many people talk.
+PUBLISHERS = (1, 10)
 
 
 def one_process() -> Iterator[Setup]:
@@ -62,8 +68,9 @@ def relay(setup: Setup, route: str, place: str, scale: Scale, to: int) -> dict:
     return {"p50_us": load.report["p50_us"], "p99_us": load.report["p99_us"]}
 
 
-def fanout(setup: Setup, route: str, scale: Scale) -> dict:
+def fanout(setup: Setup, route: str, publishers: int, scale: Scale) -> dict:
     subscribers = ["--subscribers", str(scale.subscribers), "--messages", str(scale.broadcasts)]
+    subscribers += ["--publishers", str(publishers)]
     args = ["fanout", f"{setup.url()}{route}", *subscribers, "--repeat", str(scale.bursts), "--timeout", "600"]
     return figures("fanout", generate_against(setup.pids(), setup.name, args))
 
@@ -126,8 +133,9 @@ def measure_round(scale: Scale, quiet: bool, smoke: bool) -> dict[str, dict]:
                 "broadcast": relay(setup, "/relay", place, scale, to),
             }
             figures_here |= asyncio.run(crowd(setup, users, probes, joins, elsewhere=place == "other"))
-            for label, route in ROUTES.items():
-                figures_here[f"fanout {label}"] = fanout(setup, route, scale)
+            for publishers in PUBLISHERS:
+                for label, route in ROUTES.items():
+                    figures_here[fanout_key(label, publishers)] = fanout(setup, route, publishers, scale)
             results[name] = figures_here
     return results
 
@@ -147,6 +155,10 @@ def run(scale: Scale, out: Path, quiet: bool) -> str:
     return text
 
 
+def fanout_key(label: str, publishers: int) -> str:
+    return f"fanout {label}" + ("" if publishers == 1 else f", {publishers} publishers")
+
+
 def median(rounds: list[dict], setup: str, *keys: str) -> float | None:
     values = []
     for round_ in rounds:
@@ -160,6 +172,7 @@ def median(rounds: list[dict], setup: str, *keys: str) -> float | None:
 
 def render(measured: dict) -> str:
     rounds = measured["rounds"]
+    made_on = measured["machine"]
     setups = list(rounds[0])
 
     def cell(setup: str, *keys: str, unit: str = "µs") -> str:
@@ -169,9 +182,15 @@ def render(measured: dict) -> str:
     lines = [
         "# Presence, send_to_user and history",
         "",
-        f"Measured {measured['machine']}: servers, Redis and the load generator share its two cores. "
-        f"Medians of {len(rounds)} round(s). Our server only: no peer has presence, user addressing "
-        "or a history (bench/presence.py says how each figure is taken).",
+        f"{made_on['date']}, {made_on['host']}: {made_on['cores']} cores ({made_on['processor']}), Linux "
+        f"{made_on['linux']}, shared by the servers, Redis and the load generator; medians of {len(rounds)} "
+        "round(s), each setup on fresh servers. Our server only: no peer has presence, user addressing or a "
+        "history. bench/presence.py says how each figure is taken.",
+        "",
+        "A kept broadcast waits for its offset, so one publisher's broadcasts go one at a time through "
+        "the history's keeper (the supervisor, or Redis) and reach each client one frame per write; "
+        "alone, the history is in the process and a broadcast waits for nothing. Ten publishers taking "
+        "turns keep ten in flight.",
         "",
         "| | " + " | ".join(setups) + " |",
         "|---|" + "---|" * len(setups),
@@ -197,30 +216,32 @@ def render(measured: dict) -> str:
         + " |",
         "| the same, p99 | " + " | ".join(cell(setup, "join_seen_p99_us") for setup in setups) + " |",
     ]
-    for label in ROUTES:
-        lines.append(
-            f"| fan-out, {label} (deliveries/s) | "
-            + " | ".join(report.figure(median(rounds, setup, f"fanout {label}", "fanout"), "/s") for setup in setups)
-            + " |"
-        )
-    for label in list(ROUTES)[1:]:
-        ratios = []
-        for setup in setups:
-            kept = median(rounds, setup, f"fanout {label}", "fanout")
-            plain = median(rounds, setup, "fanout plain", "fanout")
-            ratios.append(f"{kept / plain:.2f}{report.TIMES}" if kept and plain else "n/a")
-        lines.append(f"| fan-out, {label}, against plain | " + " | ".join(ratios) + " |")
-    for label in ROUTES:
-        lines.append(
-            f"| server CPU per delivery, {label} (µs) | "
-            + " | ".join(
-                f"{value:.2f}"
-                if (value := median(rounds, setup, f"fanout {label}", "fanout_server_us_per_message"))
-                else "n/a"
-                for setup in setups
+    for publishers in PUBLISHERS:
+        who = "one publisher" if publishers == 1 else f"{publishers} publishers"
+        for label in ROUTES:
+            key = fanout_key(label, publishers)
+            lines.append(
+                f"| fan-out, {label}, {who} (deliveries/s) | "
+                + " | ".join(report.figure(median(rounds, setup, key, "fanout"), "/s") for setup in setups)
+                + " |"
             )
-            + " |"
-        )
+        for label in list(ROUTES)[1:]:
+            ratios = []
+            for setup in setups:
+                kept = median(rounds, setup, fanout_key(label, publishers), "fanout")
+                plain = median(rounds, setup, fanout_key("plain", publishers), "fanout")
+                ratios.append(f"{kept / plain:.2f}{report.TIMES}" if kept and plain else "n/a")
+            lines.append(f"| fan-out, {label}, {who}, against plain | " + " | ".join(ratios) + " |")
+        for label in ROUTES:
+            key = fanout_key(label, publishers)
+            lines.append(
+                f"| server CPU per delivery, {label}, {who} (µs) | "
+                + " | ".join(
+                    f"{value:.2f}" if (value := median(rounds, setup, key, "fanout_server_us_per_message")) else "n/a"
+                    for setup in setups
+                )
+                + " |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -108,8 +108,9 @@ def test_the_benchmark_measures_every_figure_on_every_server(tmp_path: Path) -> 
         assert figures["presence_users"] == 50, f"{setup}: presence() did not list every user"
         assert figures["presence_query_p50_us"], f"{setup}: no presence query figure"
         for route in ("plain", "history", "history, offset in the message"):
-            assert figures[f"fanout {route}"]["fanout"], f"{setup}: no fan-out to the {route} route"
-    assert "| fan-out, history, against plain | " in (tmp_path / "presence.md").read_text()
+            for publishers in ("", ", 10 publishers"):
+                assert figures[f"fanout {route}{publishers}"]["fanout"], f"{setup}: no fan-out to {route}{publishers}"
+    assert "| fan-out, history, one publisher, against plain | " in (tmp_path / "presence.md").read_text()
     # The HTTP part: every figure on every server, checked answers first.
     http = results["http"]
     assert list(http["rounds"]) == HTTP_SERVERS

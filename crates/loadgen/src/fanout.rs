@@ -1,5 +1,6 @@
-//! Broadcast fan-out: subscribers that only listen, and a publisher whose every message the
-//! server's handler broadcasts to the whole endpoint (publisher included).
+//! Broadcast fan-out: subscribers that only listen, and a publisher (or several, taking turns)
+//! whose every message the server's handler broadcasts to the whole endpoint (publishers
+//! included).
 //!
 //! One burst of 100 broadcasts to 1,000 subscribers is over in a tenth of a second, so a
 //! single burst is at the mercy of one unlucky context switch; the load sends `repeat`
@@ -17,6 +18,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 pub struct Plan {
     pub subscribers: usize,
+    pub publishers: usize,
     /// Broadcasts per burst.
     pub messages: usize,
     pub repeat: usize,
@@ -51,9 +53,14 @@ pub async fn run(url: &str, also: Option<&str>, plan: Plan, mut marks: Marks) ->
         .map(|socket| tokio::spawn(listen(socket, plan.messages, plan.subscribers, progress.clone())))
         .collect();
 
-    let (mut publish, mut replies) = client::connect(url).await?.split();
-    // The publisher's own copies of each broadcast are read and dropped.
-    let drain = tokio::spawn(async move { while let Some(Ok(_)) = replies.next().await {} });
+    let mut publishers = Vec::with_capacity(plan.publishers);
+    let mut drains = Vec::with_capacity(plan.publishers);
+    for _ in 0..plan.publishers {
+        let (publish, mut replies) = client::connect(url).await?.split();
+        publishers.push(publish);
+        // A publisher's own copies of each broadcast are read and dropped.
+        drains.push(tokio::spawn(async move { while let Some(Ok(_)) = replies.next().await {} }));
+    }
     let deadline = Instant::now() + plan.timeout;
     // A subscriber's handshake can complete a moment before the server's handler has joined
     // it to the endpoint; broadcast a priming message until every subscriber has seen one.
@@ -64,6 +71,7 @@ pub async fn run(url: &str, also: Option<&str>, plan: Plan, mut marks: Marks) ->
             return Err(format!("only {primed} of {} subscribers received a broadcast", plan.subscribers));
         }
         let changed = progress.changed.notified();
+        let publish = &mut publishers[0];
         publish.send(Message::text(client::payload('p', round, plan.size))).await.map_err(|e| e.to_string())?;
         round += 1;
         let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
@@ -77,6 +85,7 @@ pub async fn run(url: &str, also: Option<&str>, plan: Plan, mut marks: Marks) ->
         let start = Instant::now();
         for index in 0..plan.messages {
             let message = client::payload('m', index, plan.size);
+            let publish = &mut publishers[index % plan.publishers];
             publish.send(Message::text(message)).await.map_err(|e| e.to_string())?;
         }
         let done = loop {
@@ -97,7 +106,9 @@ pub async fn run(url: &str, also: Option<&str>, plan: Plan, mut marks: Marks) ->
         rates.push(per_burst as f64 / seconds);
     }
     marks.wait("end").await?;
-    drain.abort();
+    for drain in drains {
+        drain.abort();
+    }
     for listener in listeners {
         listener.abort();
     }
@@ -106,6 +117,7 @@ pub async fn run(url: &str, also: Option<&str>, plan: Plan, mut marks: Marks) ->
     Ok(json!({
         "load": "fanout",
         "subscribers": plan.subscribers,
+        "publishers": plan.publishers,
         "messages": plan.messages,
         "size": plan.size,
         "bursts": rates,

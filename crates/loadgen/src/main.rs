@@ -58,6 +58,10 @@ enum Load {
         /// Broadcasts per burst.
         #[arg(long, default_value_t = 100)]
         messages: usize,
+        /// Clients that take turns to publish a burst's messages (each message's broadcast
+        /// is then one of several in flight).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        publishers: u32,
         /// Bursts over the same subscribers; the median is reported.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         repeat: u32,
@@ -122,9 +126,10 @@ fn main() {
                 };
                 echo::run(&url, plan, marks).await
             }
-            Load::Fanout { url, also, subscribers, messages, repeat, size, timeout } => {
+            Load::Fanout { url, also, subscribers, messages, publishers, repeat, size, timeout } => {
                 let plan = fanout::Plan {
                     subscribers,
+                    publishers: publishers as usize,
                     messages,
                     repeat: repeat as usize,
                     size,

@@ -17,7 +17,7 @@ use tokio_util::codec::Framed;
 use super::protocol::{Note, Question, Reply, Route, route};
 use super::{OUTBOX, codec, write_batches};
 use crate::metrics::Snapshot;
-use crate::ws::registry::history::{Keep, Logs, Outgoing, log_of, tend};
+use crate::ws::registry::history::{Log, Logs, Outgoing, log_of, tend};
 use crate::ws::registry::presence::Scope;
 use pyhost::locks::lock;
 
@@ -142,10 +142,15 @@ impl Switchboard {
                 }
             }
             Some(Note::HistoryAsk { token, scope, keep, question }) => {
-                let reply = self.answer(&scope, keep, question);
+                let mut logs = lock(&self.logs);
+                let (reply, released) = answer(log_of(&mut logs, &scope, keep), question);
+                // The answer first: the asking handler goes on to its next broadcast while the
+                // workers deliver this one. Released while the logs are locked: every worker
+                // gets them in offset order.
                 if let Some(member) = lock(&self.members).get(&node) {
                     let _ = member.outbox.try_send(Note::HistoryAnswer { token, reply }.encode());
                 }
+                self.release(&scope, released);
             }
             Some(Note::HistoryCommit { scope, keep, offset, except, message }) => {
                 let outgoing = message.map(|message| Outgoing { message, except });
@@ -154,29 +159,6 @@ impl Switchboard {
                 self.release(&scope, released);
             }
             _ => tracing::debug!(worker, "an unexpected note on the bus: ignored"),
-        }
-    }
-
-    fn answer(&self, scope: &Scope, keep: Keep, question: Question) -> Reply {
-        let mut logs = lock(&self.logs);
-        let log = log_of(&mut logs, scope, keep);
-        let now = Instant::now();
-        match question {
-            Question::Append { except, message } => {
-                let offset = log.reserve(now);
-                let released = log.commit(offset, Some(Outgoing { message, except }), now);
-                // Released while the logs are locked: every worker gets them in offset order.
-                self.release(scope, released);
-                Reply::Offset(offset)
-            }
-            Question::Reserve => Reply::Offset(log.reserve(now)),
-            Question::CatchUp { since } => {
-                let catchup = match since {
-                    Some((epoch, offset)) => log.since(&epoch, offset, now),
-                    None => Ok(Vec::new()),
-                };
-                Reply::CaughtUp(log.position(), catchup)
-            }
         }
     }
 
@@ -222,6 +204,25 @@ impl Switchboard {
         let note = Note::Totals(totals).encode();
         for member in members.values() {
             let _ = member.outbox.try_send(note.clone());
+        }
+    }
+}
+
+/// A worker's question to a history: the reply, and what it releases.
+fn answer(log: &mut Log, question: Question) -> (Reply, Vec<(u64, Outgoing)>) {
+    let now = Instant::now();
+    match question {
+        Question::Append { except, message } => {
+            let offset = log.reserve(now);
+            (Reply::Offset(offset), log.commit(offset, Some(Outgoing { message, except }), now))
+        }
+        Question::Reserve => (Reply::Offset(log.reserve(now)), Vec::new()),
+        Question::CatchUp { since } => {
+            let catchup = match since {
+                Some((epoch, offset)) => log.since(&epoch, offset, now),
+                None => Ok(Vec::new()),
+            };
+            (Reply::CaughtUp(log.position(), catchup), Vec::new())
         }
     }
 }
