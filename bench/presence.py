@@ -32,7 +32,7 @@ from pathlib import Path
 
 import report
 from run import SERVER, SMOKE, Scale, figures, generate_against, run_part, use_built, wait_for_quiet
-from scaleout import Setup, instances, running
+from scaleout import Setup, instances, median, running
 
 APP = [str(SERVER), "--app", "bench.apps.people_app", "--log-level", "warn"]
 CROWD = 1000
@@ -157,17 +157,6 @@ def run(scale: Scale, out: Path, quiet: bool) -> str:
 
 def fanout_key(label: str, publishers: int) -> str:
     return f"fanout {label}" + ("" if publishers == 1 else f", {publishers} publishers")
-
-
-def median(rounds: list[dict], setup: str, *keys: str) -> float | None:
-    values = []
-    for round_ in rounds:
-        value = round_.get(setup)
-        for key in keys:
-            value = value.get(key) if isinstance(value, dict) else None
-        if isinstance(value, (int, float)):
-            values.append(value)
-    return report.median(values)
 
 
 def render(measured: dict) -> str:

@@ -36,17 +36,21 @@ class Client:
     async def _read(self) -> None:
         try:
             async for message in self.ws:
-                assert isinstance(message, str)
                 async with self._changed:
-                    if message.startswith("{"):
-                        self.replies.append(json.loads(message))
-                    else:
-                        self.texts.append(message)
+                    self._take(message)
                     self._changed.notify_all()
         except ConnectionClosed:
             pass
         async with self._changed:
             self._changed.notify_all()
+
+    def _take(self, message: str | bytes) -> None:
+        """Keeps a message: a JSON object as a reply, any other text as a text."""
+        assert isinstance(message, str)
+        if message.startswith("{"):
+            self.replies.append(json.loads(message))
+        else:
+            self.texts.append(message)
 
     async def command(self, **command: Any) -> None:
         await self.ws.send(json.dumps(command))

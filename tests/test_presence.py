@@ -23,7 +23,7 @@ import pytest
 from cluster import Client
 from conftest import Server, run_to_exit, still_serves
 from redis_server import Redis
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import InvalidStatus
 
 APP = "presence_app"
 TIMEOUT = 10.0
@@ -43,21 +43,11 @@ class User(Client):
         self.binaries: list[bytes] = []
         super().__init__(ws, hello)
 
-    async def _read(self) -> None:
-        try:
-            async for message in self.ws:
-                async with self._changed:
-                    if isinstance(message, bytes):
-                        self.binaries.append(message)
-                    elif message.startswith("{"):
-                        self.replies.append(json.loads(message))
-                    else:
-                        self.texts.append(message)
-                    self._changed.notify_all()
-        except ConnectionClosed:
-            pass
-        async with self._changed:
-            self._changed.notify_all()
+    def _take(self, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            self.binaries.append(message)
+        else:
+            super()._take(message)
 
     async def ask(self, **command: Any) -> dict[str, Any]:
         await self.command(**command)
